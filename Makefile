@@ -1,0 +1,41 @@
+# The two commands the README opens with: `make render` and `make test`.
+# Both create .venv and install this project into it on first use; nothing else is needed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STACK  ?= dev
+
+.PHONY: render test lint typecheck unit tools bench clean
+
+$(BIN)/vinylhound: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## render: the main job on its embedded default: render a stack offline (no cluster, no account).
+render: $(BIN)/vinylhound
+	$(BIN)/vinylhound render $(STACK)
+
+## test: lint, type-check, then the whole test suite.
+test: lint typecheck unit
+
+lint: $(BIN)/vinylhound
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/vinylhound
+	$(BIN)/mypy
+
+unit: $(BIN)/vinylhound tools
+	$(BIN)/pytest -n 2
+
+## tools: system binaries the tests run for real (promtool, nats-server); installed when root.
+tools:
+	@bash scripts/install-tools.sh
+
+bench: $(BIN)/vinylhound
+	$(BIN)/python benchmarks/render_bench.py
+
+clean:
+	rm -rf build $(VENV) .mypy_cache .ruff_cache
