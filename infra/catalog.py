@@ -1,0 +1,247 @@
+"""The Vinylhound service catalog: every fact about a workload lives here, once.
+
+Ports, health paths, routes, the environment each binary reads, the tables each owns and the
+events each publishes or consumes come from the real Vinylhound repositories (see
+docs/architecture.md). Everything else in the program (Deployments, routes, databases, monitors,
+policies) is derived from this module. Adding a service is one entry here plus stack config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Auth = Literal["public", "bearer"]
+Role = Literal["monolith", "service", "gateway", "frontend"]
+
+#: Every API route lives under this prefix; the edge and the gateway strip nothing.
+API_ROOT = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path prefix under ``API_ROOT`` that a workload serves, with who may call it."""
+
+    prefix: str
+    reads: Auth
+    writes: Auth
+
+    @property
+    def path(self) -> str:
+        """The full request path prefix, e.g. ``/api/v1/albums``."""
+        return API_ROOT + self.prefix
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database a workload owns after the split, and the monolith tables that move into it."""
+
+    name: str
+    tables: tuple[str, ...]
+    extensions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One deployable unit of Vinylhound.
+
+    ``env`` is the environment contract: exactly the variables the binary reads. The platform
+    decides how each is filled (see ``infra/env.py``); a name it cannot fill is a bug caught by the
+    tests, not at deploy time.
+    """
+
+    name: str
+    role: Role
+    image: str
+    port: int
+    health_path: str | None
+    env: tuple[str, ...]
+    routes: tuple[Route, ...] = ()
+    database: Database | None = None
+    #: Directories the process writes to; mounted as emptyDir under a read-only root filesystem.
+    writable_paths: tuple[str, ...] = ("/tmp",)
+    #: Other workloads this one calls over HTTP (drives network and authorization policy).
+    calls: tuple[str, ...] = ()
+    #: Event names (``user.created``) published and consumed on the event bus.
+    publishes: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    #: Path of an application metrics endpoint, when the binary has one (none do today).
+    metrics_path: str | None = None
+    #: The non-root uid the image runs as.
+    run_as_user: int = 1000
+    description: str = ""
+
+    @property
+    def url_env(self) -> str:
+        """The variable the api-gateway reads this workload's base URL from."""
+        return self.name.removesuffix("-service").upper().replace("-", "_") + "_SERVICE_URL"
+
+
+_DB_ENV = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE")
+
+WORKLOADS: tuple[Workload, ...] = (
+    Workload(
+        name="monolith",
+        role="monolith",
+        image="backend",
+        port=8080,
+        health_path="/health",
+        env=(
+            "DATABASE_URL",
+            "PORT",
+            "CORS_ALLOWED_ORIGINS",
+            "SPOTIFY_CLIENT_ID",
+            "SPOTIFY_CLIENT_SECRET",
+        ),
+        database=Database(
+            name="vinylhound",
+            tables=("favorites", "album_collections", "venues", "retailers", "concerts"),
+            extensions=("pg_trgm",),
+        ),
+        description="The Go monolith; serves every route not yet cut over.",
+    ),
+    Workload(
+        name="user-service",
+        role="service",
+        image="user-service",
+        port=8001,
+        health_path="/health",
+        env=(*_DB_ENV, "JWT_SECRET", "PORT", "CORS_ALLOWED_ORIGINS"),
+        routes=(
+            Route("/auth/signup", reads="public", writes="public"),
+            Route("/auth/login", reads="public", writes="public"),
+            Route("/users", reads="bearer", writes="bearer"),
+            Route("/me", reads="bearer", writes="bearer"),
+        ),
+        database=Database(name="vinylhound_users", tables=("users", "sessions", "user_content")),
+        publishes=("user.created",),
+        description="Sign-up, login, profiles and per-user content.",
+    ),
+    Workload(
+        name="catalog-service",
+        role="service",
+        image="catalog-service",
+        port=8002,
+        health_path="/health",
+        env=(*_DB_ENV, "PORT", "CORS_ALLOWED_ORIGINS"),
+        routes=(
+            Route("/albums", reads="public", writes="bearer"),
+            Route("/artists", reads="public", writes="bearer"),
+            Route("/songs", reads="public", writes="bearer"),
+            Route("/catalog", reads="public", writes="bearer"),
+        ),
+        database=Database(
+            name="vinylhound_catalog",
+            tables=("albums", "artists", "songs"),
+            extensions=("pg_trgm",),
+        ),
+        description="Albums, artists and songs.",
+    ),
+    Workload(
+        name="rating-service",
+        role="service",
+        image="rating-service",
+        port=8003,
+        health_path="/health",
+        env=(*_DB_ENV, "PORT", "CORS_ALLOWED_ORIGINS"),
+        routes=(
+            Route("/ratings", reads="bearer", writes="bearer"),
+            Route("/reviews", reads="bearer", writes="bearer"),
+            Route("/preferences", reads="bearer", writes="bearer"),
+            # Served here although the reference gateway sends all of /me to user-service: the
+            # more specific prefix must win (see docs/architecture.md, "route table").
+            Route("/me/albums", reads="bearer", writes="bearer"),
+        ),
+        database=Database(
+            name="vinylhound_ratings",
+            tables=("ratings", "reviews", "user_preferences", "user_album_preferences"),
+        ),
+        description="Ratings, reviews and taste preferences.",
+    ),
+    Workload(
+        name="playlist-service",
+        role="service",
+        image="playlist-service",
+        port=8004,
+        health_path="/health",
+        env=(*_DB_ENV, "PORT"),
+        routes=(Route("/playlists", reads="bearer", writes="bearer"),),
+        database=Database(name="vinylhound_playlists", tables=("playlists", "playlist_songs")),
+        consumes=("user.created",),
+        description="Playlists, including each user's Favorites playlist.",
+    ),
+    Workload(
+        name="api-gateway",
+        role="gateway",
+        image="gateway",
+        port=8080,
+        health_path="/health",
+        env=(
+            "USER_SERVICE_URL",
+            "CATALOG_SERVICE_URL",
+            "RATING_SERVICE_URL",
+            "PLAYLIST_SERVICE_URL",
+            "PORT",
+            "JWT_SECRET",
+        ),
+        calls=("user-service", "catalog-service", "rating-service", "playlist-service"),
+        description="The Go reverse proxy that routes /api/v1 by prefix; optional per stack.",
+    ),
+    Workload(
+        name="web-frontend",
+        role="frontend",
+        image="frontend",
+        port=3000,
+        health_path=None,
+        env=(),
+        # nginx writes its pid and caches; everything else stays read-only.
+        writable_paths=("/tmp", "/var/cache/nginx", "/var/run"),
+        run_as_user=101,
+        description="The Svelte single-page app behind nginx.",
+    ),
+)
+
+_BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+def workload(name: str) -> Workload:
+    """The catalog entry called ``name``; ``KeyError`` names the ones that exist."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown workload {name!r}; the catalog has {', '.join(_BY_NAME)}") from None
+
+
+def names() -> tuple[str, ...]:
+    """Every workload name, in catalog order."""
+    return tuple(_BY_NAME)
+
+
+def owner_of_table(table: str) -> str | None:
+    """The workload whose database holds ``table`` after the split, if any."""
+    for w in WORKLOADS:
+        if w.database and table in w.database.tables:
+            return w.name
+    return None
+
+
+@dataclass(frozen=True)
+class EventRoute:
+    """One event name with who publishes and who consumes it (derived, for the event bus)."""
+
+    event: str
+    publishers: tuple[str, ...] = field(default=())
+    consumers: tuple[str, ...] = field(default=())
+
+
+def events() -> tuple[EventRoute, ...]:
+    """Every event in the catalog, sorted by name."""
+    all_events = sorted({e for w in WORKLOADS for e in (*w.publishes, *w.consumes)})
+    return tuple(
+        EventRoute(
+            event=e,
+            publishers=tuple(w.name for w in WORKLOADS if e in w.publishes),
+            consumers=tuple(w.name for w in WORKLOADS if e in w.consumes),
+        )
+        for e in all_events
+    )

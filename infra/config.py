@@ -1,0 +1,303 @@
+"""Typed stack configuration: the one place that knows what a stack file may say.
+
+A stack file holds one structured key, ``vinylhound:platform``. It is parsed into
+``PlatformConfig`` (strict: unknown keys are rejected, models are frozen), then the
+per-environment rules run. Every problem is reported at once as
+``stacks/Pulumi.<stack>.yaml: vinylhound:platform.<path>: <message>`` and nothing is registered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from infra import catalog
+
+CONFIG_NAMESPACE = "vinylhound"
+CONFIG_KEY = "platform"
+FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
+
+Environment = Literal["local", "dev", "staging", "prod"]
+Target = Literal["kubernetes", "docker"]
+
+#: The fewest replicas a workload may run with, per environment (architecture.md, Environments).
+MIN_REPLICAS: dict[str, int] = {"local": 1, "dev": 1, "staging": 2, "prod": 3}
+
+
+def stack_file(stack: str) -> str:
+    """The stack file a stack's config comes from, relative to the repository root."""
+    return f"stacks/Pulumi.{stack}.yaml"
+
+
+# --- reusable constrained types ------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$")
+_QUANTITY_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
+_QUANTITY_MEM = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)$")
+_SEMVER = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _pinned_tag(value: str) -> str:
+    if value.lower() == "latest":
+        raise ValueError("image tag 'latest' is not pinned; use a release tag or a digest")
+    if not _TAG.match(value):
+        raise ValueError(f"{value!r} is not a valid image tag")
+    return value
+
+
+DnsLabel = Annotated[str, _matching(_DNS_LABEL, "DNS label (lowercase, digits, '-', <= 63)")]
+Hostname = Annotated[str, _matching(_HOSTNAME, "lowercase DNS hostname")]
+ImageTag = Annotated[str, AfterValidator(_pinned_tag)]
+ImageDigest = Annotated[str, _matching(_DIGEST, "image digest (sha256:<64 hex>)")]
+Registry = Annotated[str, _matching(_REGISTRY, "image registry (host[:port]/path, no tag)")]
+CpuQuantity = Annotated[str, _matching(_QUANTITY_CPU, "CPU quantity (e.g. 250m or 1)")]
+MemoryQuantity = Annotated[str, _matching(_QUANTITY_MEM, "memory quantity (e.g. 256Mi)")]
+ChartVersion = Annotated[str, _matching(_SEMVER, "pinned chart version (x.y.z)")]
+Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class Model(BaseModel):
+    """Base for every config model: camelCase keys as in Pulumi config, strict, frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,
+    )
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+
+class ImageRef(Model):
+    """A pinned image: a release tag, a digest, or both (the digest wins when both are set)."""
+
+    tag: ImageTag | None = None
+    digest: ImageDigest | None = None
+
+    def reference(self, registry: str, repository: str) -> str:
+        """The full image reference, e.g. ``ghcr.io/vinylhound/backend:1.8.2``."""
+        base = f"{registry}/{repository}"
+        if self.digest:
+            return f"{base}:{self.tag}@{self.digest}" if self.tag else f"{base}@{self.digest}"
+        return f"{base}:{self.tag}"
+
+
+class ResourceAmounts(Model):
+    """CPU and memory for one side (requests or limits) of a container's resources."""
+
+    cpu: CpuQuantity
+    memory: MemoryQuantity
+
+
+class Resources(Model):
+    """Container requests and limits. Default: 100m/128Mi requested, 500m/256Mi limit."""
+
+    requests: ResourceAmounts = ResourceAmounts(cpu="100m", memory="128Mi")
+    limits: ResourceAmounts = ResourceAmounts(cpu="500m", memory="256Mi")
+
+
+class Autoscaling(Model):
+    """A HorizontalPodAutoscaler on CPU. While set, the Deployment leaves ``replicas`` to it."""
+
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    target_cpu_percent: Percent = 70
+
+
+class Cutover(Model):
+    """How much of a service's routes the edge sends to it instead of the monolith.
+
+    ``weight`` 0 keeps every request on the monolith, 100 moves all of them; moving back is
+    setting it to 0 again. ``mirror`` copies the monolith's traffic to the service while the
+    weight is still 0 (shadow testing).
+    """
+
+    weight: Percent = 0
+    mirror: bool = False
+
+
+class WorkloadConfig(Model):
+    """Per-workload settings. A workload absent from ``services`` is not deployed."""
+
+    enabled: bool = True
+    image: ImageRef
+    #: Default: the environment's minimum (dev 1, staging 2, prod 3).
+    replicas: int | None = Field(default=None, ge=1)
+    resources: Resources = Resources()
+    #: Default: off (fixed ``replicas``). Required in prod.
+    autoscaling: Autoscaling | None = None
+    cutover: Cutover = Cutover()
+
+
+class ChartVersions(Model):
+    """Pinned versions of the platform's Helm charts (one Istio version for base/istiod/gateway)."""
+
+    istio: ChartVersion = "1.27.3"
+    cloudnative_pg: ChartVersion = "0.26.1"
+    consul: ChartVersion = "1.8.2"
+    jaeger: ChartVersion = "3.4.1"
+    kube_prometheus_stack: ChartVersion = "79.5.0"
+    nats: ChartVersion = "1.3.16"
+    nack: ChartVersion = "0.31.1"
+
+
+class PlatformConfig(Model):
+    """Everything a stack says about the platform (the ``vinylhound:platform`` key)."""
+
+    environment: Environment
+    target: Target = "kubernetes"
+    namespace: DnsLabel = "vinylhound"
+    domain: Hostname
+    image_registry: Registry
+    #: Default: ``https://<domain>`` only.
+    cors_allowed_origins: tuple[str, ...] | None = None
+    services: dict[str, WorkloadConfig]
+    #: The monolith's Spotify client id (not secret); its secret is ``vinylhound:spotifyClientSecret``.
+    spotify_client_id: str | None = None
+    charts: ChartVersions = ChartVersions()
+
+    def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
+        """The enabled workloads with their settings, in catalog order."""
+        return [
+            (w, self.services[w.name])
+            for w in catalog.WORKLOADS
+            if w.name in self.services and self.services[w.name].enabled
+        ]
+
+    def replicas(self, name: str) -> int:
+        """The replica count a workload runs with (its setting or the environment minimum)."""
+        configured = self.services[name].replicas
+        return configured if configured is not None else MIN_REPLICAS[self.environment]
+
+    def origins(self) -> tuple[str, ...]:
+        """The CORS origins the services allow."""
+        return self.cors_allowed_origins or (f"https://{self.domain}",)
+
+
+# --- loading and the per-environment rules --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a stack's config: where (dotted path below the key) and what."""
+
+    path: str
+    message: str
+
+
+class ConfigError(Exception):
+    """A stack's config is invalid. ``str()`` is one ``file: key.path: message`` line per problem."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def lines(self) -> list[str]:
+        """The problems, one printable line each."""
+        return [
+            f"{self.source}: {FULL_KEY}{'.' + p.path if p.path else ''}: {p.message}" for p in self.problems
+        ]
+
+    def render(self) -> str:
+        """All problem lines joined by newlines."""
+        return "\n".join(self.lines())
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _pydantic_problems(err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(_loc(e["loc"]), message))
+    return problems
+
+
+def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Cross-field and per-environment rules, checked after the shape is valid."""
+    known = set(catalog.names())
+    for name in cfg.services:
+        if name not in known:
+            yield Problem(
+                f"services.{name}", f"unknown workload; the catalog has {', '.join(catalog.names())}"
+            )
+    monolith = cfg.services.get("monolith")
+    if monolith is None or not monolith.enabled:
+        yield Problem("services.monolith", "the monolith must be enabled: it serves every route not cut over")
+
+    minimum = MIN_REPLICAS[cfg.environment]
+    for name, svc in cfg.services.items():
+        if name not in known:
+            continue
+        path = f"services.{name}"
+        if svc.replicas is not None and svc.replicas < minimum:
+            yield Problem(
+                f"{path}.replicas",
+                f"{svc.replicas} is below the {cfg.environment} minimum of {minimum}",
+            )
+        scaling = svc.autoscaling
+        if scaling is not None:
+            if scaling.min_replicas < minimum:
+                yield Problem(
+                    f"{path}.autoscaling.minReplicas",
+                    f"{scaling.min_replicas} is below the {cfg.environment} minimum of {minimum}",
+                )
+            if scaling.max_replicas < scaling.min_replicas:
+                yield Problem(
+                    f"{path}.autoscaling.maxReplicas",
+                    f"{scaling.max_replicas} is below minReplicas ({scaling.min_replicas})",
+                )
+            if svc.replicas is not None:
+                yield Problem(
+                    f"{path}.replicas",
+                    "set either replicas or autoscaling, not both (the autoscaler owns the count)",
+                )
+        elif cfg.environment == "prod" and svc.enabled:
+            yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
+        if svc.image.tag is None and svc.image.digest is None:
+            yield Problem(f"{path}.image", "pin the image with a tag or a digest")
+
+
+def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
+    """Validate the raw ``vinylhound:platform`` value; raise ``ConfigError`` listing every problem."""
+    if raw is None:
+        raise ConfigError(source, [Problem("", "missing; every stack must set this key")])
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, [Problem("", "must be a mapping")])
+    try:
+        cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
+    except ValidationError as err:
+        raise ConfigError(source, _pydantic_problems(err)) from None
+    problems = list(_rules(cfg))
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
