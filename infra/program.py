@@ -1,0 +1,50 @@
+"""The Pulumi program: stack config -> validated ``PlatformConfig`` -> the platform -> exports.
+
+This is the only module that reads ``pulumi.Config``. Invalid config raises before any resource
+is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pulumi
+
+from infra.config import (
+    CONFIG_KEY,
+    CONFIG_NAMESPACE,
+    ConfigError,
+    PlatformConfig,
+    Problem,
+    parse_platform_config,
+    stack_file,
+)
+from infra.stack_secrets import StackSecrets, read_secrets
+from infra.targets import kubernetes
+
+Target = Callable[[PlatformConfig, StackSecrets], dict[str, Any]]
+
+TARGETS: dict[str, Target] = {"kubernetes": kubernetes.deploy}
+
+
+def load_config() -> PlatformConfig:
+    """The current stack's validated config; ``ConfigError`` names the stack file and fields."""
+    source = stack_file(pulumi.get_stack())
+    raw = pulumi.Config(CONFIG_NAMESPACE).get_object(CONFIG_KEY)
+    cfg = parse_platform_config(raw, source)
+    if cfg.target not in TARGETS:
+        raise ConfigError(source, [Problem("target", f"no {cfg.target!r} target in this program")])
+    return cfg
+
+
+def main() -> None:
+    """Run the program for the current stack."""
+    try:
+        cfg = load_config()
+    except ConfigError as err:
+        # RunError prints the message without a traceback; nothing has been registered yet.
+        raise pulumi.RunError(str(err)) from None
+    exports = TARGETS[cfg.target](cfg, read_secrets(pulumi.Config(CONFIG_NAMESPACE)))
+    for key, value in exports.items():
+        pulumi.export(key, value)
