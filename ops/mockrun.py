@@ -1,0 +1,194 @@
+"""Run the real Pulumi program offline, under Pulumi's mock runtime, and record what it registers.
+
+This is the engine behind ``vinylhound render``/``check``/``diff``. It does what
+``@pulumi.runtime.test`` does for a test body, for a whole program: fresh mocks and a fresh root
+stack per run, the stack's config fed through ``set_all_config``, and every ``RegisterResource``
+request captured as it reaches the (mock) engine: type, name, parent, dependencies and inputs in
+the wire form the real engine would see. Secret values never leave this module unmasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+#: Printed instead of any secret value (config secrets, generated passwords, Secret data).
+MASK = "[secret]"
+
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+# Stand-in outputs of providers that compute values, so dependent inputs are deterministic.
+_COMPUTED_OUTPUTS: dict[str, dict[str, Any]] = {
+    "random:index/randomPassword:RandomPassword": {"result": MASK, "bcryptHash": MASK},
+    "random:index/randomString:RandomString": {"result": "generated"},
+}
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource the program registered, as the engine saw it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    dependencies: tuple[str, ...]
+    inputs: dict[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The ``resources.json`` entry."""
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "dependencies": list(self.dependencies),
+            "inputs": self.inputs,
+        }
+
+
+def plain(value: Any) -> Any:
+    """Wire form -> plain JSON: secrets masked, resource references as URNs, integral floats as
+    ints (the wire has only doubles), unknowns as ``None``."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            return _mask(value.get("value"))
+        if sig == _RESOURCE_SIG:
+            return value.get("urn", "")
+        # Sorted: the wire's map order is not stable, renders must be.
+        return {k: plain(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value == _UNKNOWN:
+        return None
+    return value
+
+
+def _mask(value: Any) -> Any:
+    """Keep the shape (keys stay visible for review), hide every value."""
+    if isinstance(value, dict):
+        return {k: _mask(plain(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v) for v in value]
+    return MASK
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        outputs.update(_COMPUTED_OUTPUTS.get(args.typ, {}))
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        raise NotImplementedError(
+            f"offline render cannot answer provider call {args.token}; declare resources instead"
+        )
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, keeping every registration request it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__(_Mocks())
+        self.registrations: list[Registration] = []
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = plain(json_format.MessageToDict(request.object))
+            registration = Registration(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                dependencies=tuple(sorted(set(request.dependencies))),
+                inputs=inputs,
+            )
+            with self._lock:
+                self.registrations.append(registration)
+        return response
+
+
+class ProgramError(Exception):
+    """The program raised; ``registrations`` is what it had registered before it did."""
+
+    def __init__(self, cause: BaseException, registrations: list[Registration]) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.registrations = registrations
+
+
+@dataclass
+class Run:
+    """What one offline run produced."""
+
+    stack: str
+    registrations: list[Registration]
+    exports: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve_exports() -> dict[str, Any]:
+    root = settings.get_root_resource()
+    outputs: Mapping[str, Any] = getattr(root, "outputs", {}) or {}
+
+    async def resolve() -> dict[str, Any]:
+        resolved = {}
+        for key, value in outputs.items():
+            out = pulumi.Output.from_input(value)
+            is_secret = await out.is_secret()
+            result = await out.future()
+            resolved[key] = _mask(result) if is_secret else plain(json.loads(json.dumps(result)))
+        return resolved
+
+    return _sync_await(resolve())
+
+
+def run_offline(
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+) -> Run:
+    """Run ``program`` under mocks as stack ``stack`` with ``config`` (full keys, string values).
+
+    Each call starts from a clean runtime: a new event loop, a new root stack and new mocks, so
+    runs in one process never share state.
+    """
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.ROOT.set(None)
+    monitor = _RecordingMonitor()
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), secret_keys)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    try:
+        _sync_await(run_pulumi_func(program))
+        exports = _resolve_exports()
+    except Exception as err:
+        raise ProgramError(err, sorted(monitor.registrations, key=lambda r: r.urn)) from err
+    finally:
+        loop = asyncio.get_event_loop()
+        loop.close()
+    registrations = sorted(monitor.registrations, key=lambda r: r.urn)
+    return Run(stack=stack, registrations=registrations, exports=exports)

@@ -1,0 +1,126 @@
+"""``vinylhound render``: the stack's program run offline, written out for review and checks.
+
+Output directory layout (deterministic: two renders of one tree are byte-identical):
+
+- ``resources.json``: every registered resource, components included, sorted by URN;
+- ``manifests/<namespace or _cluster>/<kind>-<name>.yaml``: each Kubernetes object as applied;
+- ``releases/<name>.yaml``: each Helm release (chart, version, repository, values);
+- ``outputs.json``: the stack's exports (secrets masked).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.config import FULL_KEY, parse_platform_config, stack_file
+from infra.program import main as program
+from ops.mockrun import Registration, Run, run_offline
+from ops.project import Project
+
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# Keys the Kubernetes provider adds to its inputs that are not part of the object.
+_PROVIDER_KEYS = {"__inputs", "__initialApiVersion"}
+
+
+def is_manifest(reg: Registration) -> bool:
+    """Whether a registration is a Kubernetes object (not a component, provider or release)."""
+    return (
+        reg.custom
+        and reg.type.startswith("kubernetes:")
+        and reg.type != HELM_RELEASE
+        and not reg.type.startswith("pulumi:providers:")
+        and "kind" in reg.inputs
+    )
+
+
+def manifest(reg: Registration) -> dict[str, Any]:
+    """The object exactly as it would be applied: apiVersion and kind first."""
+    body = {k: v for k, v in reg.inputs.items() if k not in _PROVIDER_KEYS}
+    head = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind")}
+    if "metadata" in body:
+        head["metadata"] = body.pop("metadata")
+    return head | body
+
+
+def manifest_path(obj: dict[str, Any]) -> Path:
+    """Where an object is written below ``manifests/``."""
+    meta = obj.get("metadata") or {}
+    folder = meta.get("namespace") or "_cluster"
+    return Path(folder) / f"{obj['kind'].lower()}-{meta.get('name', 'unnamed')}.yaml"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered stack: the run itself and where it was written."""
+
+    run: Run
+    out: Path
+    seconds: float
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every Kubernetes object of the stack."""
+        return [manifest(r) for r in self.run.registrations if is_manifest(r)]
+
+    def kinds(self) -> Counter[str]:
+        """Objects per kind."""
+        return Counter(m["kind"] for m in self.manifests())
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block-style YAML that keeps key order (apiVersion, kind, metadata, ...)."""
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def validate_config(project: Project, stack: str) -> None:
+    """Parse the stack's platform config the way the program will; raise ``ConfigError``."""
+    config = project.stack_config(stack)
+    raw = config.values.get(FULL_KEY)
+    parse_platform_config(json.loads(raw) if raw is not None else None, stack_file(stack))
+
+
+def run_stack(project: Project, stack: str) -> Run:
+    """Validate, then run the program offline for one stack."""
+    validate_config(project, stack)
+    config = project.stack_config(stack)
+    return run_offline(
+        program, project=project.name, stack=stack, config=config.values, secret_keys=config.secret_keys
+    )
+
+
+def write(run: Run, out: Path) -> None:
+    """Write a run to ``out``, replacing whatever a previous render left there."""
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    records = [r.record() for r in run.registrations]
+    (out / "resources.json").write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
+    (out / "outputs.json").write_text(json.dumps(run.exports, indent=2, sort_keys=True) + "\n")
+    for reg in run.registrations:
+        if is_manifest(reg):
+            obj = manifest(reg)
+            path = out / "manifests" / manifest_path(obj)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_dump(obj))
+        elif reg.type == HELM_RELEASE:
+            path = out / "releases" / f"{reg.name}.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_dump(reg.inputs))
+
+
+def render(project: Project, stack: str, out: Path) -> Rendered:
+    """Render one stack into ``out``."""
+    started = time.perf_counter()
+    run = run_stack(project, stack)
+    write(run, out)
+    return Rendered(run=run, out=out, seconds=time.perf_counter() - started)

@@ -1,0 +1,42 @@
+"""Shared fixtures: the repository's project, offline runs of stacks and of single components."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.mockrun import Registration, Run, run_offline
+from ops.project import Project
+from ops.render import is_manifest, manifest, run_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = Project(ROOT)
+
+
+@functools.cache
+def rendered(stack: str) -> Run:
+    """One offline run per stack per test process (runs are pure, so sharing them is safe)."""
+    return run_stack(PROJECT, stack)
+
+
+def manifests_of(run: Run) -> list[dict[str, Any]]:
+    """Every Kubernetes object a run registered."""
+    return [manifest(r) for r in run.registrations if is_manifest(r)]
+
+
+def run_program(program: Callable[[], None], stack: str = "test") -> list[Registration]:
+    """Run a small program (one component, say) under the recording mocks."""
+    return run_offline(program, project="vinylhound", stack=stack, config={}, secret_keys=[]).registrations
+
+
+@pytest.fixture
+def project() -> Project:
+    """The repository's own Pulumi project."""
+    return PROJECT
+
+
+KUBE_STACKS = [s for s in PROJECT.stacks() if s != "local"]
