@@ -7,7 +7,7 @@ and its database variables only ever come from its own database endpoint.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from components.kubernetes.specs import EnvVar, SecretKeyRef
 from infra import catalog
@@ -61,8 +61,6 @@ class Wiring:
     databases: Mapping[str, DatabaseEndpoint]
     spotify_client_id: str | None = None
     spotify_client_secret: SecretKeyRef | None = None
-    #: Extra variables the platform adds beyond the contract (tracing, registry, ...).
-    platform_env: Callable[[Workload], list[EnvVar]] = field(default=lambda _w: [])
 
 
 Resolver = Callable[[Workload, Wiring], EnvVar | None]
@@ -123,9 +121,10 @@ RESOLVERS: dict[str, Resolver] = {
 
 
 def contract_env(workload: Workload, wiring: Wiring) -> list[EnvVar]:
-    """The workload's environment: its contract, filled in, then the platform's additions.
+    """The workload's environment contract, filled in.
 
-    Optional settings that are not configured (the Spotify credentials) are left out.
+    Optional settings that are not configured (the Spotify credentials) are left out. What the
+    platform adds beyond the contract (tracing, registry, ...) comes from ``WorkloadExtras``.
     """
     env: list[EnvVar] = []
     for name in workload.env:
@@ -135,5 +134,4 @@ def contract_env(workload: Workload, wiring: Wiring) -> list[EnvVar]:
         value = resolver(workload, wiring)
         if value is not None:
             env.append(value)
-    env.extend(wiring.platform_env(workload))
     return env

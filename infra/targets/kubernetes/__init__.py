@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.workloads import deploy_workloads
 
 
@@ -25,7 +26,10 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         },
     )
     in_namespace = pulumi.ResourceOptions(depends_on=[namespace])
-    workloads = deploy_workloads(cfg, secrets, context, in_namespace)
+    extras = WorkloadExtras()
+    # Platform features register their resources and add to `extras` here, one call each,
+    # before the workloads that use them are declared.
+    workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,

@@ -13,6 +13,7 @@ from infra import env, network
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.extras import WorkloadExtras
 
 JWT_SECRET_NAME = "vinylhound-jwt"
 SPOTIFY_SECRET_NAME = "vinylhound-spotify"
@@ -46,6 +47,7 @@ def workload_spec(
     cfg: PlatformConfig,
     wiring: env.Wiring,
     context: LabelContext,
+    extras: WorkloadExtras,
 ) -> WorkloadSpec:
     """The pure description of one workload's pod, from catalog facts and stack settings."""
     enabled = {w.name for w, _ in cfg.enabled()}
@@ -59,7 +61,7 @@ def workload_spec(
         health_path=workload.health_path,
         labels=context.workload(workload.name, version, workload.role),
         selector=context.selector(workload.name),
-        env=env.contract_env(workload, wiring),
+        env=[*env.contract_env(workload, wiring), *extras.env_for(workload)],
         replicas=cfg.replicas(workload.name),
         autoscaling=(
             AutoscalingSpec(scaling.min_replicas, scaling.max_replicas, scaling.target_cpu_percent)
@@ -74,18 +76,26 @@ def workload_spec(
         ),
         writable_paths=workload.writable_paths,
         run_as_user=workload.run_as_user,
-        ingress=network.ingress_rules(workload, enabled),
-        egress=network.egress_rules(workload, enabled, wiring.databases),
+        pod_annotations=extras.annotations_for(workload),
+        ingress=[*network.ingress_rules(workload, enabled), *extras.ingress_for(workload)],
+        egress=[
+            *network.egress_rules(workload, enabled, wiring.databases),
+            *extras.egress_for(workload),
+        ],
     )
 
 
 def deploy_workloads(
-    cfg: PlatformConfig, secrets: StackSecrets, context: LabelContext, opts: pulumi.ResourceOptions
+    cfg: PlatformConfig,
+    secrets: StackSecrets,
+    context: LabelContext,
+    extras: WorkloadExtras,
+    opts: pulumi.ResourceOptions,
 ) -> dict[str, Microservice]:
     """Shared secrets, then one Microservice per enabled workload; returns them by name."""
     jwt = random.RandomPassword("jwt-secret", length=48, special=False)
     jwt_secret = _secret("jwt-secret", JWT_SECRET_NAME, cfg, context, {"secret": jwt.result}, opts)
-    depends: list[pulumi.Resource] = [jwt_secret]
+    depends: list[pulumi.Resource] = [jwt_secret, *extras.depends_on]
     spotify_ref = None
     if secrets.spotify_client_secret is not None:
         depends.append(
@@ -116,7 +126,7 @@ def deploy_workloads(
     return {
         workload.name: Microservice(
             workload.name,
-            workload_spec(workload, settings, cfg, wiring, context),
+            workload_spec(workload, settings, cfg, wiring, context, extras),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends)),
         )
         for workload, settings in enabled
