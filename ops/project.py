@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,23 +28,35 @@ def find_root(start: Path | None = None) -> Path:
     raise ProjectError(f"no {PROJECT_FILE} in {here} or any parent; run from the repository")
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=_Loader)  # CSafeLoader or SafeLoader: safe
+
+
 @dataclass(frozen=True)
 class Project:
     """A Pulumi project directory and its stack files."""
 
     root: Path
 
+    @cached_property
+    def _settings(self) -> dict[str, Any]:
+        data = _load_yaml(self.root / PROJECT_FILE)
+        if not isinstance(data, dict) or "name" not in data:
+            raise ProjectError(f"{PROJECT_FILE}: 'name' is missing")
+        return data
+
     @property
     def name(self) -> str:
         """The project name from ``Pulumi.yaml``."""
-        data = yaml.safe_load((self.root / PROJECT_FILE).read_text())
-        return str(data["name"])
+        return str(self._settings["name"])
 
     @property
     def stack_dir(self) -> Path:
         """The directory named by ``stackConfigDir`` (default: the project root)."""
-        data = yaml.safe_load((self.root / PROJECT_FILE).read_text())
-        return self.root / str(data.get("stackConfigDir", "."))
+        return self.root / str(self._settings.get("stackConfigDir", "."))
 
     def stacks(self) -> list[str]:
         """Every stack that has a stack file, sorted."""
@@ -62,7 +75,7 @@ class Project:
         """The stack's config as the Pulumi engine hands it to a program."""
         path = self.stack_path(stack)
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = _load_yaml(path) or {}
         except yaml.YAMLError as err:
             raise ProjectError(f"{path.relative_to(self.root)}: not valid YAML: {err}") from None
         raw = data.get("config") or {}

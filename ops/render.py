@@ -23,7 +23,7 @@ import yaml
 from infra.config import FULL_KEY, parse_platform_config, stack_file
 from infra.program import main as program
 from ops.mockrun import Registration, Run, run_offline
-from ops.project import Project
+from ops.project import Project, StackConfig
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # Keys the Kubernetes provider adds to its inputs that are not part of the object.
@@ -82,17 +82,16 @@ def _dump(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def validate_config(project: Project, stack: str) -> None:
+def validate_config(config: StackConfig, stack: str) -> None:
     """Parse the stack's platform config the way the program will; raise ``ConfigError``."""
-    config = project.stack_config(stack)
     raw = config.values.get(FULL_KEY)
     parse_platform_config(json.loads(raw) if raw is not None else None, stack_file(stack))
 
 
 def run_stack(project: Project, stack: str) -> Run:
     """Validate, then run the program offline for one stack."""
-    validate_config(project, stack)
     config = project.stack_config(stack)
+    validate_config(config, stack)
     return run_offline(
         program, project=project.name, stack=stack, config=config.values, secret_keys=config.secret_keys
     )
