@@ -69,6 +69,9 @@ class Workload:
     metrics_path: str | None = None
     #: The non-root uid the image runs as.
     run_as_user: int = 1000
+    #: Hostname the image's own proxy forwards ``/api/`` to (baked into the front end's nginx.conf);
+    #: whatever serves as the edge must answer to it.
+    api_upstream_host: str | None = None
     description: str = ""
 
     @property
@@ -197,6 +200,8 @@ WORKLOADS: tuple[Workload, ...] = (
         # nginx writes its pid and caches; everything else stays read-only.
         writable_paths=("/tmp", "/var/cache/nginx", "/var/run"),
         run_as_user=101,
+        # nginx.conf in vinylhound/frontend: `location /api/ { proxy_pass http://vinylhound-backend:8080; }`
+        api_upstream_host="vinylhound-backend",
         description="The Svelte single-page app behind nginx.",
     ),
 )

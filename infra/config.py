@@ -65,9 +65,27 @@ def _pinned_tag(value: str) -> str:
     return value
 
 
+def _pinned_image(value: str) -> str:
+    name, _, digest = value.partition("@")
+    if digest and not _DIGEST.match(digest):
+        raise ValueError(f"{value!r} has an invalid digest (sha256:<64 hex>)")
+    repository, tag = name, None
+    if ":" in name.rsplit("/", 1)[-1]:
+        repository, tag = name.rsplit(":", 1)
+    if not _REGISTRY.match(repository):
+        raise ValueError(f"{value!r} is not a valid image reference")
+    if tag is None and not digest:
+        raise ValueError(f"{value!r} is not pinned; add a release tag or a digest")
+    if tag is not None:
+        _pinned_tag(tag)
+    return value
+
+
 DnsLabel = Annotated[str, _matching(_DNS_LABEL, "DNS label (lowercase, digits, '-', <= 63)")]
 Hostname = Annotated[str, _matching(_HOSTNAME, "lowercase DNS hostname")]
 ImageTag = Annotated[str, AfterValidator(_pinned_tag)]
+#: A full image reference (``postgres:17.6-alpine``) with a tag that is not ``latest`` or a digest.
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 ImageDigest = Annotated[str, _matching(_DIGEST, "image digest (sha256:<64 hex>)")]
 Registry = Annotated[str, _matching(_REGISTRY, "image registry (host[:port]/path, no tag)")]
 CpuQuantity = Annotated[str, _matching(_QUANTITY_CPU, "CPU quantity (e.g. 250m or 1)")]
@@ -165,6 +183,30 @@ class ChartVersions(Model):
     nack: ChartVersion = "0.31.1"
 
 
+class PlatformImages(Model):
+    """Pinned images of the platform services a docker stack runs beside the workloads."""
+
+    postgres: PinnedImage = "postgres:17.6-alpine"
+    consul: PinnedImage = "hashicorp/consul:1.21.5"
+    jaeger: PinnedImage = "jaegertracing/jaeger:2.11.0"
+    prometheus: PinnedImage = "prom/prometheus:v3.7.3"
+    blackbox_exporter: PinnedImage = "prom/blackbox-exporter:v0.28.0"
+
+
+class DockerSettings(Model):
+    """Settings only a docker stack (``target: docker``) reads; rejected in Kubernetes stacks."""
+
+    #: The user-defined bridge network every container joins.
+    network: DnsLabel = "vinylhound"
+    #: Every published port is this base plus a fixed offset, bound to 127.0.0.1 only
+    #: (see ``infra/targets/docker/plan.py``). Default 18000: clear of the usual dev ports.
+    published_port_base: int = Field(default=18000, ge=1024, le=64000)
+    #: Workload name -> directory of a local checkout to build its image from instead of pulling
+    #: the pinned release. Default: none, every workload runs its pinned image.
+    build_contexts: dict[str, str] = Field(default_factory=dict)
+    images: PlatformImages = PlatformImages()
+
+
 class PlatformConfig(Model):
     """Everything a stack says about the platform (the ``vinylhound:platform`` key)."""
 
@@ -179,6 +221,12 @@ class PlatformConfig(Model):
     #: The monolith's Spotify client id (not secret); its secret is ``vinylhound:spotifyClientSecret``.
     spotify_client_id: str | None = None
     charts: ChartVersions = ChartVersions()
+    #: Only for ``target: docker``; default there: ``DockerSettings()``.
+    docker: DockerSettings | None = None
+
+    def docker_settings(self) -> DockerSettings:
+        """The docker settings in force (the defaults when the stack sets none)."""
+        return self.docker or DockerSettings()
 
     def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
         """The enabled workloads with their settings, in catalog order."""
@@ -287,6 +335,55 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
 
 
+#: What a docker stack reads; any other key set in one is a Kubernetes-only setting (Istio,
+#: autoscaling, database instances, charts, ...), so features added later are rejected by default.
+DOCKER_KEYS = frozenset(
+    {
+        "environment",
+        "target",
+        "domain",
+        "image_registry",
+        "cors_allowed_origins",
+        "services",
+        "spotify_client_id",
+        "docker",
+    }
+)
+DOCKER_WORKLOAD_KEYS = frozenset({"enabled", "image", "resources", "cutover"})
+_KUBERNETES_ONLY = "Kubernetes-only setting; a docker stack (target: docker) does not read it"
+
+
+def _target_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Settings of one target are errors in a stack of the other target."""
+    if cfg.target != "docker":
+        if "docker" in cfg.model_fields_set:
+            yield Problem("docker", f"Docker-only setting; this stack's target is {cfg.target}")
+        return
+    for key in sorted(cfg.model_fields_set - DOCKER_KEYS):
+        yield Problem(to_camel(key), _KUBERNETES_ONLY)
+    for name, svc in cfg.services.items():
+        for key in sorted(svc.model_fields_set - DOCKER_WORKLOAD_KEYS):
+            yield Problem(f"services.{name}.{to_camel(key)}", _KUBERNETES_ONLY)
+        if svc.cutover.weight not in (0, 100):
+            yield Problem(
+                f"services.{name}.cutover.weight",
+                f"{svc.cutover.weight} is a partial weight; a docker stack has no traffic split, "
+                "use 0 (monolith) or 100 (service)",
+            )
+        if svc.cutover.mirror:
+            yield Problem(f"services.{name}.cutover.mirror", f"{_KUBERNETES_ONLY} (mirroring needs the mesh)")
+    gateway = cfg.services.get("api-gateway")
+    if gateway is None or not gateway.enabled:
+        yield Problem("services.api-gateway", "a docker stack needs the api-gateway: it is the edge there")
+    known = set(catalog.names())
+    for name in cfg.docker_settings().build_contexts:
+        if name not in known:
+            yield Problem(
+                f"docker.buildContexts.{name}",
+                f"unknown workload; the catalog has {', '.join(catalog.names())}",
+            )
+
+
 def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
     """Validate the raw ``vinylhound:platform`` value; raise ``ConfigError`` listing every problem."""
     if raw is None:
@@ -297,7 +394,7 @@ def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
         cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
     except ValidationError as err:
         raise ConfigError(source, _pydantic_problems(err)) from None
-    problems = list(_rules(cfg))
+    problems = [*_rules(cfg), *_target_rules(cfg)]
     if problems:
         raise ConfigError(source, problems)
     return cfg

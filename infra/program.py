@@ -21,11 +21,11 @@ from infra.config import (
     stack_file,
 )
 from infra.stack_secrets import StackSecrets, read_secrets
-from infra.targets import kubernetes
+from infra.targets import docker, kubernetes
 
 Target = Callable[[PlatformConfig, StackSecrets], dict[str, Any]]
 
-TARGETS: dict[str, Target] = {"kubernetes": kubernetes.deploy}
+TARGETS: dict[str, Target] = {"kubernetes": kubernetes.deploy, "docker": docker.deploy}
 
 
 def load_config() -> PlatformConfig:

@@ -90,10 +90,21 @@ def _mask(value: Any) -> Any:
     return MASK
 
 
+# Image ids only exist once Docker has pulled or built an image; offline, the reference stands in,
+# so a container's recorded `image` still names the pinned image it will run.
+_IMAGE_ID_FROM_INPUT: dict[str, tuple[str, str]] = {
+    "docker:index/remoteImage:RemoteImage": ("imageId", "name"),
+    "docker:index/image:Image": ("repoDigest", "imageName"),
+}
+
+
 class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
         outputs.update(_COMPUTED_OUTPUTS.get(args.typ, {}))
+        if args.typ in _IMAGE_ID_FROM_INPUT:
+            output, source = _IMAGE_ID_FROM_INPUT[args.typ]
+            outputs[output] = args.inputs.get(source)
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

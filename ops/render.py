@@ -5,7 +5,9 @@ Output directory layout (deterministic: two renders of one tree are byte-identic
 - ``resources.json``: every registered resource, components included, sorted by URN;
 - ``manifests/<namespace or _cluster>/<kind>-<name>.yaml``: each Kubernetes object as applied;
 - ``releases/<name>.yaml``: each Helm release (chart, version, repository, values);
-- ``outputs.json``: the stack's exports (secrets masked).
+- ``outputs.json``: the stack's exports (secrets masked);
+- ``docker/``: for a docker stack, a summary of every container and the files copied into them
+  (see ``ops/docker_summary.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 
 from infra.config import FULL_KEY, parse_platform_config, stack_file
 from infra.program import main as program
+from ops import docker_summary
 from ops.mockrun import Registration, Run, run_offline
 from ops.project import Project, StackConfig
 
@@ -70,8 +73,11 @@ class Rendered:
         return [manifest(r) for r in self.run.registrations if is_manifest(r)]
 
     def kinds(self) -> Counter[str]:
-        """Objects per kind."""
-        return Counter(m["kind"] for m in self.manifests())
+        """Objects per kind (Docker resources by their pulumi-docker type)."""
+        docker = Counter(
+            r.type.rsplit(":", 1)[-1] for r in self.run.registrations if docker_summary.is_docker(r)
+        )
+        return Counter(m["kind"] for m in self.manifests()) + docker
 
 
 class _Dumper(yaml.SafeDumper):
@@ -115,6 +121,13 @@ def write(run: Run, out: Path) -> None:
             path = out / "releases" / f"{reg.name}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(_dump(reg.inputs))
+    if docker_summary.containers(run):
+        (out / "docker").mkdir()
+        (out / "docker" / "containers.yaml").write_text(_dump(docker_summary.summary(run)))
+        for relative, content in docker_summary.files(run).items():
+            path = out / "docker" / "files" / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
 
 
 def render(project: Project, stack: str, out: Path) -> Rendered:

@@ -1,0 +1,1 @@
+"""Reusable components of the Docker target: containers on one user-defined network."""

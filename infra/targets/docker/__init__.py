@@ -1,0 +1,145 @@
+"""The docker target: the whole platform on one developer machine (the ``local`` stack).
+
+One user-defined bridge network; a PostgreSQL container per database; Consul (dev mode) with every
+workload declared from the catalog; Jaeger (OTLP) and Prometheus probing every workload; then the
+workloads, each started after its own database is healthy, with the api-gateway as the edge and the
+front end behind it. Every published port listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.docker.postgres import PostgresArgs, PostgresDatabase
+from components.docker.service import ContainerService
+from components.kubernetes.specs import SecretKeyRef
+from components.labels import LabelContext
+from infra import catalog, env
+from infra.catalog import Workload
+from infra.config import PlatformConfig
+from infra.prometheus_scrape import Endpoint
+from infra.stack_secrets import StackSecrets
+from infra.targets.docker import plan
+from infra.targets.docker.platform import deploy_platform, platform_specs
+from infra.targets.docker.schema import initial_schema_sql
+from infra.targets.docker.workloads import version_of, workload_spec
+
+#: Keys under which the target keeps secret values the env resolvers refer to (no Secret objects).
+JWT_SECRET = SecretKeyRef("vinylhound-jwt", "secret")
+SPOTIFY_SECRET = SecretKeyRef("vinylhound-spotify", "client-secret")
+
+#: The edge of a docker stack (config rules require it there).
+GATEWAY = "api-gateway"
+
+#: Start order of the roles: the edge after what it routes to, the front end after the edge
+#: (nginx refuses to start while its upstream's name does not resolve).
+_ROLE_ORDER = {"monolith": 0, "service": 1, "gateway": 2, "frontend": 3}
+
+
+def _localhost(port: int) -> str:
+    return f"http://localhost:{port}"
+
+
+def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
+    """Declare the local platform for one stack; return the stack's exports."""
+    context = LabelContext(environment=cfg.environment)
+    settings = cfg.docker_settings()
+    ports = plan.PortPlan(settings.published_port_base)
+    prefix = f"{settings.network}-"
+    enabled = cfg.enabled()
+
+    network = docker.Network(
+        "network",
+        name=settings.network,
+        driver="bridge",
+        labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(context.common().items())],
+    )
+
+    databases: dict[str, PostgresDatabase] = {}
+    endpoints: dict[str, env.DatabaseEndpoint] = {}
+    for workload, _ in enabled:
+        endpoint = plan.database_endpoint(workload)
+        if endpoint is None:
+            continue
+        endpoints[workload.name] = endpoint
+        databases[workload.name] = PostgresDatabase(
+            endpoint.cluster,
+            PostgresArgs(
+                name=endpoint.cluster,
+                image=settings.images.postgres,
+                network=network.name,
+                name_prefix=prefix,
+                database=endpoint.name,
+                user=endpoint.user,
+                init_sql=initial_schema_sql(workload),
+                published_port=ports.database(workload),
+                labels=context.workload(
+                    endpoint.cluster, settings.images.postgres.split(":")[-1], "database"
+                ),
+            ),
+        )
+
+    jwt = random.RandomPassword("jwt-secret", length=48, special=False)
+    secret_values: dict[SecretKeyRef, pulumi.Input[str]] = {JWT_SECRET: pulumi.Output.secret(jwt.result)}
+    for name, database in databases.items():
+        secret_values[SecretKeyRef(endpoints[name].secret, "password")] = database.password
+        secret_values[SecretKeyRef(endpoints[name].secret, "uri")] = database.url
+    if secrets.spotify_client_secret is not None:
+        secret_values[SPOTIFY_SECRET] = pulumi.Output.secret(secrets.spotify_client_secret)
+
+    frontend_port = next((ports.workload(w) for w, _ in enabled if w.role == "frontend"), None)
+    wiring = env.Wiring(
+        origins=cfg.cors_allowed_origins or ((_localhost(frontend_port),) if frontend_port else ()),
+        jwt_secret=JWT_SECRET,
+        addresses=plan.routed_addresses(cfg),
+        databases=endpoints,
+        spotify_client_id=cfg.spotify_client_id,
+        spotify_client_secret=SPOTIFY_SECRET if secrets.spotify_client_secret is not None else None,
+    )
+    versions = {w.name: version_of(s) for w, s in enabled}
+    probe_endpoints = [Endpoint(w, w.name, w.port) for w, _ in enabled]
+    deploy_platform(platform_specs(cfg, network.name, probe_endpoints, versions, context.common()))
+
+    containers: dict[str, ContainerService] = {}
+    for workload, workload_settings in sorted(enabled, key=lambda pair: _ROLE_ORDER[pair[0].role]):
+        spec = workload_spec(workload, workload_settings, cfg, wiring, secret_values, network.name, context)
+        containers[workload.name] = ContainerService(
+            workload.name,
+            spec,
+            opts=pulumi.ResourceOptions(depends_on=_start_after(workload, databases, containers, wiring)),
+        )
+
+    return {
+        "environment": cfg.environment,
+        "network": settings.network,
+        "appUrl": _localhost(frontend_port) if frontend_port else None,
+        "apiUrl": _localhost(ports.workload(catalog.workload(GATEWAY))),
+        "jaegerUrl": _localhost(ports.platform(plan.JAEGER)),
+        "prometheusUrl": _localhost(ports.platform(plan.PROMETHEUS)),
+        "consulUrl": _localhost(ports.platform(plan.CONSUL)),
+        "serviceUrls": {w.name: _localhost(ports.workload(w)) for w, _ in enabled},
+        "databasePorts": {w.name: ports.database(w) for w, _ in enabled if w.name in databases},
+    }
+
+
+def _start_after(
+    workload: Workload,
+    databases: dict[str, PostgresDatabase],
+    started: dict[str, ContainerService],
+    wiring: env.Wiring,
+) -> list[pulumi.Resource]:
+    """What must be healthy before ``workload`` starts: its own database; for the edge, the
+    workloads its URLs point at; for the front end, the edge."""
+    after: list[pulumi.Resource] = []
+    if workload.name in databases:
+        after.append(databases[workload.name].server.container)
+    if workload.role == "gateway":
+        upstreams = {name for name in wiring.addresses if name in workload.calls or name == "monolith"}
+        after += [started[name].container for name in sorted(upstreams) if name in started]
+    if workload.role == "frontend":
+        after += [started[GATEWAY].container] if GATEWAY in started else []
+    return after

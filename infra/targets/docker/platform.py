@@ -1,0 +1,124 @@
+"""The platform services of the docker target: Consul, Jaeger, Prometheus and its blackbox exporter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import yaml
+
+from components.docker.service import ContainerService
+from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
+from infra import prometheus_scrape
+from infra.config import PlatformConfig
+from infra.prometheus_scrape import Endpoint, SelfMetrics
+from infra.targets.docker import plan, registry
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The platform containers, by role."""
+
+    consul: ContainerService
+    jaeger: ContainerService
+    prometheus: ContainerService
+    blackbox: ContainerService
+
+
+def prometheus_yaml(endpoints: Sequence[Endpoint], environment: str) -> str:
+    """The Prometheus configuration of a docker stack: every workload probed, platform self-metrics."""
+    config = prometheus_scrape.scrape_config(
+        endpoints,
+        blackbox=f"{plan.BLACKBOX}:{plan.BLACKBOX_PORT}",
+        environment=environment,
+        self_metrics=[
+            SelfMetrics("prometheus", f"localhost:{plan.PROMETHEUS_PORT}"),
+            SelfMetrics(
+                "consul",
+                f"{plan.CONSUL}:{plan.CONSUL_PORT}",
+                metrics_path="/v1/agent/metrics",
+                params={"format": ["prometheus"]},
+            ),
+            SelfMetrics("jaeger", f"{plan.JAEGER}:{plan.JAEGER_METRICS_PORT}"),
+            SelfMetrics("blackbox-exporter", f"{plan.BLACKBOX}:{plan.BLACKBOX_PORT}"),
+        ],
+    )
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def platform_specs(
+    cfg: PlatformConfig,
+    network: pulumi.Input[str],
+    endpoints: Sequence[Endpoint],
+    versions: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> dict[str, ContainerSpec]:
+    """The platform containers (pure)."""
+    settings = cfg.docker_settings()
+    ports = plan.PortPlan(settings.published_port_base)
+    prefix = f"{settings.network}-"
+    consul_config = {
+        "vinylhound-services.json": registry.service_definitions(
+            endpoints, environment=cfg.environment, versions=versions
+        ),
+        "vinylhound-telemetry.json": registry.telemetry(),
+    }
+    return {
+        plan.CONSUL: ContainerSpec(
+            name=plan.CONSUL,
+            image=settings.images.consul,
+            # The image's entrypoint adds -config-dir=/consul/config to `agent`: the files below.
+            command=("agent", "-dev", "-client=0.0.0.0", "-ui"),
+            files={
+                f"/consul/config/{file}": json.dumps(body, indent=2, sort_keys=True)
+                for file, body in consul_config.items()
+            },
+            ports=[PublishedPort(plan.CONSUL_PORT, ports.platform(plan.CONSUL))],
+            healthcheck=http_check(plan.CONSUL_PORT, "/v1/status/leader"),
+            network=network,
+            name_prefix=prefix,
+            labels=labels,
+        ),
+        plan.JAEGER: ContainerSpec(
+            name=plan.JAEGER,
+            image=settings.images.jaeger,
+            # The all-in-one default: OTLP on 4317/4318 for the network, in-memory storage.
+            ports=[PublishedPort(plan.JAEGER_UI_PORT, ports.platform(plan.JAEGER))],
+            healthcheck=http_check(plan.JAEGER_HEALTH_PORT, "/status"),
+            network=network,
+            name_prefix=prefix,
+            labels=labels,
+        ),
+        plan.PROMETHEUS: ContainerSpec(
+            name=plan.PROMETHEUS,
+            image=settings.images.prometheus,
+            files={"/etc/prometheus/prometheus.yml": prometheus_yaml(endpoints, cfg.environment)},
+            volumes=[VolumeMount("prometheus-data", "/prometheus")],
+            ports=[PublishedPort(plan.PROMETHEUS_PORT, ports.platform(plan.PROMETHEUS))],
+            healthcheck=http_check(plan.PROMETHEUS_PORT, "/-/healthy"),
+            network=network,
+            name_prefix=prefix,
+            labels=labels,
+        ),
+        plan.BLACKBOX: ContainerSpec(
+            name=plan.BLACKBOX,
+            image=settings.images.blackbox_exporter,
+            healthcheck=http_check(plan.BLACKBOX_PORT, "/-/healthy"),
+            network=network,
+            name_prefix=prefix,
+            labels=labels,
+        ),
+    }
+
+
+def deploy_platform(specs: Mapping[str, ContainerSpec]) -> Platform:
+    """Register the platform containers."""
+    made = {name: ContainerService(name, spec) for name, spec in specs.items()}
+    return Platform(
+        consul=made[plan.CONSUL],
+        jaeger=made[plan.JAEGER],
+        prometheus=made[plan.PROMETHEUS],
+        blackbox=made[plan.BLACKBOX],
+    )
