@@ -42,7 +42,9 @@ def server_spec(args: PostgresArgs, password: pulumi.Input[str]) -> ContainerSpe
         image=args.image,
         name_prefix=args.name_prefix,
         network=args.network,
-        env={"POSTGRES_DB": args.database, "POSTGRES_USER": args.user},
+        # PGDATA explicit: the images moved their default data directory in PostgreSQL 18, and the
+        # named volume must stay where the data is whichever pinned major version runs.
+        env={"POSTGRES_DB": args.database, "POSTGRES_USER": args.user, "PGDATA": DATA_PATH},
         secret_env={"POSTGRES_PASSWORD": password},
         ports=[PublishedPort(PORT, args.published_port)] if args.published_port is not None else [],
         # Over TCP on purpose: during first-start initialisation the image runs a temporary server
