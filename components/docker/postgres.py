@@ -67,6 +67,7 @@ class PostgresDatabase(pulumi.ComponentResource):
     (both secret). TLS is off (``sslmode=disable``): traffic never leaves the local Docker network.
     """
 
+    server: ContainerService
     host: pulumi.Output[str]
     port: int
     password: pulumi.Output[str]
