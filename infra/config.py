@@ -92,6 +92,12 @@ CpuQuantity = Annotated[str, _matching(_QUANTITY_CPU, "CPU quantity (e.g. 250m o
 MemoryQuantity = Annotated[str, _matching(_QUANTITY_MEM, "memory quantity (e.g. 256Mi)")]
 ChartVersion = Annotated[str, _matching(_SEMVER, "pinned chart version (x.y.z)")]
 Percent = Annotated[int, Field(ge=0, le=100)]
+#: A Prometheus/Go duration such as ``15d`` or ``168h``.
+Duration = Annotated[str, _matching(re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$"), "duration (e.g. 15d, 168h)")]
+#: A Prometheus byte size such as ``45GB`` (``retentionSize``).
+ByteSize = Annotated[str, _matching(re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB)$"), "byte size (e.g. 45GB)")]
+_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$")
+Url = Annotated[str, _matching(_URL, "http(s) URL")]
 
 
 class Model(BaseModel):
@@ -177,7 +183,8 @@ class ChartVersions(Model):
     istio: ChartVersion = "1.27.3"
     cloudnative_pg: ChartVersion = "0.26.1"
     consul: ChartVersion = "1.8.2"
-    jaeger: ChartVersion = "3.4.1"
+    #: 4.x deploys Jaeger v2 (4.13.1 ships Jaeger 2.20.0); 3.x and older are Jaeger v1.
+    jaeger: ChartVersion = "4.13.1"
     kube_prometheus_stack: ChartVersion = "79.5.0"
     nats: ChartVersion = "1.3.16"
     nack: ChartVersion = "0.31.1"
@@ -205,6 +212,87 @@ class DockerSettings(Model):
     #: the pinned release. Default: none, every workload runs its pinned image.
     build_contexts: dict[str, str] = Field(default_factory=dict)
     images: PlatformImages = PlatformImages()
+# --- observability ---------------------------------------------------------------------------
+
+TraceBackend = Literal["memory", "badger", "elasticsearch", "opensearch"]
+
+
+class TraceStorage(Model):
+    """Where Jaeger keeps traces. Default: in memory in dev (lost on every restart), badger
+    elsewhere; ``memory`` set explicitly outside dev is an error.
+
+    ``badger`` stores on a PersistentVolumeClaim of ``volumeSize`` (cluster default storage class
+    unless ``storageClass``) and keeps spans for ``retention``. ``elasticsearch`` and ``opensearch``
+    write to an existing cluster at ``serverUrls`` under ``indexPrefix``.
+    """
+
+    backend: TraceBackend | None = None
+    max_traces: int = Field(default=100_000, ge=1)
+    volume_size: MemoryQuantity = "10Gi"
+    storage_class: DnsLabel | None = None
+    retention: Duration = "168h"
+    # Lax so a YAML list becomes the tuple.
+    server_urls: Annotated[tuple[Url, ...], Field(strict=False)] = ()
+    index_prefix: DnsLabel = "vinylhound"
+
+
+#: The share of requests the mesh traces when ``samplingPercent`` is not set.
+DEFAULT_SAMPLING_PERCENT: dict[str, float] = {"local": 100.0, "dev": 100.0, "staging": 10.0, "prod": 1.0}
+
+
+class Tracing(Model):
+    """Jaeger storage and the mesh's trace sampling. Default sampling: dev 100 %, staging 10 %, prod 1 %."""
+
+    storage: TraceStorage = TraceStorage()
+    sampling_percent: float | None = Field(default=None, ge=0, le=100)
+
+
+class Metrics(Model):
+    """Prometheus retention and storage. Default: 15 days on a 50Gi volume, no size cap."""
+
+    retention: Duration = "15d"
+    retention_size: ByteSize | None = None
+    volume_size: MemoryQuantity = "50Gi"
+    storage_class: DnsLabel | None = None
+
+
+class AlertThresholds(Model):
+    """When the platform's alerts fire. Each default is documented in docs/runbooks.md."""
+
+    #: Share of a service's requests answered 5xx over 5 minutes (default 5 %).
+    error_ratio: float = Field(default=0.05, gt=0, lt=1)
+    #: 99th percentile request latency in milliseconds over 5 minutes (default 1000 ms).
+    latency_p99_ms: int = Field(default=1000, ge=1)
+    #: Container restarts of one pod within an hour (default more than 3).
+    restarts_per_hour: int = Field(default=3, ge=1, le=50)
+    #: Physical replication lag of a database replica in seconds (default 30 s).
+    replication_lag_seconds: int = Field(default=30, ge=1)
+    #: Age of the newest successful database backup in hours (default 26 h: a daily backup plus slack).
+    backup_max_age_hours: int = Field(default=26, ge=1)
+    #: Connections in use as a share of ``max_connections`` (default 80 %).
+    connections_ratio: float = Field(default=0.8, gt=0, lt=1)
+
+
+class ObservabilityConfig(Model):
+    """Tracing (Jaeger), metrics (kube-prometheus-stack) and alerting settings."""
+
+    tracing: Tracing = Tracing()
+    metrics: Metrics = Metrics()
+    alerts: AlertThresholds = AlertThresholds()
+    #: Where each alert's runbook lives; an alert links to ``<url>#<alert name in lowercase>``.
+    runbook_url: Url = "https://github.com/vinylhound/vinylhound-platform/blob/main/docs/runbooks.md"
+
+    def trace_storage(self, environment: str) -> TraceStorage:
+        """The trace storage with its backend resolved (memory in dev, badger elsewhere)."""
+        storage = self.tracing.storage
+        if storage.backend is not None:
+            return storage
+        return storage.model_copy(update={"backend": "memory" if environment == "dev" else "badger"})
+
+    def sampling_percent(self, environment: str) -> float:
+        """The configured sampling rate, or the environment's default."""
+        configured = self.tracing.sampling_percent
+        return configured if configured is not None else DEFAULT_SAMPLING_PERCENT[environment]
 
 
 class PlatformConfig(Model):
@@ -227,6 +315,7 @@ class PlatformConfig(Model):
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
         return self.docker or DockerSettings()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
         """The enabled workloads with their settings, in catalog order."""
@@ -333,6 +422,20 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
             yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
         if svc.image.tag is None and svc.image.digest is None:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
+    yield from _observability_rules(cfg)
+
+
+def _observability_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    storage = cfg.observability.tracing.storage
+    path = "observability.tracing.storage"
+    if storage.backend == "memory" and cfg.environment != "dev":
+        yield Problem(
+            f"{path}.backend",
+            f"'memory' loses every trace on restart and is allowed only in dev; "
+            f"{cfg.environment} needs badger, elasticsearch or opensearch",
+        )
+    if storage.backend in ("elasticsearch", "opensearch") and not storage.server_urls:
+        yield Problem(f"{path}.serverUrls", f"required for the {storage.backend} backend")
 
 
 #: What a docker stack reads; any other key set in one is a Kubernetes-only setting (Istio,

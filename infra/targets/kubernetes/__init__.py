@@ -11,6 +11,7 @@ from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.observability import deploy_observability
 from infra.targets.kubernetes.workloads import deploy_workloads
 
 
@@ -29,10 +30,13 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     extras = WorkloadExtras()
     # Platform features register their resources and add to `extras` here, one call each,
     # before the workloads that use them are declared.
+    # mesh_crds: the Istio base release once the mesh feature is merged (it installs Telemetry's CRD).
+    observability = deploy_observability(cfg, context, extras, in_namespace, mesh_crds=[])
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,
         "publicUrl": f"https://{cfg.domain}",
         "serviceAddresses": {name: svc.address for name, svc in workloads.items()},
+        "tracingCollector": observability.collector,
     }
