@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
+import pulumi
 import pytest
 
+from components.labels import LabelContext
 from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
 from infra.network import NAMESPACE_NAME_LABEL
-from infra.observability import tracing
+from infra.observability import monitors, tracing
+from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.observability import deploy_observability
 from ops.mockrun import Registration, Run
 from ops.render import HELM_RELEASE
-from tests.conftest import KUBE_STACKS, manifests_of, rendered
+from tests.conftest import KUBE_STACKS, manifests_of, rendered, run_program
 from tests.test_config import SOURCE, baseline
 
 Obj = dict[str, Any]
@@ -280,10 +285,6 @@ def test_prometheus_may_scrape_every_sidecar(stack: str) -> None:
 
 
 def test_a_catalog_metrics_path_adds_a_service_monitor_and_scrape_access() -> None:
-    from dataclasses import replace
-
-    from infra.observability import monitors
-
     with_metrics = replace(WORKLOADS[1], metrics_path="/metrics")
     monitor = monitors.app_service_monitor(with_metrics, "vinylhound", {"app.kubernetes.io/name": "x"}, {})
     assert monitor is not None and monitor["spec"]["endpoints"][0]["path"] == "/metrics"
@@ -367,3 +368,28 @@ def test_the_migration_dashboard_splits_every_route_of_every_deployed_service() 
             for route in w.routes:
                 assert f"{route.path}: traffic monolith vs {w.name}" in titles
                 assert f"{route.path}: 5xx ratio per side" in titles
+
+
+# --- the seam with the mesh feature ----------------------------------------------------------
+
+
+def test_the_mesh_telemetry_waits_for_the_resources_that_install_istios_crds() -> None:
+    cfg = parse_platform_config(baseline(), SOURCE)
+
+    def program() -> None:
+        crds = pulumi.CustomResource("test:index:IstioBase", "istio-base", {})
+        deploy_observability(cfg, LabelContext("prod"), WorkloadExtras(), pulumi.ResourceOptions(), [crds])
+
+    regs = run_program(program)
+    (base,) = [r for r in regs if r.name == "istio-base"]
+    (telemetry,) = [r for r in regs if r.type == "kubernetes:telemetry.istio.io/v1:Telemetry"]
+    assert base.urn in telemetry.dependencies
+
+
+def test_the_mesh_config_fragment_declares_the_provider_the_telemetry_uses() -> None:
+    fragment = tracing.mesh_config()
+    names = {p["name"] for p in fragment["extensionProviders"]}
+    spec = tracing.mesh_telemetry_spec(10)
+    assert {p["name"] for t in spec["tracing"] for p in t["providers"]} <= names
+    tags = {tag for m in spec["metrics"] for o in m["overrides"] for tag in o["tagOverrides"]}
+    assert tags <= set(fragment["defaultConfig"]["extraStatTags"])

@@ -191,6 +191,22 @@ def mesh_extension_provider() -> dict[str, Any]:
     }
 
 
+#: The extra metric label the mesh Telemetry adds (see ``mesh_telemetry_spec``).
+ROUTE_TAG = "route"
+
+
+def mesh_config() -> dict[str, Any]:
+    """The fragment of istiod's ``meshConfig`` this feature needs, for the mesh release to merge.
+
+    The provider makes the collector known to the mesh; ``extraStatTags`` declares the ``route``
+    label (older proxies otherwise turn an unknown tag into a metric-name prefix).
+    """
+    return {
+        "extensionProviders": [mesh_extension_provider()],
+        "defaultConfig": {"extraStatTags": [ROUTE_TAG]},
+    }
+
+
 def mesh_telemetry_spec(sampling_percent: float) -> dict[str, Any]:
     """The mesh-wide ``telemetry.istio.io/v1`` Telemetry spec (lives in istio-system).
 
@@ -198,7 +214,7 @@ def mesh_telemetry_spec(sampling_percent: float) -> dict[str, Any]:
     ``route`` label (the VirtualService http route name) so the migration dashboard can split each
     route's traffic between the monolith and the extracted service.
     """
-    route_tag = {"route": {"value": "xds.route_name"}}
+    route_tag = {ROUTE_TAG: {"value": "xds.route_name"}}
     return {
         "tracing": [{"providers": [{"name": MESH_PROVIDER}], "randomSamplingPercentage": sampling_percent}],
         "metrics": [
