@@ -315,3 +315,16 @@ def test_every_alert_has_severity_summary_description_and_runbook(stack: str) ->
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
         assert rule["annotations"]["runbook_url"].startswith("https://")
+
+
+def test_every_alert_links_to_an_existing_runbook_section() -> None:
+    runbooks = (Path(__file__).resolve().parents[1] / "docs" / "runbooks.md").read_text()
+    anchors = {line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")}
+    links = {
+        r["annotations"]["runbook_url"].split("#", 1)[1]
+        for m in manifests_of(rendered("prod"))
+        if m["kind"] == "PrometheusRule"
+        for g in m["spec"]["groups"]
+        for r in g["rules"]
+    }
+    assert links and links <= anchors
