@@ -165,7 +165,12 @@ def jaeger_values(storage: TraceStorage) -> dict[str, Any]:
     if storage.backend == "badger":
         jaeger["extraVolumes"] = [{"name": "badger", "persistentVolumeClaim": {"claimName": BADGER_CLAIM}}]
         jaeger["extraVolumeMounts"] = [{"name": "badger", "mountPath": BADGER_PATH}]
-    return {"jaeger": jaeger, "userconfig": jaeger_config(storage)}
+    return {
+        "jaeger": jaeger,
+        "userconfig": jaeger_config(storage),
+        # Never let the chart provision a datastore of its own; storage is ours to choose.
+        "provisionDataStore": {"cassandra": False, "elasticsearch": False, "kafka": False},
+    }
 
 
 def badger_claim_spec(storage: TraceStorage) -> KubeObject:
