@@ -82,6 +82,8 @@ class Scenario:
     #: Labels the expression itself returns (besides the rule's labels).
     result_labels: dict[str, str]
     eval_minutes: int = 30
+    #: Sample and rule-evaluation step; long windows use a coarser one to stay fast.
+    step_minutes: int = 1
 
 
 def _service(t: AlertThresholds) -> dict[str, Any]:
@@ -199,23 +201,24 @@ SCENARIOS = [
     Scenario(
         "DatabaseBackupTooOld",
         _database,
-        # The last backup happened at time 0 and none since / a backup every minute (timestamp = now).
+        # The last backup happened at time 0 and none since / a backup every 10 minutes.
         above=lambda t: [
             _series(
                 "cnpg_collector_last_available_backup_timestamp",
                 _DB_POD,
-                f"0x{(t.backup_max_age_hours + 1) * 60}",
+                f"0x{(t.backup_max_age_hours + 1) * 6}",
             )
         ],
         below=lambda t: [
             _series(
                 "cnpg_collector_last_available_backup_timestamp",
                 _DB_POD,
-                f"0+60x{(t.backup_max_age_hours + 1) * 60}",
+                f"0+600x{(t.backup_max_age_hours + 1) * 6}",
             )
         ],
         result_labels={},
         eval_minutes=(AlertThresholds().backup_max_age_hours + 1) * 60,
+        step_minutes=10,
     ),
     Scenario(
         "DatabaseConnectionsNearLimit",
@@ -239,7 +242,7 @@ def run_rule_test(scenario: Scenario, t: AlertThresholds, tmp_path: Path) -> sub
 
     def case(series: list[dict[str, str]], fires: bool) -> dict[str, Any]:
         return {
-            "interval": "1m",
+            "interval": f"{scenario.step_minutes}m",
             "input_series": series,
             "alert_rule_test": [
                 {
@@ -252,7 +255,7 @@ def run_rule_test(scenario: Scenario, t: AlertThresholds, tmp_path: Path) -> sub
 
     tests = {
         "rule_files": ["rules.yaml"],
-        "evaluation_interval": "1m",
+        "evaluation_interval": f"{scenario.step_minutes}m",
         "tests": [case(scenario.above(t), True), case(scenario.below(t), False)],
     }
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
