@@ -373,17 +373,19 @@ def test_the_migration_dashboard_splits_every_route_of_every_deployed_service() 
 # --- the seam with the mesh feature ----------------------------------------------------------
 
 
-def test_the_mesh_telemetry_waits_for_the_resources_that_install_istios_crds() -> None:
+def test_mesh_resources_wait_for_what_the_mesh_feature_passes_in() -> None:
     cfg = parse_platform_config(baseline(), SOURCE)
 
     def program() -> None:
         crds = pulumi.CustomResource("test:index:IstioBase", "istio-base", {})
-        deploy_observability(cfg, LabelContext("prod"), WorkloadExtras(), pulumi.ResourceOptions(), [crds])
+        consul = pulumi.CustomResource("test:index:Consul", "consul", {})
+        deploy_observability(
+            cfg, LabelContext("prod"), WorkloadExtras(), pulumi.ResourceOptions(), [crds], consul=[consul]
+        )
 
-    regs = run_program(program)
-    (base,) = [r for r in regs if r.name == "istio-base"]
-    (telemetry,) = [r for r in regs if r.type == "kubernetes:telemetry.istio.io/v1:Telemetry"]
-    assert base.urn in telemetry.dependencies
+    regs = {r.name: r for r in run_program(program)}
+    assert regs["istio-base"].urn in regs["mesh-telemetry"].dependencies
+    assert regs["consul"].urn in regs["consul-monitor"].dependencies
 
 
 def test_the_mesh_config_fragment_declares_the_provider_the_telemetry_uses() -> None:

@@ -30,8 +30,9 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     extras = WorkloadExtras()
     # Platform features register their resources and add to `extras` here, one call each,
     # before the workloads that use them are declared.
-    # mesh_crds: the Istio base release once the mesh feature is merged (it installs Telemetry's CRD).
-    observability = deploy_observability(cfg, context, extras, in_namespace, mesh_crds=[])
+    # To wire when the mesh feature is merged: mesh_crds = the Istio base release (Telemetry's CRD),
+    # consul = the Consul release (the consul namespace the Consul PodMonitor lives in).
+    observability = deploy_observability(cfg, context, extras, in_namespace, mesh_crds=[], consul=[])
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,

@@ -89,11 +89,13 @@ def deploy_observability(
     extras: WorkloadExtras,
     in_namespace: pulumi.ResourceOptions,
     mesh_crds: Sequence[pulumi.Resource],
+    consul: Sequence[pulumi.Resource] = (),
 ) -> Observability:
     """Declare the observability stack and contribute tracing and scrape access to every workload.
 
     ``mesh_crds`` are the resources that install Istio's CRDs (the Istio base release); the mesh
-    ``Telemetry`` waits for them.
+    ``Telemetry`` waits for them. ``consul`` is what creates the consul namespace and servers (the
+    Consul release); the Consul PodMonitor waits for it.
     """
     obs = cfg.observability
     storage = obs.trace_storage(cfg.environment)
@@ -217,8 +219,12 @@ def deploy_observability(
         monitors.jaeger_service_monitor(common),
         pulumi.ResourceOptions(depends_on=[stack, jaeger]),
     )
-    # The consul namespace and release belong to the mesh feature; this only waits for the CRDs.
-    _custom("consul-monitor", monitors.consul_pod_monitor(common), with_crds)
+    # The consul namespace and release belong to the mesh feature.
+    _custom(
+        "consul-monitor",
+        monitors.consul_pod_monitor(common),
+        pulumi.ResourceOptions(depends_on=[stack, *consul]),
+    )
     extras.ingress.append(monitors.scrape_ingress)
 
     return Observability(
