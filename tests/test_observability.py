@@ -164,7 +164,8 @@ def test_dev_keeps_traces_in_memory_and_prod_on_a_claimed_volume() -> None:
 def test_the_jaeger_ui_is_not_exposed() -> None:
     run = rendered("prod")
     values = release(run, tracing.RELEASE).inputs["values"]["jaeger"]
-    assert values["ingress"]["enabled"] is False and values["service"]["type"] == "ClusterIP"
+    assert values["ingress"]["enabled"] is False and values["httproute"]["enabled"] is False
+    assert values["service"]["type"] == "ClusterIP"
     assert not [
         m
         for m in manifests_of(run)

@@ -145,6 +145,7 @@ def jaeger_values(storage: TraceStorage) -> dict[str, Any]:
         "enabled": True,
         "service": {"type": "ClusterIP"},
         "ingress": {"enabled": False},
+        "httproute": {"enabled": False},
         "podSecurityContext": {
             "runAsNonRoot": True,
             "runAsUser": JAEGER_UID,
