@@ -212,6 +212,8 @@ class DockerSettings(Model):
     #: the pinned release. Default: none, every workload runs its pinned image.
     build_contexts: dict[str, str] = Field(default_factory=dict)
     images: PlatformImages = PlatformImages()
+
+
 # --- observability ---------------------------------------------------------------------------
 
 TraceBackend = Literal["memory", "badger", "elasticsearch", "opensearch"]
@@ -311,11 +313,12 @@ class PlatformConfig(Model):
     charts: ChartVersions = ChartVersions()
     #: Only for ``target: docker``; default there: ``DockerSettings()``.
     docker: DockerSettings | None = None
+    #: Kubernetes only: tracing, metrics and alerting (see ``ObservabilityConfig``).
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
         return self.docker or DockerSettings()
-    observability: ObservabilityConfig = ObservabilityConfig()
 
     def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
         """The enabled workloads with their settings, in catalog order."""
