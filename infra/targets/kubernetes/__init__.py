@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.workloads import deploy_workloads
 
@@ -29,10 +30,12 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     extras = WorkloadExtras()
     # Platform features register their resources and add to `extras` here, one call each,
     # before the workloads that use them are declared.
+    event_bus = deploy_events(cfg, context, extras, in_namespace)
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,
         "publicUrl": f"https://{cfg.domain}",
         "serviceAddresses": {name: svc.address for name, svc in workloads.items()},
+        "eventBus": event_bus.exports(cfg),
     }
