@@ -18,7 +18,7 @@ What is registered (all derived from ``infra.events``, which derives from the ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,9 @@ def nats_values(bus: EventBus, cluster_size: int, storage_size: str) -> KubeObje
                 for u in bus.users
             }
         },
+        # NATS speaks first (INFO), which Istio's protocol sniffing in the clients' sidecars cannot
+        # detect: declare the client port as plain TCP.
+        "service": {"ports": {"nats": {"appProtocol": "tcp"}}},
         # The sidecar that turns the monitoring endpoint (8222, JSON) into Prometheus metrics.
         "promExporter": {"enabled": True, "port": events.METRICS_PORT},
         # nats-box would need credentials of its own; operators use `kubectl exec` instead.
@@ -198,11 +201,13 @@ def deploy_events(
     opts: pulumi.ResourceOptions,
     monitoring: Sequence[pulumi.Resource] = (),
     monitoring_namespace: str = "monitoring",
+    monitor_labels: Mapping[str, str] | None = None,
 ) -> EventBusResources:
     """Declare the event bus of the stack and contribute its wiring to ``extras``.
 
     ``monitoring`` is what the PodMonitor and PrometheusRule wait for (the release that installs
-    the Prometheus Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from.
+    the Prometheus Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from;
+    ``monitor_labels`` are added to both so the operator's selectors pick them up.
     """
     enabled = [w.name for w, _ in cfg.enabled()]
     bus = events.event_bus(cfg.events, cfg.event_cluster_size(), enabled)
@@ -310,11 +315,12 @@ def deploy_events(
         )
 
     after_monitoring = pulumi.ResourceOptions(depends_on=[nats_release, *monitoring])
+    monitor_meta = {"namespace": ns, "labels": {**common, **(monitor_labels or {})}}
     k8s.apiextensions.CustomResource(
         "nats-podmonitor",
         api_version=MONITORING_API,
         kind="PodMonitor",
-        metadata={"name": "nats", "namespace": ns, "labels": common},
+        metadata={"name": "nats", **monitor_meta},
         spec={
             "selector": {"matchLabels": dict(NATS_POD_LABELS)},
             "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
@@ -327,7 +333,7 @@ def deploy_events(
             "nats-alerts",
             api_version=MONITORING_API,
             kind="PrometheusRule",
-            metadata={"name": "nats-event-bus", "namespace": ns, "labels": common},
+            metadata={"name": "nats-event-bus", **monitor_meta},
             spec={"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
             opts=after_monitoring,
         )
