@@ -276,9 +276,14 @@ def test_a_publisher_cannot_read_another_workloads_consumer(server: Server, bus:
 
 def test_a_wrong_password_is_refused(server: Server, bus: EventBus) -> None:
     async def body() -> None:
-        await nats.connect(
-            server.url, user="user-service", password="wrong", allow_reconnect=False, connect_timeout=2
-        )
+        nc = Client()
+        try:
+            await nc.connect(
+                server.url, user="user-service", password="wrong", allow_reconnect=False, connect_timeout=2
+            )
+        finally:
+            # Close inside the loop so no half-open transport outlives it.
+            await nc.close()
 
     with pytest.raises(Exception, match=r"(?i)authorization"):
         run(body)
