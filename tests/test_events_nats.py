@@ -1,10 +1,10 @@
 """The event bus against a real nats-server with JetStream.
 
-The server is configured from the same generated definitions the program declares (users and
-permissions via ``server_config``/``render_conf``, passwords resolved from the server's environment
-exactly as the NATS chart does), and the streams and consumers are created from the same
-definitions through the JetStream API, with the JetStream controller's credentials, as NACK does.
-The definitions are the dev stack's, with a one-second ack wait so redelivery is quick to observe.
+The server gets the users and permissions exactly as the dev stack's program hands them to the NATS
+chart (taken from the recorded Helm release values, rendered with ``render_conf`` the way the chart
+renders its config, passwords resolved from the server's environment). The streams and consumers
+are created from the same definitions through the JetStream API with the JetStream controller's
+credentials, as NACK does: the dev stack's, with a one-second ack wait so redelivery is quick.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from infra import events
 from infra.config import parse_platform_config, stack_file
 from infra.events import EventBus
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, rendered
 
 T = TypeVar("T")
 USER_CREATED = events.subject("user.created")
@@ -65,6 +65,25 @@ def dev_bus() -> EventBus:
     cfg = parse_platform_config(json.loads(raw), stack_file("dev"))
     settings = cfg.events.model_copy(update={"ack_wait": "1s"})
     return events.event_bus(settings, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
+
+
+def rendered_authorization() -> dict[str, Any]:
+    """The ``authorization`` block the dev stack's program put into the NATS chart's values."""
+    (release,) = [
+        r
+        for r in rendered("dev").registrations
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "nats"
+    ]
+    authorization: dict[str, Any] = release.inputs["values"]["config"]["merge"]["authorization"]
+    return authorization
+
+
+def test_the_rendered_chart_users_are_the_definitions_users() -> None:
+    rendered_users = {u["user"]: u["permissions"] for u in rendered_authorization()["users"]}
+    assert rendered_users == {
+        u.name: {"publish": {"allow": list(u.publish)}, "subscribe": {"allow": list(u.subscribe)}}
+        for u in dev_bus().users
+    }
 
 
 @dataclass
@@ -108,14 +127,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     bus = dev_bus()
     passwords = {u.name: _password() for u in bus.users}
     port, http_port = _free_port(), _free_port()
-    conf = root / "nats.conf"
-    conf.write_text(
-        events.render_conf(
-            events.server_config(
-                bus, store_dir=str(root / "js"), host="127.0.0.1", port=port, http_port=http_port
-            )
-        )
+    config = events.server_config(
+        bus, store_dir=str(root / "js"), host="127.0.0.1", port=port, http_port=http_port
     )
+    # The users and permissions exactly as the dev stack hands them to the NATS chart.
+    config["authorization"] = rendered_authorization()
+    conf = root / "nats.conf"
+    conf.write_text(events.render_conf(config))
     log = root / "server.log"
     env = {**os.environ, **events.server_environment(bus, passwords)}
     with log.open("wb") as out:
