@@ -209,10 +209,9 @@ def deploy_events(
     the Prometheus Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from;
     ``monitor_labels`` are added to both so the operator's selectors pick them up.
     """
-    enabled = [w.name for w, _ in cfg.enabled()]
-    bus = events.event_bus(cfg.events, cfg.event_cluster_size(), enabled)
     if not cfg.events.enabled:
         return EventBusResources(bus=events.EventBus(streams=(), consumers=(), users=()))
+    bus = events.event_bus(cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
     ns = cfg.events.namespace
     common = context.common()
     namespace = k8s.core.v1.Namespace(
