@@ -46,6 +46,9 @@ _REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]([a-
 _QUANTITY_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$")
 _QUANTITY_MEM = re.compile(r"^[0-9]+(Ki|Mi|Gi|Ti)$")
 _SEMVER = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")
+# Go's time.Duration as JetStream and NACK read it, restricted to the units both sides share.
+_GO_DURATION = re.compile(r"^([0-9]+(ms|s|m|h))+$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
@@ -92,8 +95,27 @@ CpuQuantity = Annotated[str, _matching(_QUANTITY_CPU, "CPU quantity (e.g. 250m o
 MemoryQuantity = Annotated[str, _matching(_QUANTITY_MEM, "memory quantity (e.g. 256Mi)")]
 ChartVersion = Annotated[str, _matching(_SEMVER, "pinned chart version (x.y.z)")]
 Percent = Annotated[int, Field(ge=0, le=100)]
-#: A Prometheus/Go duration such as ``15d`` or ``168h``.
-Duration = Annotated[str, _matching(re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$"), "duration (e.g. 15d, 168h)")]
+#: A duration both Go (JetStream, NACK) and Prometheus parse, e.g. ``30s``, ``2m``, ``168h``.
+Duration = Annotated[str, _matching(_GO_DURATION, "duration (digits with ms, s, m or h, e.g. 30s, 168h)")]
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a ``Duration`` string (``1h30m`` -> 5400.0)."""
+    return sum(
+        int(amount) * _DURATION_UNITS[unit] for amount, unit in re.findall(r"([0-9]+)(ms|s|m|h)", value)
+    )
+
+
+_QUANTITY_FACTORS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def quantity_bytes(value: str) -> int:
+    """Bytes in a ``MemoryQuantity`` string (``1Gi`` -> 1073741824)."""
+    return int(value[:-2]) * _QUANTITY_FACTORS[value[-2:]]
+
+
+#: A Prometheus duration such as ``15d`` or ``168h`` (Go durations have no days).
+PromDuration = Annotated[str, _matching(re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$"), "duration (e.g. 15d, 168h)")]
 #: A Prometheus byte size such as ``45GB`` (``retentionSize``).
 ByteSize = Annotated[str, _matching(re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB)$"), "byte size (e.g. 45GB)")]
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$")
@@ -252,7 +274,7 @@ class Tracing(Model):
 class Metrics(Model):
     """Prometheus retention and storage. Default: 15 days on a 50Gi volume, no size cap."""
 
-    retention: Duration = "15d"
+    retention: PromDuration = "15d"
     retention_size: ByteSize | None = None
     volume_size: MemoryQuantity = "50Gi"
     storage_class: DnsLabel | None = None
@@ -297,6 +319,37 @@ class ObservabilityConfig(Model):
         return configured if configured is not None else DEFAULT_SAMPLING_PERCENT[environment]
 
 
+class EventsConfig(Model):
+    """The event bus: NATS with JetStream, its streams and durable consumers (see ``infra/events.py``).
+
+    Streams and consumers follow from the catalog's ``publishes``/``consumes``; these are the knobs.
+    """
+
+    #: Default: on. Off registers no NATS at all and wires no workload to it.
+    enabled: bool = True
+    #: The namespace NATS and its JetStream controller run in (no Istio sidecar there).
+    namespace: DnsLabel = "nats"
+    #: NATS servers, and replicas of every stream. Default: 1 in local/dev, 3 in staging/prod.
+    cluster_size: Literal[1, 3, 5] | None = None
+    #: The JetStream file-store volume of each server.
+    storage_size: MemoryQuantity = "10Gi"
+    #: How long a stream keeps an event (consumers that fall behind longer lose it). Default 7 days.
+    max_age: Duration = "168h"
+    #: Within this window a second publish with the same ``Nats-Msg-Id`` is dropped.
+    duplicate_window: Duration = "2m"
+    #: The most a stream may hold; the oldest events go first beyond it.
+    stream_max_bytes: MemoryQuantity = "1Gi"
+    #: Deliveries of one event before a consumer gives up on it (a poison message stops retrying).
+    max_deliver: int = Field(default=5, ge=1)
+    #: How long a consumer may hold an event unacknowledged before it is delivered again.
+    ack_wait: Duration = "30s"
+    #: Alert when a consumer has more pending events than this for ``lag_alert_for``.
+    lag_alert_threshold: int = Field(default=100, ge=1)
+    lag_alert_for: Duration = "10m"
+    #: Alert when a stream or a server's JetStream store is fuller than this.
+    storage_alert_percent: Percent = 80
+
+
 class PlatformConfig(Model):
     """Everything a stack says about the platform (the ``vinylhound:platform`` key)."""
 
@@ -315,6 +368,7 @@ class PlatformConfig(Model):
     docker: DockerSettings | None = None
     #: Kubernetes only: tracing, metrics and alerting (see ``ObservabilityConfig``).
     observability: ObservabilityConfig = ObservabilityConfig()
+    events: EventsConfig = EventsConfig()
 
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
@@ -332,6 +386,13 @@ class PlatformConfig(Model):
         """The replica count a workload runs with (its setting or the environment minimum)."""
         configured = self.services[name].replicas
         return configured if configured is not None else MIN_REPLICAS[self.environment]
+
+    def event_cluster_size(self) -> int:
+        """NATS servers (and stream replicas): the setting, else 1 in local/dev and 3 elsewhere."""
+        configured = self.events.cluster_size
+        if configured is not None:
+            return configured
+        return 1 if self.environment in ("local", "dev") else 3
 
     def origins(self) -> tuple[str, ...]:
         """The CORS origins the services allow."""
@@ -426,6 +487,7 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
         if svc.image.tag is None and svc.image.digest is None:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
     yield from _observability_rules(cfg)
+    yield from _event_rules(cfg)
 
 
 def _observability_rules(cfg: PlatformConfig) -> Iterator[Problem]:
@@ -439,6 +501,25 @@ def _observability_rules(cfg: PlatformConfig) -> Iterator[Problem]:
         )
     if storage.backend in ("elasticsearch", "opensearch") and not storage.server_urls:
         yield Problem(f"{path}.serverUrls", f"required for the {storage.backend} backend")
+
+
+def _event_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    events = cfg.events
+    if not events.enabled:
+        return
+    size = events.cluster_size
+    if size is not None and size < 3 and cfg.environment in ("staging", "prod"):
+        yield Problem(
+            "events.clusterSize",
+            f"{size} is below the {cfg.environment} minimum of 3 (a stream needs a quorum to survive a node)",
+        )
+    if duration_seconds(events.duplicate_window) > duration_seconds(events.max_age):
+        yield Problem(
+            "events.duplicateWindow",
+            f"{events.duplicate_window} is longer than maxAge ({events.max_age}); JetStream refuses that",
+        )
+    if duration_seconds(events.ack_wait) <= 0:
+        yield Problem("events.ackWait", "must be longer than zero")
 
 
 #: What a docker stack reads; any other key set in one is a Kubernetes-only setting (Istio,

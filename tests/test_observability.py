@@ -13,6 +13,7 @@ import pulumi
 import pytest
 
 from components.labels import LabelContext
+from infra import catalog
 from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
 from infra.network import NAMESPACE_NAME_LABEL
@@ -81,6 +82,16 @@ def of_kind(run: Run, kind: str) -> list[Obj]:
     return [m for m in manifests_of(run) if m["kind"] == kind]
 
 
+def workload_policies(run: Run) -> list[Obj]:
+    """The NetworkPolicies of catalog workloads (other components, e.g. NATS, have their own)."""
+    names = set(catalog.names())
+    return [
+        p
+        for p in of_kind(run, "NetworkPolicy")
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") in names
+    ]
+
+
 def release(run: Run, name: str) -> Registration:
     (reg,) = [r for r in run.registrations if r.type == HELM_RELEASE and r.inputs["name"] == name]
     return reg
@@ -123,7 +134,7 @@ def test_every_workload_names_itself_its_environment_and_version(stack: str) -> 
 def test_every_workload_may_reach_the_collector_and_nothing_else_new(stack: str) -> None:
     run = rendered(stack)
     jaeger_ns = release(run, tracing.RELEASE).inputs["namespace"]
-    for policy in of_kind(run, "NetworkPolicy"):
+    for policy in workload_policies(run):
         assert allows(policy, "egress", jaeger_ns, tracing.POD_LABELS, 4317), policy["metadata"]["name"]
         # The collector rule opens the collector only, not the whole observability namespace.
         assert not allows(policy, "egress", jaeger_ns, {"app": "something-else"}, 4317)
@@ -280,7 +291,7 @@ def test_each_sidecar_pod_monitor_selects_exactly_one_workload(stack: str) -> No
 def test_prometheus_may_scrape_every_sidecar(stack: str) -> None:
     run = rendered(stack)
     monitoring = release(run, "kube-prometheus-stack").inputs["namespace"]
-    for policy in of_kind(run, "NetworkPolicy"):
+    for policy in workload_policies(run):
         assert allows(policy, "ingress", monitoring, {"app.kubernetes.io/name": "prometheus"}, 15090)
         assert not allows(policy, "ingress", "default", {}, 15090)
 

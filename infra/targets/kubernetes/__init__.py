@@ -9,7 +9,9 @@ import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
 from infra.config import PlatformConfig
+from infra.observability import monitors
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.observability import deploy_observability
 from infra.targets.kubernetes.workloads import deploy_workloads
@@ -33,6 +35,14 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     # To wire when the mesh feature is merged: mesh_crds = the Istio base release (Telemetry's CRD),
     # consul = the Consul release (the consul namespace the Consul PodMonitor lives in).
     observability = deploy_observability(cfg, context, extras, in_namespace, mesh_crds=[], consul=[])
+    event_bus = deploy_events(
+        cfg,
+        context,
+        extras,
+        in_namespace,
+        monitoring=[observability.prometheus_stack],
+        monitoring_namespace=monitors.NAMESPACE,
+    )
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,
@@ -40,4 +50,5 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         "publicUrl": f"https://{cfg.domain}",
         "serviceAddresses": {name: svc.address for name, svc in workloads.items()},
         "tracingCollector": observability.collector,
+        "eventBus": event_bus.exports(cfg),
     }

@@ -1,0 +1,342 @@
+"""The event bus on Kubernetes: NATS with JetStream, its streams and consumers as code, the wiring.
+
+What is registered (all derived from ``infra.events``, which derives from the catalog):
+
+- the ``nats`` namespace (no Istio sidecar: NATS routes and clients speak their own protocol);
+- one generated password per NATS user; the server's copies in one Secret in the NATS namespace,
+  each client's in a Secret of its own in the application namespace;
+- the official NATS chart (JetStream on file storage, cluster of ``cluster_size``, auth on: the
+  users and permissions are merged into its config with ``<< $VAR >>`` placeholders that the
+  server resolves from its environment, which reads the Secret, so no password is in the values);
+- the official NACK chart (the JetStream controller and its CRDs), an ``Account`` giving it the
+  controller user's credentials, and one ``Stream``/``Consumer`` per definition, each depending on
+  the NACK release;
+- a ``PodMonitor`` for the chart's exporter sidecar and a ``PrometheusRule`` with the alerts;
+- a NetworkPolicy in front of NATS, and to every publishing or consuming workload: ``NATS_URL``,
+  ``NATS_USER`` and ``NATS_PASSWORD`` (secret references) plus an egress rule to NATS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import labels
+from components.kubernetes.specs import EnvVar, KubeObject, SecretKeyRef
+from components.labels import LabelContext
+from infra import events
+from infra.catalog import Workload
+from infra.config import PlatformConfig
+from infra.events import EventBus
+from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.extras import WorkloadExtras
+
+NATS_REPOSITORY = "https://nats-io.github.io/k8s/helm/charts/"
+NATS_RELEASE = "nats"
+NACK_RELEASE = "nack"
+#: The Secret (NATS namespace) holding every user's password, one key per user.
+SERVER_SECRET = "nats-users"
+#: The ``Account`` the controller manages streams and consumers with.
+CONTROLLER_ACCOUNT = "vinylhound"
+CONTROLLER_SECRET = "nats-jetstream-controller"
+#: Labels the NATS chart puts on its server pods (selectorLabels of the 1.x chart).
+NATS_POD_LABELS = {labels.NAME: "nats", "app.kubernetes.io/instance": NATS_RELEASE}
+JETSTREAM_API = "jetstream.nats.io/v1beta2"
+MONITORING_API = "monitoring.coreos.com/v1"
+
+
+def client_secret(workload: str) -> str:
+    """The application-namespace Secret with a workload's NATS ``user`` and ``password``."""
+    return f"nats-{workload}"
+
+
+def nats_url(namespace: str) -> str:
+    """The in-cluster client URL of the NATS service."""
+    return f"nats://{NATS_RELEASE}.{namespace}.svc.cluster.local:{events.CLIENT_PORT}"
+
+
+def nats_values(bus: EventBus, cluster_size: int, storage_size: str) -> KubeObject:
+    """Values for the NATS chart (1.x schema). Passwords appear only as ``<< $VAR >>``."""
+    return {
+        "config": {
+            "cluster": {"enabled": cluster_size > 1, "replicas": cluster_size},
+            "jetstream": {
+                "enabled": True,
+                "fileStore": {"enabled": True, "pvc": {"enabled": True, "size": storage_size}},
+            },
+            "monitor": {"enabled": True, "port": events.MONITOR_PORT},
+            "merge": {"authorization": events.authorization(bus, events.chart_password)},
+        },
+        "container": {
+            "env": {
+                u.password_env: {"valueFrom": {"secretKeyRef": {"name": SERVER_SECRET, "key": u.name}}}
+                for u in bus.users
+            }
+        },
+        # NATS speaks first (INFO), which Istio's protocol sniffing in the clients' sidecars cannot
+        # detect: declare the client port as plain TCP.
+        "service": {"ports": {"nats": {"appProtocol": "tcp"}}},
+        # The sidecar that turns the monitoring endpoint (8222, JSON) into Prometheus metrics.
+        "promExporter": {"enabled": True, "port": events.METRICS_PORT},
+        # nats-box would need credentials of its own; operators use `kubectl exec` instead.
+        "natsBox": {"enabled": False},
+        "podDisruptionBudget": {"enabled": cluster_size > 1},
+    }
+
+
+def nack_values(namespace: str) -> KubeObject:
+    """Values for the NACK chart: watch only the NATS namespace, where the resources live."""
+    return {"jetstream": {"nats": {"url": nats_url(namespace)}}, "namespaced": True}
+
+
+def nats_ingress(bus: EventBus, app_namespace: str, monitoring_namespace: str) -> KubeObject:
+    """The NetworkPolicy spec in front of NATS: clients only from the connected workloads, the
+    controller and the servers themselves from the NATS namespace, metrics only from monitoring."""
+    clients = sorted(bus.connected_workloads())
+    rules: list[KubeObject] = [
+        {
+            "from": [{"podSelector": {}}],
+            "ports": [
+                {"protocol": "TCP", "port": events.CLIENT_PORT},
+                {"protocol": "TCP", "port": events.CLUSTER_PORT},
+            ],
+        },
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: monitoring_namespace}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": events.METRICS_PORT}],
+        },
+    ]
+    if clients:
+        rules.insert(
+            1,
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: app_namespace}},
+                        "podSelector": {
+                            "matchExpressions": [{"key": labels.NAME, "operator": "In", "values": clients}]
+                        },
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": events.CLIENT_PORT}],
+            },
+        )
+    return {
+        "podSelector": {"matchLabels": dict(NATS_POD_LABELS)},
+        "policyTypes": ["Ingress"],
+        "ingress": rules,
+    }
+
+
+def client_env(workload: Workload, bus: EventBus, nats_namespace: str) -> list[EnvVar]:
+    """``NATS_URL`` and the credentials for a publishing or consuming workload; nothing otherwise."""
+    if workload.name not in bus.connected_workloads():
+        return []
+    secret = client_secret(workload.name)
+    return [
+        EnvVar("NATS_URL", nats_url(nats_namespace)),
+        EnvVar("NATS_USER", secret=SecretKeyRef(secret, "user")),
+        EnvVar("NATS_PASSWORD", secret=SecretKeyRef(secret, "password")),
+    ]
+
+
+def client_egress(workload: Workload, bus: EventBus, nats_namespace: str) -> list[KubeObject]:
+    """The egress rule to the NATS client port, for connected workloads only."""
+    if workload.name not in bus.connected_workloads():
+        return []
+    return [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: nats_namespace}},
+                    "podSelector": {"matchLabels": dict(NATS_POD_LABELS)},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": events.CLIENT_PORT}],
+        }
+    ]
+
+
+@dataclass
+class EventBusResources:
+    """What ``deploy_events`` registered, for the stack's exports and for wiring by the caller."""
+
+    bus: EventBus
+    nats_release: k8s.helm.v3.Release | None = None
+    nack_release: k8s.helm.v3.Release | None = None
+    streams: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
+    consumers: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
+
+    def exports(self, cfg: PlatformConfig) -> dict[str, Any]:
+        """The stack export describing the bus."""
+        if not cfg.events.enabled:
+            return {"enabled": False}
+        return {
+            "enabled": True,
+            "natsUrl": nats_url(cfg.events.namespace),
+            "streams": {s.name: list(s.subjects) for s in self.bus.streams},
+            "consumers": [f"{c.stream}/{c.durable}" for c in self.bus.consumers],
+        }
+
+
+def _password(name: str) -> random.RandomPassword:
+    # Letters only: the server substitutes the value into its config unquoted, where a value that
+    # starts like a number or a size could be parsed as one. 32 letters are ~182 bits.
+    return random.RandomPassword(name, length=32, special=False, numeric=False)
+
+
+def deploy_events(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    extras: WorkloadExtras,
+    opts: pulumi.ResourceOptions,
+    monitoring: Sequence[pulumi.Resource] = (),
+    monitoring_namespace: str = "monitoring",
+    monitor_labels: Mapping[str, str] | None = None,
+) -> EventBusResources:
+    """Declare the event bus of the stack and contribute its wiring to ``extras``.
+
+    ``monitoring`` is what the PodMonitor and PrometheusRule wait for (the release that installs
+    the Prometheus Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from;
+    ``monitor_labels`` are added to both so the operator's selectors pick them up.
+    """
+    if not cfg.events.enabled:
+        return EventBusResources(bus=events.EventBus(streams=(), consumers=(), users=()))
+    bus = events.event_bus(cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
+    ns = cfg.events.namespace
+    common = context.common()
+    namespace = k8s.core.v1.Namespace(
+        "nats-namespace",
+        metadata={"name": ns, "labels": {**common, "istio-injection": "disabled"}},
+    )
+    in_nats = pulumi.ResourceOptions(depends_on=[namespace])
+
+    passwords = {u.name: _password(f"nats-{u.name}-password") for u in bus.users}
+    server_secret = k8s.core.v1.Secret(
+        "nats-users-secret",
+        metadata={"name": SERVER_SECRET, "namespace": ns, "labels": common},
+        type="Opaque",
+        string_data={user: pulumi.Output.secret(p.result) for user, p in passwords.items()},
+        opts=in_nats,
+    )
+    controller_secret = k8s.core.v1.Secret(
+        "nats-jetstream-controller-secret",
+        metadata={"name": CONTROLLER_SECRET, "namespace": ns, "labels": common},
+        type="Opaque",
+        string_data={
+            "user": events.CONTROLLER_USER,
+            "password": pulumi.Output.secret(passwords[events.CONTROLLER_USER].result),
+        },
+        opts=in_nats,
+    )
+    for user in bus.workload_users():
+        extras.depends_on.append(
+            k8s.core.v1.Secret(
+                f"nats-{user.name}-credentials",
+                metadata={"name": client_secret(user.name), "namespace": cfg.namespace, "labels": common},
+                type="Opaque",
+                string_data={
+                    "user": user.name,
+                    "password": pulumi.Output.secret(passwords[user.name].result),
+                },
+                opts=opts,
+            )
+        )
+
+    nats_release = k8s.helm.v3.Release(
+        "nats",
+        name=NATS_RELEASE,
+        chart="nats",
+        version=cfg.charts.nats,
+        namespace=ns,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NATS_REPOSITORY),
+        values=nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
+        opts=pulumi.ResourceOptions(depends_on=[namespace, server_secret]),
+    )
+    nack_release = k8s.helm.v3.Release(
+        "nack",
+        name=NACK_RELEASE,
+        chart="nack",
+        version=cfg.charts.nack,
+        namespace=ns,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NATS_REPOSITORY),
+        values=nack_values(ns),
+        opts=pulumi.ResourceOptions(depends_on=[namespace, nats_release]),
+    )
+    k8s.networking.v1.NetworkPolicy(
+        "nats-netpol",
+        metadata={"name": "nats", "namespace": ns, "labels": common},
+        spec=nats_ingress(bus, cfg.namespace, monitoring_namespace),
+        opts=in_nats,
+    )
+
+    account = k8s.apiextensions.CustomResource(
+        "nats-account",
+        api_version=JETSTREAM_API,
+        kind="Account",
+        metadata={"name": CONTROLLER_ACCOUNT, "namespace": ns, "labels": common},
+        spec={
+            "name": CONTROLLER_ACCOUNT,
+            "servers": [nats_url(ns)],
+            "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
+        },
+        opts=pulumi.ResourceOptions(depends_on=[nack_release, controller_secret]),
+    )
+    resources = EventBusResources(bus=bus, nats_release=nats_release, nack_release=nack_release)
+    for stream in bus.streams:
+        resources.streams[stream.name] = k8s.apiextensions.CustomResource(
+            f"stream-{stream.resource_name}",
+            api_version=JETSTREAM_API,
+            kind="Stream",
+            metadata={"name": stream.resource_name, "namespace": ns, "labels": common},
+            spec=stream.cr_spec(account=CONTROLLER_ACCOUNT),
+            opts=pulumi.ResourceOptions(depends_on=[nack_release, account]),
+        )
+    for consumer in bus.consumers:
+        resources.consumers[consumer.resource_name] = k8s.apiextensions.CustomResource(
+            f"consumer-{consumer.resource_name}",
+            api_version=JETSTREAM_API,
+            kind="Consumer",
+            metadata={"name": consumer.resource_name, "namespace": ns, "labels": common},
+            spec=consumer.cr_spec(account=CONTROLLER_ACCOUNT),
+            opts=pulumi.ResourceOptions(
+                depends_on=[nack_release, account, resources.streams[consumer.stream]]
+            ),
+        )
+
+    after_monitoring = pulumi.ResourceOptions(depends_on=[nats_release, *monitoring])
+    monitor_meta = {"namespace": ns, "labels": {**common, **(monitor_labels or {})}}
+    k8s.apiextensions.CustomResource(
+        "nats-podmonitor",
+        api_version=MONITORING_API,
+        kind="PodMonitor",
+        metadata={"name": "nats", **monitor_meta},
+        spec={
+            "selector": {"matchLabels": dict(NATS_POD_LABELS)},
+            "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
+        },
+        opts=after_monitoring,
+    )
+    rules = events.alert_rules(bus, cfg.observability.runbook_url)
+    if rules:
+        k8s.apiextensions.CustomResource(
+            "nats-alerts",
+            api_version=MONITORING_API,
+            kind="PrometheusRule",
+            metadata={"name": "nats-event-bus", **monitor_meta},
+            spec={"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
+            opts=after_monitoring,
+        )
+
+    extras.env.append(lambda w: client_env(w, bus, ns))
+    extras.egress.append(lambda w: client_egress(w, bus, ns))
+    return resources

@@ -1,0 +1,1 @@
+"""Policy rules, one module per concern; each exports ``POLICIES``."""
