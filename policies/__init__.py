@@ -1,0 +1,1 @@
+"""The Vinylhound policy pack (see __main__.py) and its rules (``policies.rules``)."""
