@@ -133,7 +133,9 @@ def resolve_config(
         if level not in LEVELS:
             problems.append(f"{name}: unknown enforcement level {level!r}")
             continue
-        defaults = {k: v["default"] for k, v in policy.schema.items() if isinstance(v, Mapping) and "default" in v}
+        defaults = {
+            k: v["default"] for k, v in policy.schema.items() if isinstance(v, Mapping) and "default" in v
+        }
         merged = defaults | properties
         schema = {
             "type": "object",
@@ -180,7 +182,8 @@ class PolicyPackProcess:
         """Start the pack, read its port, connect, handshake and read its policies."""
         if not (self.pack_dir / "PulumiPolicy.yaml").is_file():
             raise AnalyzerError(f"{self.pack_dir}: no PulumiPolicy.yaml; not a policy pack")
-        self._stderr = tempfile.TemporaryFile()
+        # Outlives this method (the pack writes to it until closed); closed in close().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
             [self.python, "-u", "-m", "pulumi.policy", NO_ENGINE, "."],
@@ -264,7 +267,9 @@ class PolicyPackProcess:
         try:
             return getattr(self.stub, method)(request)
         except grpc.RpcError as err:
-            raise AnalyzerError(f"policy pack {method} failed: {err.details()}\n{self._stderr_text()}") from None
+            raise AnalyzerError(
+                f"policy pack {method} failed: {err.details()}\n{self._stderr_text()}"
+            ) from None
 
     def _read_info(self) -> None:
         from google.protobuf import empty_pb2
@@ -289,13 +294,18 @@ class PolicyPackProcess:
         request = analyzer_pb2.ConfigureAnalyzerRequest()
         for name, policy in resolved.items():
             request.policyConfig[name].CopyFrom(
-                analyzer_pb2.PolicyConfig(enforcementLevel=LEVELS[policy.level], properties=_struct(policy.properties))
+                analyzer_pb2.PolicyConfig(
+                    enforcementLevel=analyzer_pb2.EnforcementLevel.ValueType(LEVELS[policy.level]),
+                    properties=_struct(policy.properties),
+                )
             )
         self._call("Configure", request)
 
     def configure_stack(self, project: str, stack: str) -> None:
         """Tell the pack which stack it analyses (optional in the protocol)."""
-        request = analyzer_pb2.AnalyzerStackConfigureRequest(project=project, stack=stack, organization="organization")
+        request = analyzer_pb2.AnalyzerStackConfigureRequest(
+            project=project, stack=stack, organization="organization"
+        )
         with contextlib.suppress(AnalyzerError):
             self._call("ConfigureStack", request)
 

@@ -68,7 +68,10 @@ def validate_schemas(objects: Iterable[dict[str, Any]]) -> list[SchemaResult]:
     """Core objects against the Kubernetes schemas, custom resources against their CRDs."""
     objects = list(objects)
     results = validate_objects(objects)
-    return [validate_custom(obj) if r.status == "unchecked" else r for obj, r in zip(objects, results, strict=True)]
+    return [
+        validate_custom(obj) if r.status == "unchecked" else r
+        for obj, r in zip(objects, results, strict=True)
+    ]
 
 
 def resource_label(urn: str) -> str:
@@ -138,7 +141,8 @@ class StackReport:
                 for d in self.diagnostics
             ],
             "schemas": [
-                {"kind": s.kind, "name": s.name, "status": s.status, "message": s.message} for s in self.schemas
+                {"kind": s.kind, "name": s.name, "status": s.status, "message": s.message}
+                for s in self.schemas
             ],
         }
 
@@ -163,7 +167,9 @@ def check_stack(project: Project, stack: str, pack: PolicyPackProcess) -> StackR
     try:
         path = config_path(project, stack)
         if not path.is_file():
-            raise ProjectError(f"{path.relative_to(project.root)}: missing; every stack needs a policy config")
+            raise ProjectError(
+                f"{path.relative_to(project.root)}: missing; every stack needs a policy config"
+            )
         policy_config = load_config(path)
         run = run_stack(project, stack)
         report = check_run(run, pack, policy_config, str(path.relative_to(project.root)))

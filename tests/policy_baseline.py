@@ -156,8 +156,15 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             "spec": {
                 "host": f"{NAME}.{NS}.svc.cluster.local",
                 "trafficPolicy": {
-                    "outlierDetection": {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s"},
-                    "connectionPool": {"http": {"http1MaxPendingRequests": 100}, "tcp": {"maxConnections": 100}},
+                    "outlierDetection": {
+                        "consecutive5xxErrors": 5,
+                        "interval": "10s",
+                        "baseEjectionTime": "30s",
+                    },
+                    "connectionPool": {
+                        "http": {"http1MaxPendingRequests": 100},
+                        "tcp": {"maxConnections": 100},
+                    },
                     "tls": {"mode": "ISTIO_MUTUAL"},
                 },
             },
@@ -255,14 +262,14 @@ def baseline() -> dict[str, Resource]:
     }
 
 
-def mutated(resources: dict[str, Resource], key: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Resource]:
+def mutated(
+    resources: dict[str, Resource], key: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Resource]:
     """A copy of ``resources`` with ``change`` applied to the properties of ``resources[key]``."""
     props = copy.deepcopy(dict(resources[key].properties))
     change(props)
     target = resources[key]
-    return resources | {
-        key: Resource(urn=target.urn, type=target.type, name=target.name, properties=props)
-    }
+    return resources | {key: Resource(urn=target.urn, type=target.type, name=target.name, properties=props)}
 
 
 def without(resources: dict[str, Resource], *keys: str) -> dict[str, Resource]:

@@ -84,7 +84,10 @@ def test_prod_with_one_replica_fails_minimum_replicas(pack: PolicyPackProcess) -
 
 def test_prod_with_an_image_tagged_latest_fails_pinned_images(pack: PolicyPackProcess) -> None:
     run = _edit(
-        rendered("prod"), "Deployment", "catalog-service", lambda i: _container(i).update(image="ghcr.io/x/y:latest")
+        rendered("prod"),
+        "Deployment",
+        "catalog-service",
+        lambda i: _container(i).update(image="ghcr.io/x/y:latest"),
     )
     assert ("pinned-images", "mandatory", "catalog-service-deployment") in _check_prod(pack, run)
 
@@ -169,7 +172,9 @@ def test_the_command_writes_a_json_report_and_exits_zero_on_a_passing_stack(
 def test_the_command_exits_one_and_names_the_problem_when_a_stack_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = _project_with(tmp_path, "prod", lambda c: c["services"]["monolith"]["image"].update(tag="latest"))
+    project = _project_with(
+        tmp_path, "prod", lambda c: c["services"]["monolith"]["image"].update(tag="latest")
+    )
     shutil.copytree(ROOT / "policies", tmp_path / "policies", dirs_exist_ok=True)
     monkeypatch.chdir(project.root)
     result = CliRunner().invoke(app, ["check", "prod"])
@@ -180,12 +185,14 @@ def test_the_command_exits_one_and_names_the_problem_when_a_stack_fails(
 def test_a_policy_config_naming_an_unknown_policy_or_a_bad_knob_is_rejected(pack: PolicyPackProcess) -> None:
     with pytest.raises(PolicyConfigError, match="no-such-rule: no such policy"):
         resolve_config(pack.policies, {"no-such-rule": "mandatory"})
-    with pytest.raises(PolicyConfigError, match="minimum-replicas.minReplicas"):
+    with pytest.raises(PolicyConfigError, match=r"minimum-replicas\.minReplicas"):
         resolve_config(pack.policies, {"minimum-replicas": {"minReplicas": "three"}})
 
 
 def test_a_policy_entry_overrides_all_which_overrides_the_pack_default(pack: PolicyPackProcess) -> None:
-    resolved = resolve_config(pack.policies, {"all": "advisory", "health-probes": {"enforcementLevel": "disabled"}})
+    resolved = resolve_config(
+        pack.policies, {"all": "advisory", "health-probes": {"enforcementLevel": "disabled"}}
+    )
     assert resolved["health-probes"].level == "disabled"
     assert resolved["pinned-images"].level == "advisory"
     assert resolve_config(pack.policies, {})["pinned-images"].level == "mandatory"

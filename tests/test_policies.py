@@ -29,7 +29,9 @@ def config_of(pack: PolicyPackProcess, stack: str, **overrides: Any) -> dict[str
     return resolve_config(pack.policies, document)
 
 
-def analyze(pack: PolicyPackProcess, resources: dict[str, Resource], stack: str = "prod", **overrides: Any) -> list[Diagnostic]:
+def analyze(
+    pack: PolicyPackProcess, resources: dict[str, Resource], stack: str = "prod", **overrides: Any
+) -> list[Diagnostic]:
     """Analyze every resource, then the stack, with a stack's policy config."""
     return pack.run(list(resources.values()), config_of(pack, stack, **overrides))
 
@@ -90,76 +92,225 @@ def _add_volume(volume: dict[str, Any]) -> Change:
 
 
 POD = "spec.template.spec"
+
+
+def _no_seccomp(props: dict[str, Any]) -> None:
+    _container("securityContext.seccompProfile", None)(props)
+    _set(f"{POD}.securityContext.seccompProfile", None)(props)
+
+
 CASES = [
-    Case("restricted-pod-security", "run as root", "deployment", _container("securityContext.runAsNonRoot", False)),
-    Case("restricted-pod-security", "uid 0", "deployment", _container("securityContext.runAsUser", 0)),
-    Case("restricted-pod-security", "escalation", "deployment", _container("securityContext.allowPrivilegeEscalation", True)),
-    Case("restricted-pod-security", "capabilities kept", "deployment", _container("securityContext.capabilities", None)),
-    Case("restricted-pod-security", "privileged", "deployment", _container("securityContext.privileged", True)),
-    Case("restricted-pod-security", "writable root", "deployment", _container("securityContext.readOnlyRootFilesystem", False)),
     Case(
         "restricted-pod-security",
-        "no seccomp",
+        "run as root",
         "deployment",
-        lambda p: (_container("securityContext.seccompProfile", None)(p), _set(f"{POD}.securityContext.seccompProfile", None)(p)),
+        _container("securityContext.runAsNonRoot", False),
     ),
+    Case("restricted-pod-security", "uid 0", "deployment", _container("securityContext.runAsUser", 0)),
+    Case(
+        "restricted-pod-security",
+        "escalation",
+        "deployment",
+        _container("securityContext.allowPrivilegeEscalation", True),
+    ),
+    Case(
+        "restricted-pod-security",
+        "capabilities kept",
+        "deployment",
+        _container("securityContext.capabilities", None),
+    ),
+    Case(
+        "restricted-pod-security", "privileged", "deployment", _container("securityContext.privileged", True)
+    ),
+    Case(
+        "restricted-pod-security",
+        "writable root",
+        "deployment",
+        _container("securityContext.readOnlyRootFilesystem", False),
+    ),
+    Case("restricted-pod-security", "no seccomp", "deployment", _no_seccomp),
     Case("restricted-pod-security", "host network", "deployment", _set(f"{POD}.hostNetwork", True)),
-    Case("no-plain-secrets-in-env", "plain password", "deployment", _env("DB_PASSWORD", {"value": "hunter2"})),
+    Case(
+        "no-plain-secrets-in-env", "plain password", "deployment", _env("DB_PASSWORD", {"value": "hunter2"})
+    ),
     Case("no-plain-secrets-in-env", "plain jwt", "deployment", _env("JWT_SECRET", {"value": "s3cret"})),
-    Case("no-plain-secrets-in-env", "docker plain token", "container", lambda p: p["envs"].append("API_TOKEN=abc")),
-    Case("resource-requests-limits", "no memory limit", "deployment", _container("resources.limits.memory", None)),
-    Case("resource-requests-limits", "no cpu request", "deployment", _container("resources.requests.cpu", None)),
+    Case(
+        "no-plain-secrets-in-env",
+        "docker plain token",
+        "container",
+        lambda p: p["envs"].append("API_TOKEN=abc"),
+    ),
+    Case(
+        "resource-requests-limits",
+        "no memory limit",
+        "deployment",
+        _container("resources.limits.memory", None),
+    ),
+    Case(
+        "resource-requests-limits", "no cpu request", "deployment", _container("resources.requests.cpu", None)
+    ),
     Case("health-probes", "no readiness", "deployment", _container("readinessProbe", None)),
     Case("health-probes", "no liveness", "deployment", _container("livenessProbe", None)),
-    Case("stateless-services", "hostPath", "deployment", _add_volume({"name": "data", "hostPath": {"path": "/data"}})),
-    Case("stateless-services", "claim", "deployment", _add_volume({"name": "data", "persistentVolumeClaim": {"claimName": "x"}})),
-    Case("pinned-images", "latest", "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest")),
+    Case(
+        "stateless-services",
+        "hostPath",
+        "deployment",
+        _add_volume({"name": "data", "hostPath": {"path": "/data"}}),
+    ),
+    Case(
+        "stateless-services",
+        "claim",
+        "deployment",
+        _add_volume({"name": "data", "persistentVolumeClaim": {"claimName": "x"}}),
+    ),
+    Case(
+        "pinned-images", "latest", "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest")
+    ),
     Case("pinned-images", "no tag", "deployment", _container("image", "ghcr.io/vinylhound/user-service")),
-    Case("pinned-images", "no digest in prod", "deployment", _container("image", "ghcr.io/vinylhound/user-service:1.6.1")),
+    Case(
+        "pinned-images",
+        "no digest in prod",
+        "deployment",
+        _container("image", "ghcr.io/vinylhound/user-service:1.6.1"),
+    ),
     Case("pinned-images", "docker latest", "container", _set("image", "postgres:latest")),
     Case("pinned-charts", "range", "consul", _set("version", "~1.8")),
     Case("pinned-charts", "unpinned", "consul", _set("version", None)),
-    Case("minimum-replicas", "autoscaler below minimum", "hpa", _set("spec.minReplicas", 2), reported="deployment"),
+    Case(
+        "minimum-replicas",
+        "autoscaler below minimum",
+        "hpa",
+        _set("spec.minReplicas", 2),
+        reported="deployment",
+    ),
     Case("minimum-replicas", "one replica", "deployment", _set("spec.replicas", 1), removed=("hpa",)),
     Case("pod-disruption-budget", "no budget", removed=("pdb",), reported="deployment"),
-    Case("pod-disruption-budget", "budget selects others", "pdb", _set("spec.selector.matchLabels", {"app": "x"}), reported="deployment"),
+    Case(
+        "pod-disruption-budget",
+        "budget selects others",
+        "pdb",
+        _set("spec.selector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
     Case("autoscaler-owns-replicas", "replicas pinned too", "deployment", _set("spec.replicas", 3)),
     Case("autoscaler-owns-replicas", "autoscaler pinned", "hpa", _set("spec.maxReplicas", 3)),
     Case("network-policy-coverage", "no policy", removed=("netpol",), reported="deployment"),
-    Case("network-policy-coverage", "policy selects others", "netpol", _set("spec.podSelector.matchLabels", {"app": "x"}), reported="deployment"),
+    Case(
+        "network-policy-coverage",
+        "policy selects others",
+        "netpol",
+        _set("spec.podSelector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
     Case("no-external-services", "load balancer", "service", _set("spec.type", "LoadBalancer")),
     Case("no-external-services", "node port", "service", _set("spec.type", "NodePort")),
     Case("circuit-breaker", "no destination rule", removed=("destinationrule",), reported="deployment"),
-    Case("circuit-breaker", "rule for another host", "destinationrule", _set("spec.host", "other"), reported="deployment"),
-    Case("circuit-breaker", "no outlier detection", "destinationrule", _set("spec.trafficPolicy.outlierDetection", None)),
-    Case("circuit-breaker", "no connection pool", "destinationrule", _set("spec.trafficPolicy.connectionPool", None)),
+    Case(
+        "circuit-breaker",
+        "rule for another host",
+        "destinationrule",
+        _set("spec.host", "other"),
+        reported="deployment",
+    ),
+    Case(
+        "circuit-breaker",
+        "no outlier detection",
+        "destinationrule",
+        _set("spec.trafficPolicy.outlierDetection", None),
+    ),
+    Case(
+        "circuit-breaker",
+        "no connection pool",
+        "destinationrule",
+        _set("spec.trafficPolicy.connectionPool", None),
+    ),
     Case("http-route-resilience", "no timeout", "virtualservice", _set("spec.http.0.timeout", None)),
     Case("http-route-resilience", "no retries", "virtualservice", _set("spec.http.0.retries", None)),
-    Case("http-route-resilience", "unbounded retries", "virtualservice", _set("spec.http.0.retries.attempts", 10)),
-    Case("http-route-resilience", "no per-try timeout", "virtualservice", _set("spec.http.0.retries.perTryTimeout", None)),
+    Case(
+        "http-route-resilience",
+        "unbounded retries",
+        "virtualservice",
+        _set("spec.http.0.retries.attempts", 10),
+    ),
+    Case(
+        "http-route-resilience",
+        "no per-try timeout",
+        "virtualservice",
+        _set("spec.http.0.retries.perTryTimeout", None),
+    ),
     Case("strict-mtls", "permissive", "peerauthentication", _set("spec.mtls.mode", "PERMISSIVE")),
     Case("strict-mtls", "no peer authentication", removed=("peerauthentication",), reported="deployment"),
     Case("strict-mtls", "client tls off", "destinationrule", _set("spec.trafficPolicy.tls.mode", "DISABLE")),
-    Case("database-per-service", "another service's host", "deployment", _env("DB_HOST", {"value": "catalog-service-db-rw.vinylhound"})),
+    Case(
+        "database-per-service",
+        "another service's host",
+        "deployment",
+        _env("DB_HOST", {"value": "catalog-service-db-rw.vinylhound"}),
+    ),
     Case(
         "database-per-service",
         "another service's credentials",
         "deployment",
-        _env("DB_PASSWORD", {"valueFrom": {"secretKeyRef": {"name": "catalog-service-db-credentials", "key": "password"}}}),
+        _env(
+            "DB_PASSWORD",
+            {"valueFrom": {"secretKeyRef": {"name": "catalog-service-db-credentials", "key": "password"}}},
+        ),
     ),
     Case("database-backups", "no backup section", "database", _set("spec.backup", None)),
     Case("database-backups", "no scheduled backup", removed=("scheduledbackup",), reported="database"),
-    Case("database-backups", "scheduled backup suspended", "scheduledbackup", _set("spec.suspend", True), reported="database"),
+    Case(
+        "database-backups",
+        "scheduled backup suspended",
+        "scheduledbackup",
+        _set("spec.suspend", True),
+        reported="database",
+    ),
     Case("database-read-replicas", "no replicas", "database", _set("spec.instances", 1)),
     Case("service-tracing", "no otlp endpoint", "deployment", lambda p: container(p)["env"].pop()),
     Case("service-scraping", "no monitor", removed=("podmonitor",), reported="deployment"),
-    Case("service-scraping", "monitor selects others", "podmonitor", _set("spec.selector.matchLabels", {"app": "x"}), reported="deployment"),
-    Case("service-scraping", "monitor in another namespace", "podmonitor", _set("metadata.namespace", "elsewhere"), reported="deployment"),
+    Case(
+        "service-scraping",
+        "monitor selects others",
+        "podmonitor",
+        _set("spec.selector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
+    Case(
+        "service-scraping",
+        "monitor in another namespace",
+        "podmonitor",
+        _set("metadata.namespace", "elsewhere"),
+        reported="deployment",
+    ),
     Case("service-alerts", "no alert rules", removed=("prometheusrule",), reported="deployment"),
-    Case("service-alerts", "rules for another service", "prometheusrule", _set("metadata.labels", {"app.kubernetes.io/name": "x"}), reported="deployment"),
-    Case("service-registry", "catalog sync off", "consul", _set("values.syncCatalog.enabled", False), reported="deployment"),
-    Case("service-registry", "namespace denied", "consul", _set("values.syncCatalog.k8sDenyNamespaces", [NS]), reported="deployment"),
-    Case("service-registry", "opt-in without annotation", "consul", _set("values.syncCatalog.default", False), reported="deployment"),
+    Case(
+        "service-alerts",
+        "rules for another service",
+        "prometheusrule",
+        _set("metadata.labels", {"app.kubernetes.io/name": "x"}),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "catalog sync off",
+        "consul",
+        _set("values.syncCatalog.enabled", False),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "namespace denied",
+        "consul",
+        _set("values.syncCatalog.k8sDenyNamespaces", [NS]),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "opt-in without annotation",
+        "consul",
+        _set("values.syncCatalog.default", False),
+        reported="deployment",
+    ),
     Case(
         "platform-components",
         "registry missing",
@@ -185,9 +336,13 @@ def test_every_rule_of_the_pack_has_violating_cases() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.policy}: {c.id}" for c in CASES])
-def test_a_violation_is_reported_as_mandatory_on_the_resource_at_fault(pack: PolicyPackProcess, case: Case) -> None:
+def test_a_violation_is_reported_as_mandatory_on_the_resource_at_fault(
+    pack: PolicyPackProcess, case: Case
+) -> None:
     resources = baseline()
-    found = [d for d in analyze(pack, case.apply(resources), **dict(case.overrides)) if d.policy == case.policy]
+    found = [
+        d for d in analyze(pack, case.apply(resources), **dict(case.overrides)) if d.policy == case.policy
+    ]
     reported = case.reported if case.reported or not case.key else case.key
     expected_urn = resources[reported].urn if reported else ""
     assert found, f"{case.policy} reported nothing"
@@ -197,8 +352,12 @@ def test_a_violation_is_reported_as_mandatory_on_the_resource_at_fault(pack: Pol
 
 def test_a_database_shared_by_two_services_is_reported(pack: PolicyPackProcess) -> None:
     resources = baseline()
-    twin = mutated(resources, "deployment", _set("metadata.labels", {"app.kubernetes.io/name": "catalog-service"}))["deployment"]
-    shared = resources | {"twin": Resource(twin.urn.replace(NAME, "catalog-service"), twin.type, "twin", twin.properties)}
+    twin = mutated(
+        resources, "deployment", _set("metadata.labels", {"app.kubernetes.io/name": "catalog-service"})
+    )["deployment"]
+    shared = resources | {
+        "twin": Resource(twin.urn.replace(NAME, "catalog-service"), twin.type, "twin", twin.properties)
+    }
     messages = [d.detail for d in analyze(pack, shared) if d.policy == "database-per-service"]
     assert any("shared by catalog-service, user-service" in m for m in messages)
 
@@ -226,7 +385,10 @@ def test_dev_needs_no_digest_where_prod_does(pack: PolicyPackProcess) -> None:
 
 def test_the_minimum_replicas_knob_follows_the_environment(pack: PolicyPackProcess) -> None:
     two = mutated(baseline(), "hpa", _set("spec.minReplicas", 2))
-    reported = {stack: any(d.policy == "minimum-replicas" for d in analyze(pack, two, stack)) for stack in ("staging", "prod")}
+    reported = {
+        stack: any(d.policy == "minimum-replicas" for d in analyze(pack, two, stack))
+        for stack in ("staging", "prod")
+    }
     assert reported == {"staging": False, "prod": True}
 
 

@@ -290,7 +290,8 @@ def services_of(resources: Iterable[PolicyResource], w: Workload) -> list[Policy
     return [
         s
         for s in in_namespace(of_kind(resources, CORE, "Service"), w.namespace)
-        if dig(s.props, "spec", "selector") and selects(plain_selector(dig(s.props, "spec", "selector")), w.pod_labels)
+        if dig(s.props, "spec", "selector")
+        and selects(plain_selector(dig(s.props, "spec", "selector")), w.pod_labels)
     ]
 
 

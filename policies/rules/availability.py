@@ -35,7 +35,9 @@ _replicas = Rule(
 )
 
 
-def _replica_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _replica_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     minimum = config["minReplicas"]
     for w in workloads(resources, config["exempt"]):
         count, autoscaled = effective_min_replicas(resources, w)
@@ -54,13 +56,18 @@ _pdb = Rule(
 )
 
 
-def _pdb_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _pdb_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     budgets = of_kind(resources, "policy", "PodDisruptionBudget")
     for w in workloads(resources, config["exempt"]):
         count, _ = effective_min_replicas(resources, w)
         if count <= 1:
             continue
-        if not any(selects(dig(b.props, "spec", "selector"), w.pod_labels) for b in in_namespace(budgets, w.namespace)):
+        if not any(
+            selects(dig(b.props, "spec", "selector"), w.pod_labels)
+            for b in in_namespace(budgets, w.namespace)
+        ):
             yield w.urn, f"{w.name} runs {count:g} pods but no PodDisruptionBudget selects them"
 
 
@@ -74,7 +81,9 @@ _hpa = Rule(
 )
 
 
-def _hpa_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _hpa_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     scalers = of_kind(resources, "autoscaling", "HorizontalPodAutoscaler")
     for w in workloads(resources, config["exempt"]):
         for hpa in in_namespace(scalers, w.namespace):
@@ -85,7 +94,10 @@ def _hpa_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]
                 low = number(dig(hpa.props, "spec", "minReplicas")) or 1.0
                 high = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
                 if high <= low:
-                    yield hpa.urn, f"{w.name}'s autoscaler is pinned (minReplicas {low:g}, maxReplicas {high:g})"
+                    yield (
+                        hpa.urn,
+                        f"{w.name}'s autoscaler is pinned (minReplicas {low:g}, maxReplicas {high:g})",
+                    )
 
 
 POLICIES = [_replicas.stack(_replica_problems), _pdb.stack(_pdb_problems), _hpa.stack(_hpa_problems)]

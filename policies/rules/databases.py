@@ -72,7 +72,10 @@ def _db_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any])
             secret = text(dig(env, "valueFrom", "secretKeyRef", "name"))
             if secret:
                 if not secret.startswith(own):
-                    yield w.urn, f"{w.name} reads {name} from secret {secret}, not its own ({own}-credentials)"
+                    yield (
+                        w.urn,
+                        f"{w.name} reads {name} from secret {secret}, not its own ({own}-credentials)",
+                    )
                 use(("secret", f"{w.namespace}/{secret}"), w.name, w.urn)
             value = text(env.get("value"))
             if name == "DB_HOST" and value:
@@ -105,7 +108,9 @@ def _archives(cluster: PolicyResource) -> bool:
     return any(truthy(dig(p, "isWALArchiver")) for p in items(dig(cluster.props, "spec", "plugins")))
 
 
-def _backup_problems(resources: Sequence[PolicyResource], _config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _backup_problems(
+    resources: Sequence[PolicyResource], _config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     schedules = of_kind(resources, CNPG, "ScheduledBackup")
     for cluster in of_kind(resources, CNPG, "Cluster"):
         name, namespace = name_of(cluster.props), namespace_of(cluster.props)
@@ -137,7 +142,8 @@ def _replica_problems(token: str, props: Mapping[str, Any], config: Mapping[str,
         return
     instances = number(dig(props, "spec", "instances")) or 1.0
     if instances < config["minInstances"]:
-        yield f"Cluster {name_of(props)} has {instances:g} instance(s); at least {config['minInstances']} required"
+        minimum = config["minInstances"]
+        yield f"Cluster {name_of(props)} has {instances:g} instance(s); at least {minimum} required"
 
 
 POLICIES = [

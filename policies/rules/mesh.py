@@ -56,12 +56,17 @@ def host_matches(host: str, rule_namespace: str, service: str, namespace: str) -
     return host in (f"{service}.{namespace}", f"{service}.{namespace}.svc", fqdn)
 
 
-def _rules_for(rules: Sequence[PolicyResource], resources: Sequence[PolicyResource], w: Workload) -> list[PolicyResource]:
+def _rules_for(
+    rules: Sequence[PolicyResource], resources: Sequence[PolicyResource], w: Workload
+) -> list[PolicyResource]:
     names = [name_of(s.props) for s in services_of(resources, w)] or [w.object_name]
     return [
         r
         for r in rules
-        if any(host_matches(text(dig(r.props, "spec", "host")), namespace_of(r.props), n, w.namespace) for n in names)
+        if any(
+            host_matches(text(dig(r.props, "spec", "host")), namespace_of(r.props), n, w.namespace)
+            for n in names
+        )
     ]
 
 
@@ -78,7 +83,9 @@ _breaker = Rule(
 )
 
 
-def _breaker_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _breaker_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not uses_istio(resources):
         return
     rules = of_kind(resources, NETWORKING, "DestinationRule")
@@ -100,7 +107,8 @@ _routes = Rule(
     name="http-route-resilience",
     description="Every HTTP route of a VirtualService has a timeout and bounded retries (attempts and "
     "a per-try timeout), so a slow service cannot hold callers forever nor be retried into the ground.",
-    remediation="set http[].timeout and http[].retries {attempts <= maxRetryAttempts, perTryTimeout, retryOn}",
+    remediation="set http[].timeout and http[].retries "
+    "{attempts <= maxRetryAttempts, perTryTimeout, retryOn}",
     severity=Severity.HIGH,
     knobs={"maxRetryAttempts": integer(3, "The most retries a route may make.", 0)},
 )
@@ -146,7 +154,9 @@ def _mode(auth: PolicyResource) -> str:
     return text(dig(auth.props, "spec", "mtls", "mode")) or "UNSET"
 
 
-def _effective_mode(auths: Sequence[PolicyResource], w: Workload, roots: set[str]) -> tuple[str, PolicyResource | None]:
+def _effective_mode(
+    auths: Sequence[PolicyResource], w: Workload, roots: set[str]
+) -> tuple[str, PolicyResource | None]:
     """The most specific PeerAuthentication wins: workload selector, then namespace, then mesh."""
     own = in_namespace(auths, w.namespace)
     scoped = [a for a in own if dig(a.props, "spec", "selector") is not None]
@@ -162,7 +172,9 @@ def _effective_mode(auths: Sequence[PolicyResource], w: Workload, roots: set[str
     return "PERMISSIVE (Istio's default)", None
 
 
-def _mtls_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _mtls_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not uses_istio(resources):
         return
     auths = of_kind(resources, SECURITY, "PeerAuthentication")

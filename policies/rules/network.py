@@ -63,7 +63,11 @@ def _exposure_problems(token: str, props: Mapping[str, Any], config: Mapping[str
     kind = text(dig(props, "spec", "type")) or "ClusterIP"
     allowed = set(config["allowedServices"])
     name = name_of(props)
-    if kind in ("LoadBalancer", "NodePort") and name not in allowed and labels_of(props).get("istio") not in allowed:
+    if (
+        kind in ("LoadBalancer", "NodePort")
+        and name not in allowed
+        and labels_of(props).get("istio") not in allowed
+    ):
         yield f"Service {name or '?'} is of type {kind}"
 
 

@@ -64,12 +64,16 @@ _tracing = Rule(
 )
 
 
-def _tracing_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _tracing_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not has_tracing(resources):
         return
     for w in workloads(resources, config["exempt"]):
         env = w.env()
-        if not any(text(dig(env.get(name), "value")) or dig(env.get(name), "valueFrom") for name in OTEL_ENDPOINTS):
+        if not any(
+            text(dig(env.get(name), "value")) or dig(env.get(name), "valueFrom") for name in OTEL_ENDPOINTS
+        ):
             yield w.urn, f"{w.name} has no {OTEL_ENDPOINTS[0]}"
 
 
@@ -108,7 +112,9 @@ _scraping = Rule(
 )
 
 
-def _scraping_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _scraping_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not has_prometheus_operator(resources):
         return
     for w in workloads(resources, config["exempt"]):
@@ -127,7 +133,9 @@ _alerts = Rule(
 )
 
 
-def _alert_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _alert_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not has_prometheus_operator(resources):
         return
     rules = of_kind(resources, MONITORING, "PrometheusRule")

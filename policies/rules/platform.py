@@ -44,7 +44,9 @@ _platform = Rule(
 )
 
 
-def _platform_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _platform_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     if not workloads(resources):
         return  # not a Kubernetes stack (the Docker stack has its own rules)
     for part in config["required"]:

@@ -64,7 +64,9 @@ def _registered(consul: PolicyResource, resources: Sequence[PolicyResource], w: 
     return False
 
 
-def _registry_problems(resources: Sequence[PolicyResource], config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def _registry_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
     consuls = releases(resources, "consul")
     if not consuls:
         return
