@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,10 @@ from ops.project import Project
 from tests.conftest import PROJECT, ROOT, rendered
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    """The pack, started once as its own process, as the Pulumi CLI starts it."""
-    with PolicyPackProcess(ROOT / "policies") as running:
-        yield running
+@pytest.fixture
+def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
+    """The session's running pack (see conftest)."""
+    return policy_pack
 
 
 @pytest.mark.parametrize("stack", PROJECT.stacks())

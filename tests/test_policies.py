@@ -3,7 +3,7 @@ changed field per way a rule can be violated, asserting the policy, its level an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +16,10 @@ from tests.policy_baseline import NAME, NS, baseline, container, env, mutated, w
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def pack() -> Iterator[PolicyPackProcess]:
-    """The pack, started once as its own process, as the Pulumi CLI starts it."""
-    with PolicyPackProcess(ROOT / "policies") as running:
-        yield running
+@pytest.fixture
+def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
+    """The session's running pack (see conftest)."""
+    return policy_pack
 
 
 def config_of(pack: PolicyPackProcess, stack: str, **overrides: Any) -> dict[str, ResolvedPolicy]:
@@ -423,3 +422,50 @@ def test_validators_tolerate_resources_with_no_properties(pack: PolicyPackProces
 def test_every_policy_states_a_description_remediation_and_severity(pack: PolicyPackProcess) -> None:
     assert all(p.description and p.remediation for p in pack.policies)
     assert {p.kind for p in pack.policies} == {"resource", "stack"}
+
+
+def test_a_service_monitor_selecting_the_service_counts_as_scraping(pack: PolicyPackProcess) -> None:
+    resources = baseline()
+    monitor = mutated(
+        resources,
+        "podmonitor",
+        _set("spec", {"selector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}),
+    )
+    service_monitor = Resource(
+        urn=resources["podmonitor"].urn.replace("PodMonitor", "ServiceMonitor"),
+        type="kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+        name="user-service-servicemonitor",
+        properties=monitor["podmonitor"].properties,
+    )
+    swapped = without(resources, "podmonitor") | {"servicemonitor": service_monitor}
+    assert [d for d in analyze(pack, swapped) if d.policy == "service-scraping"] == []
+
+
+def test_an_older_istio_api_version_is_read_the_same(pack: PolicyPackProcess) -> None:
+    resources = baseline()
+    old = resources["destinationrule"]
+    beta = Resource(old.urn, old.type.replace("/v1:", "/v1beta1:"), old.name, old.properties)
+    broken = mutated(
+        resources | {"destinationrule": beta},
+        "destinationrule",
+        _set("spec.trafficPolicy.outlierDetection", None),
+    )
+    assert {d.policy for d in analyze(pack, resources | {"destinationrule": beta})} == set()
+    assert "circuit-breaker" in {d.policy for d in analyze(pack, broken)}
+
+
+def test_the_rules_import_nothing_but_the_policy_sdk_and_the_standard_library() -> None:
+    # The CLI runs the pack in its own virtualenv with policies/requirements.txt only.
+    import ast
+    import sys
+
+    allowed = {"pulumi_policy", "pulumi", *sys.stdlib_module_names}
+    rules = ROOT / "policies" / "rules"
+    imported = set()
+    for path in [*rules.glob("*.py"), ROOT / "policies" / "__main__.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    assert imported - allowed == {"rules"}  # __main__ imports the pack's own rules package
