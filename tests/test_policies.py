@@ -469,3 +469,9 @@ def test_the_rules_import_nothing_but_the_policy_sdk_and_the_standard_library() 
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.split(".")[0] for alias in node.names)
     assert imported - allowed == {"rules"}  # __main__ imports the pack's own rules package
+
+
+def test_knob_values_read_as_the_numbers_they_are_in_messages(pack: PolicyPackProcess) -> None:
+    two = mutated(baseline(), "hpa", _set("spec.minReplicas", 2))
+    (finding,) = [d for d in analyze(pack, two) if d.policy == "minimum-replicas"]
+    assert "runs 2 pod(s) (autoscaler minReplicas); the minimum is 3." in finding.detail

@@ -43,7 +43,7 @@ def _replica_problems(
         count, autoscaled = effective_min_replicas(resources, w)
         if count < minimum:
             source = "autoscaler minReplicas" if autoscaled else "replicas"
-            yield w.urn, f"{w.name} runs {count:g} pod(s) ({source}); the minimum is {minimum}"
+            yield w.urn, f"{w.name} runs {count:g} pod(s) ({source}); the minimum is {minimum:g}"
 
 
 _pdb = Rule(

@@ -143,7 +143,7 @@ def _replica_problems(token: str, props: Mapping[str, Any], config: Mapping[str,
     instances = number(dig(props, "spec", "instances")) or 1.0
     if instances < config["minInstances"]:
         minimum = config["minInstances"]
-        yield f"Cluster {name_of(props)} has {instances:g} instance(s); at least {minimum} required"
+        yield f"Cluster {name_of(props)} has {instances:g} instance(s); at least {minimum:g} required"
 
 
 POLICIES = [

@@ -129,7 +129,7 @@ def _route_problems(token: str, props: Mapping[str, Any], config: Mapping[str, A
         if attempts is None:
             yield f"{label} has no retries.attempts"
         elif attempts > most:
-            yield f"{label} retries {attempts:g} times; at most {most}"
+            yield f"{label} retries {attempts:g} times; at most {most:g}"
         if attempts and not text(retries.get("perTryTimeout")):
             yield f"{label} has no retries.perTryTimeout"
 
