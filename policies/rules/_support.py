@@ -414,3 +414,14 @@ def boolean(default: bool, description: str) -> Knob:
 
 
 SENSITIVE_NAME = re.compile(r"(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|KEY|APIKEY|CREDENTIALS?|PRIVATE)(_|$)")
+
+
+def walk(value: Any, path: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every mapping inside ``value`` (Helm values, say) with its dotted path."""
+    if isinstance(value, Mapping):
+        yield path, value
+        for key, child in value.items():
+            yield from walk(child, f"{path}.{key}" if path else str(key))
+    elif is_list(value):
+        for index, child in enumerate(value):
+            yield from walk(child, f"{path}[{index}]")

@@ -18,6 +18,7 @@ from ._support import (
     is_release,
     pod_spec,
     text,
+    walk,
 )
 
 _images = Rule(
@@ -55,6 +56,13 @@ def _image_problems(token: str, props: Mapping[str, Any], config: Mapping[str, A
         image = text(props.get("image" if token == DOCKER_CONTAINER else "name"))
         if image and (problem := image_problem(image, require_digest)):
             yield problem
+        return
+    if is_release(token):
+        # Charts pin their own images by default; an override in values must not unpin them.
+        for path, node in walk(props.get("values")):
+            tag = node.get("tag")
+            if "repository" in node and isinstance(tag, str) and tag.lower() == "latest":
+                yield f"values.{path}.tag is latest"
         return
     spec = pod_spec(token, props)
     if spec is None:

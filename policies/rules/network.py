@@ -12,6 +12,7 @@ from ._support import (
     Rule,
     dig,
     in_namespace,
+    is_release,
     kube,
     labels_of,
     name_of,
@@ -19,6 +20,7 @@ from ._support import (
     selects,
     string_list,
     text,
+    walk,
     workloads,
 )
 
@@ -52,22 +54,33 @@ _exposure = Rule(
         "allowedServices": string_list(
             ["istio-ingressgateway", "istio-ingress", "ingressgateway"],
             "Service names (metadata.name or the 'istio' label) that may be exposed.",
-        )
+        ),
+        "allowedCharts": string_list(
+            ["gateway"], "Charts whose Services may be exposed (the Istio gateway)."
+        ),
     },
 )
 
 
+_EXPOSED = ("LoadBalancer", "NodePort")
+
+
 def _exposure_problems(token: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
+    if is_release(token):
+        # A chart's Services are invisible to the pack; its values are not.
+        chart = text(props.get("chart")).rsplit("/", 1)[-1]
+        if chart in config["allowedCharts"]:
+            return
+        for path, node in walk(props.get("values")):
+            if path.rsplit(".", 1)[-1].lower().endswith("service") and text(node.get("type")) in _EXPOSED:
+                yield f"values.{path}.type is {text(node.get('type'))} in chart {chart}"
+        return
     if not kube(token, CORE, "Service"):
         return
     kind = text(dig(props, "spec", "type")) or "ClusterIP"
     allowed = set(config["allowedServices"])
     name = name_of(props)
-    if (
-        kind in ("LoadBalancer", "NodePort")
-        and name not in allowed
-        and labels_of(props).get("istio") not in allowed
-    ):
+    if kind in _EXPOSED and name not in allowed and labels_of(props).get("istio") not in allowed:
         yield f"Service {name or '?'} is of type {kind}"
 
 
