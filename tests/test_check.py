@@ -211,3 +211,17 @@ def test_custom_resources_are_checked_against_their_crds_or_reported_unchecked()
     cnpg = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "db"}, "spec": {}}
     statuses = [r.status for r in validate_schemas([rule, typo, bad_enum, cnpg])]
     assert statuses == ["ok", "invalid", "invalid", "unchecked"]
+
+
+def test_local_reports_a_port_published_on_every_interface_as_advisory_only(pack: PolicyPackProcess) -> None:
+    run = rendered("local")
+    (first, *_) = [r for r in run.registrations if r.type == "docker:index/container:Container"]
+    inputs = json.loads(json.dumps(first.inputs))
+    inputs["ports"][0]["ip"] = "0.0.0.0"
+    edited = Run(
+        stack="local",
+        registrations=[dataclasses.replace(r, inputs=inputs) if r is first else r for r in run.registrations],
+    )
+    report = check_run(edited, pack, load_config(config_path(PROJECT, "local")), "local.json")
+    found = {(d.policy, d.level, d.urn) for d in report.diagnostics}
+    assert found == {("docker-ports-on-loopback", "advisory", first.urn)} and report.passed
