@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.config import ConfigError
+from ops.check import check
 from ops.project import Project, ProjectError, find_root
 
 app = typer.Typer(
@@ -59,6 +60,9 @@ def render(
         table.add_row(kind, str(count))
     console.print(table)
     console.print(f"written to {result.out}")
+
+
+app.command(name="check")(check)
 
 
 def main() -> None:

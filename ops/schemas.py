@@ -27,7 +27,8 @@ class SchemaResult:
     message: str = ""
 
 
-def _name(obj: dict[str, Any]) -> str:
+def object_name(obj: dict[str, Any]) -> str:
+    """``namespace/name`` of an object (``_cluster`` for cluster-scoped ones)."""
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', '_cluster')}/{meta.get('name', '?')}"
 
@@ -38,7 +39,7 @@ def validate_objects(
     """Validate each object; never raises for a bad object."""
     results = []
     for obj in objects:
-        kind, name = str(obj.get("kind")), _name(obj)
+        kind, name = str(obj.get("kind")), object_name(obj)
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:

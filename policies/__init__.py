@@ -1,1 +1,1 @@
-"""The Vinylhound policy pack: rules live in ``policies.rules``; the pack is built in ``__main__``."""
+"""The Vinylhound policy pack (see __main__.py) and its rules (``policies.rules``)."""

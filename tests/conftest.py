@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ops.analyzer import PolicyPackProcess
 from ops.mockrun import Registration, Run, run_offline
 from ops.project import Project
 from ops.render import is_manifest, manifest, run_stack
@@ -40,3 +41,10 @@ def project() -> Project:
 
 
 KUBE_STACKS = [s for s in PROJECT.stacks() if s != "local"]
+
+
+@pytest.fixture(scope="session")
+def policy_pack() -> Iterator[PolicyPackProcess]:
+    """``policies/`` running as its own process, as the Pulumi CLI runs it; one per test session."""
+    with PolicyPackProcess(ROOT / "policies") as running:
+        yield running

@@ -1,0 +1,234 @@
+"""``vinylhound check``: render a stack offline, validate its objects, run the policy pack on it.
+
+1. The stack's program runs offline (``ops.render.run_stack``), config validation included.
+2. Every Kubernetes object is validated: core objects against the Kubernetes OpenAPI schemas
+   (``ops.schemas``), custom resources against their CRD schemas where a source exists
+   (``ops.crds``; the rest are counted as ``unchecked``).
+3. ``policies/`` runs as its own process and is spoken to over the analyzer gRPC protocol, with the
+   stack's ``policies/config/<stack>.json`` resolved the way the CLI resolves it
+   (``ops.analyzer``): ``Analyze`` for every registered resource, ``AnalyzeStack`` once.
+
+The verdict fails on any mandatory violation, schema error or config error.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from infra.config import ConfigError
+from ops.analyzer import (
+    AnalyzerError,
+    Diagnostic,
+    PolicyPackProcess,
+    Resource,
+    load_config,
+    resolve_config,
+)
+from ops.crds import validate_custom
+from ops.mockrun import ProgramError, Run
+from ops.project import Project, ProjectError, find_root
+from ops.render import is_manifest, manifest, run_stack
+from ops.schemas import SchemaResult, validate_objects
+
+PACK_DIR = "policies"
+
+
+def config_path(project: Project, stack: str) -> Path:
+    """The policy config the CLI would be given for ``stack``."""
+    return project.root / PACK_DIR / "config" / f"{stack}.json"
+
+
+def resources_of(run: Run) -> list[Resource]:
+    """Every registered resource, as the engine hands them to analyzers."""
+    return [
+        Resource(
+            urn=r.urn,
+            type=r.type,
+            name=r.name,
+            properties=r.inputs,
+            parent=r.parent,
+            dependencies=r.dependencies,
+        )
+        for r in run.registrations
+    ]
+
+
+def validate_schemas(objects: Iterable[dict[str, Any]]) -> list[SchemaResult]:
+    """Core objects against the Kubernetes schemas, custom resources against their CRDs."""
+    objects = list(objects)
+    results = validate_objects(objects)
+    return [
+        validate_custom(obj) if r.status == "unchecked" else r
+        for obj, r in zip(objects, results, strict=True)
+    ]
+
+
+def resource_label(urn: str) -> str:
+    """``Kind name`` from a URN (``(stack)`` for stack-wide findings)."""
+    if not urn:
+        return "(stack)"
+    head, _, name = urn.rpartition("::")
+    kind = head.rsplit("$", 1)[-1].rsplit(":", 1)[-1]
+    return f"{kind} {name}"
+
+
+@dataclass
+class StackReport:
+    """What ``check`` found for one stack."""
+
+    stack: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    schemas: list[SchemaResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    resources: int = 0
+    seconds: float = 0.0
+
+    @property
+    def mandatory(self) -> list[Diagnostic]:
+        """Violations that block a deployment."""
+        return [d for d in self.diagnostics if d.mandatory]
+
+    @property
+    def schema_errors(self) -> list[SchemaResult]:
+        """Objects that do not fit their schema."""
+        return [s for s in self.schemas if s.status == "invalid"]
+
+    @property
+    def passed(self) -> bool:
+        """No mandatory violation, schema error or config error."""
+        return not (self.mandatory or self.schema_errors or self.errors)
+
+    def verdict(self) -> str:
+        """One line: pass/fail and the counts behind it."""
+        levels = Counter(d.level for d in self.diagnostics)
+        statuses = Counter(s.status for s in self.schemas)
+        head = "PASS" if self.passed else "FAIL"
+        if self.errors:
+            return f"{self.stack}: {head}: {len(self.errors)} error(s) before the pack could run"
+        return (
+            f"{self.stack}: {head}: {levels['mandatory']} mandatory, {levels['advisory']} advisory "
+            f"violation(s) over {self.resources} resources; schemas: {statuses['ok']} valid, "
+            f"{statuses['invalid']} invalid, {statuses['unchecked']} unchecked ({self.seconds:.1f}s)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable report."""
+        return {
+            "stack": self.stack,
+            "passed": self.passed,
+            "errors": self.errors,
+            "resources": self.resources,
+            "violations": [
+                {
+                    "policy": d.policy,
+                    "level": d.level,
+                    "severity": d.severity,
+                    "urn": d.urn,
+                    "resource": resource_label(d.urn),
+                    "message": d.detail,
+                }
+                for d in self.diagnostics
+            ],
+            "schemas": [
+                {"kind": s.kind, "name": s.name, "status": s.status, "message": s.message}
+                for s in self.schemas
+            ],
+        }
+
+
+def check_run(run: Run, pack: PolicyPackProcess, policy_config: dict[str, Any], source: str) -> StackReport:
+    """Validate and analyze an already rendered run."""
+    started = time.perf_counter()
+    report = StackReport(stack=run.stack, resources=len(run.registrations))
+    report.schemas = validate_schemas(manifest(r) for r in run.registrations if is_manifest(r))
+    resolved = resolve_config(pack.policies, policy_config, source)
+    pack.configure_stack("vinylhound", run.stack)
+    report.diagnostics = sorted(
+        pack.run(resources_of(run), resolved), key=lambda d: (not d.mandatory, d.policy, d.urn)
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def check_stack(project: Project, stack: str, pack: PolicyPackProcess) -> StackReport:
+    """Render ``stack`` offline and check it; config and program errors become report errors."""
+    started = time.perf_counter()
+    try:
+        path = config_path(project, stack)
+        if not path.is_file():
+            raise ProjectError(
+                f"{path.relative_to(project.root)}: missing; every stack needs a policy config"
+            )
+        policy_config = load_config(path)
+        run = run_stack(project, stack)
+        report = check_run(run, pack, policy_config, str(path.relative_to(project.root)))
+    except ConfigError as err:
+        return StackReport(stack=stack, errors=err.lines())
+    except (ProjectError, AnalyzerError, ProgramError) as err:
+        return StackReport(stack=stack, errors=str(err).splitlines())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def print_report(console: Console, report: StackReport) -> None:
+    """The table (policy, resource, level, message) and the verdict line."""
+    if report.errors:
+        for line in report.errors:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    rows = [(d.policy, resource_label(d.urn), d.level, d.detail) for d in report.diagnostics]
+    rows += [("schema", f"{s.kind} {s.name}", "mandatory", s.message) for s in report.schema_errors]
+    if rows:
+        table = Table(title=f"{report.stack}: findings", show_lines=False)
+        for column in ("policy", "resource", "level", "message"):
+            table.add_column(column, overflow="fold")
+        for policy, resource, level, message in rows:
+            style = "red" if level == "mandatory" else "yellow"
+            table.add_row(policy, resource, f"[{style}]{level}[/{style}]", message)
+        console.print(table)
+    console.print(f"[{'green' if report.passed else 'red'}]{report.verdict()}[/]", highlight=False)
+
+
+def check(
+    stack: Annotated[str | None, typer.Argument(help="Stack to check (dev, staging, prod, local).")] = None,
+    all_stacks: Annotated[bool, typer.Option("--all", help="Check every stack of the project.")] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write a machine-readable report here ('-': stdout).")
+    ] = None,
+) -> None:
+    """Render offline, validate every object's schema, run the policy pack; exit 1 on a mandatory
+    violation or schema error."""
+    console = Console(stderr=json_out == Path("-"))
+    try:
+        project = Project(find_root())
+        stacks = project.stacks() if all_stacks else [stack] if stack else []
+        if not stacks:
+            raise ProjectError("name a stack or pass --all")
+        if not all_stacks:
+            project.stack_path(stacks[0])
+        with PolicyPackProcess(project.root / PACK_DIR) as pack:
+            steps = track(stacks, description="checking", console=console) if all_stacks else stacks
+            reports = [check_stack(project, s, pack) for s in steps]
+    except (ProjectError, AnalyzerError) as err:
+        Console(stderr=True).print(str(err), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    for report in reports:
+        print_report(console, report)
+    if json_out is not None:
+        document = json.dumps({"stacks": [r.to_json() for r in reports]}, indent=2, sort_keys=True)
+        if json_out == Path("-"):
+            print(document)
+        else:
+            json_out.write_text(document + "\n")
+    if not all(r.passed for r in reports):
+        raise typer.Exit(1)

@@ -1,0 +1,103 @@
+"""Availability: enough replicas per environment, a disruption budget when there are several, and
+one owner of the replica count."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyResource, Severity
+
+from ._support import (
+    Rule,
+    dig,
+    effective_min_replicas,
+    in_namespace,
+    integer,
+    mapping,
+    number,
+    of_kind,
+    selects,
+    string_list,
+    text,
+    workloads,
+)
+
+_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
+
+_replicas = Rule(
+    name="minimum-replicas",
+    description="Every workload runs at least the environment's minimum number of pods (its "
+    "autoscaler's minReplicas when it has one, else spec.replicas).",
+    remediation="raise services.<name>.replicas or autoscaling.minReplicas in the stack config",
+    severity=Severity.HIGH,
+    knobs={"minReplicas": integer(2, "The fewest pods a workload may run with.", 1), "exempt": _EXEMPT},
+)
+
+
+def _replica_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    minimum = config["minReplicas"]
+    for w in workloads(resources, config["exempt"]):
+        count, autoscaled = effective_min_replicas(resources, w)
+        if count < minimum:
+            source = "autoscaler minReplicas" if autoscaled else "replicas"
+            yield w.urn, f"{w.name} runs {count:g} pod(s) ({source}); the minimum is {minimum:g}"
+
+
+_pdb = Rule(
+    name="pod-disruption-budget",
+    description="Every workload that runs more than one pod has a PodDisruptionBudget selecting its "
+    "pods, so node drains never take all of them at once.",
+    remediation="declare a PodDisruptionBudget (maxUnavailable: 1) whose selector matches the pods",
+    severity=Severity.MEDIUM,
+    knobs={"exempt": _EXEMPT},
+)
+
+
+def _pdb_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    budgets = of_kind(resources, "policy", "PodDisruptionBudget")
+    for w in workloads(resources, config["exempt"]):
+        count, _ = effective_min_replicas(resources, w)
+        if count <= 1:
+            continue
+        if not any(
+            selects(dig(b.props, "spec", "selector"), w.pod_labels)
+            for b in in_namespace(budgets, w.namespace)
+        ):
+            yield w.urn, f"{w.name} runs {count:g} pods but no PodDisruptionBudget selects them"
+
+
+_hpa = Rule(
+    name="autoscaler-owns-replicas",
+    description="A workload with a HorizontalPodAutoscaler leaves spec.replicas unset: the two would "
+    "fight on every apply (server-side apply resets the autoscaler's count).",
+    remediation="set either services.<name>.replicas or autoscaling, not both",
+    severity=Severity.MEDIUM,
+    knobs={"exempt": _EXEMPT},
+)
+
+
+def _hpa_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    scalers = of_kind(resources, "autoscaling", "HorizontalPodAutoscaler")
+    for w in workloads(resources, config["exempt"]):
+        for hpa in in_namespace(scalers, w.namespace):
+            ref = mapping(dig(hpa.props, "spec", "scaleTargetRef"))
+            if text(ref.get("kind")) == w.kind and text(ref.get("name")) == w.object_name:
+                if w.replicas is not None:
+                    yield w.urn, f"{w.name} pins replicas ({w.replicas:g}) and has an autoscaler"
+                low = number(dig(hpa.props, "spec", "minReplicas")) or 1.0
+                high = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
+                if high <= low:
+                    yield (
+                        hpa.urn,
+                        f"{w.name}'s autoscaler is pinned (minReplicas {low:g}, maxReplicas {high:g})",
+                    )
+
+
+POLICIES = [_replicas.stack(_replica_problems), _pdb.stack(_pdb_problems), _hpa.stack(_hpa_problems)]

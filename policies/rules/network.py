@@ -1,0 +1,87 @@
+"""Network exposure: every workload under a NetworkPolicy, nothing exposed but the ingress gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import PolicyResource, Severity
+
+from ._support import (
+    CORE,
+    Rule,
+    dig,
+    in_namespace,
+    is_release,
+    kube,
+    labels_of,
+    name_of,
+    of_kind,
+    selects,
+    string_list,
+    text,
+    walk,
+    workloads,
+)
+
+_coverage = Rule(
+    name="network-policy-coverage",
+    description="Every workload's pods are selected by a NetworkPolicy in their namespace, so only "
+    "the traffic the catalog allows reaches them (default deny).",
+    remediation="declare a NetworkPolicy whose podSelector matches the workload's pods",
+    severity=Severity.HIGH,
+    knobs={"exempt": string_list([], "Workload names this rule does not apply to.")},
+)
+
+
+def _coverage_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    policies = of_kind(resources, "networking.k8s.io", "NetworkPolicy")
+    for w in workloads(resources, config["exempt"]):
+        local = in_namespace(policies, w.namespace)
+        if not any(selects(dig(p.props, "spec", "podSelector"), w.pod_labels) for p in local):
+            yield w.urn, f"no NetworkPolicy selects the pods of {w.name}"
+
+
+_exposure = Rule(
+    name="no-external-services",
+    description="No Service of type LoadBalancer or NodePort except the ingress gateway: the edge is "
+    "the one way in.",
+    remediation="use type ClusterIP and route through the Istio ingress gateway",
+    severity=Severity.HIGH,
+    knobs={
+        "allowedServices": string_list(
+            ["istio-ingressgateway", "istio-ingress", "ingressgateway"],
+            "Service names (metadata.name or the 'istio' label) that may be exposed.",
+        ),
+        "allowedCharts": string_list(
+            ["gateway"], "Charts whose Services may be exposed (the Istio gateway)."
+        ),
+    },
+)
+
+
+_EXPOSED = ("LoadBalancer", "NodePort")
+
+
+def _exposure_problems(token: str, props: Mapping[str, Any], config: Mapping[str, Any]) -> Iterator[str]:
+    if is_release(token):
+        # A chart's Services are invisible to the pack; its values are not.
+        chart = text(props.get("chart")).rsplit("/", 1)[-1]
+        if chart in config["allowedCharts"]:
+            return
+        for path, node in walk(props.get("values")):
+            if path.rsplit(".", 1)[-1].lower().endswith("service") and text(node.get("type")) in _EXPOSED:
+                yield f"values.{path}.type is {text(node.get('type'))} in chart {chart}"
+        return
+    if not kube(token, CORE, "Service"):
+        return
+    kind = text(dig(props, "spec", "type")) or "ClusterIP"
+    allowed = set(config["allowedServices"])
+    name = name_of(props)
+    if kind in _EXPOSED and name not in allowed and labels_of(props).get("istio") not in allowed:
+        yield f"Service {name or '?'} is of type {kind}"
+
+
+POLICIES = [_coverage.stack(_coverage_problems), _exposure.resource(_exposure_problems)]

@@ -1,0 +1,227 @@
+"""``vinylhound check``: every stack of the repository passes; broken stacks fail for the right reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from ops.analyzer import PolicyConfigError, PolicyPackProcess, load_config, resolve_config
+from ops.check import check_run, check_stack, config_path, validate_schemas
+from ops.cli import app
+from ops.mockrun import Run
+from ops.project import Project
+from tests.conftest import PROJECT, ROOT, rendered
+
+
+@pytest.fixture
+def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
+    """The session's running pack (see conftest)."""
+    return policy_pack
+
+
+@pytest.mark.parametrize("stack", PROJECT.stacks())
+def test_every_stack_of_the_repository_passes_the_check(pack: PolicyPackProcess, stack: str) -> None:
+    report = check_stack(PROJECT, stack, pack)
+    assert report.errors == [] and report.schema_errors == []
+    assert [(d.policy, d.urn, d.detail) for d in report.mandatory] == []
+    assert report.passed
+
+
+@pytest.mark.parametrize("stack", PROJECT.stacks())
+def test_every_stack_has_a_policy_config_that_fits_the_pack(pack: PolicyPackProcess, stack: str) -> None:
+    resolved = resolve_config(pack.policies, load_config(config_path(PROJECT, stack)))
+    assert set(resolved) == {p.name for p in pack.policies}
+
+
+# --- prod, broken after rendering: what the pack must catch even if config validation missed it ---
+
+
+def _edit(run: Run, kind: str, name: str, change: Any) -> Run:
+    """A copy of ``run`` where ``change(inputs)`` edited the registration of ``kind`` ``name``."""
+    registrations = []
+    for reg in run.registrations:
+        if reg.inputs.get("kind") == kind and (reg.inputs.get("metadata") or {}).get("name") == name:
+            inputs = json.loads(json.dumps(reg.inputs))
+            change(inputs)
+            reg = dataclasses.replace(reg, inputs=inputs)
+        registrations.append(reg)
+    return Run(stack=run.stack, registrations=registrations, exports=run.exports)
+
+
+def _drop(run: Run, kind: str, name: str) -> Run:
+    keep = [
+        r
+        for r in run.registrations
+        if not (r.inputs.get("kind") == kind and (r.inputs.get("metadata") or {}).get("name") == name)
+    ]
+    return Run(stack=run.stack, registrations=keep, exports=run.exports)
+
+
+def _container(inputs: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = inputs["spec"]["template"]["spec"]["containers"][0]
+    return result
+
+
+def _check_prod(pack: PolicyPackProcess, run: Run) -> set[tuple[str, str, str]]:
+    report = check_run(run, pack, load_config(config_path(PROJECT, "prod")), "prod.json")
+    return {(d.policy, d.level, d.urn.rsplit("::", 1)[-1]) for d in report.mandatory}
+
+
+def test_prod_with_one_replica_fails_minimum_replicas(pack: PolicyPackProcess) -> None:
+    run = _drop(rendered("prod"), "HorizontalPodAutoscaler", "user-service")
+    run = _edit(run, "Deployment", "user-service", lambda i: i["spec"].update(replicas=1))
+    assert ("minimum-replicas", "mandatory", "user-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_with_an_image_tagged_latest_fails_pinned_images(pack: PolicyPackProcess) -> None:
+    run = _edit(
+        rendered("prod"),
+        "Deployment",
+        "catalog-service",
+        lambda i: _container(i).update(image="ghcr.io/x/y:latest"),
+    )
+    assert ("pinned-images", "mandatory", "catalog-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPackProcess) -> None:
+    def plain_secret(inputs: dict[str, Any]) -> None:
+        for var in _container(inputs)["env"]:
+            if var["name"] == "JWT_SECRET":
+                var.pop("valueFrom")
+                var["value"] = "not-so-secret"
+
+    run = _edit(rendered("prod"), "Deployment", "user-service", plain_secret)
+    assert ("no-plain-secrets-in-env", "mandatory", "user-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -> None:
+    run = _drop(rendered("prod"), "NetworkPolicy", "rating-service")
+    assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
+
+
+def test_a_schema_error_fails_the_check(pack: PolicyPackProcess) -> None:
+    run = _edit(rendered("prod"), "Service", "user-service", lambda i: i["spec"].update(typo=True))
+    report = check_run(run, pack, load_config(config_path(PROJECT, "prod")), "prod.json")
+    assert [(s.kind, s.name) for s in report.schema_errors] == [("Service", "vinylhound/user-service")]
+    assert not report.passed
+
+
+# --- prod, broken in its stack config ---------------------------------------------------------
+
+
+def _project_with(tmp_path: Path, stack: str, change: Any) -> Project:
+    """A copy of the project whose stack file ``change`` edited (the program is the repository's)."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    shutil.copytree(ROOT / "policies" / "config", tmp_path / "policies" / "config")
+    path = tmp_path / "stacks" / f"Pulumi.{stack}.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data["config"]["vinylhound:platform"])
+    path.write_text(yaml.safe_dump(data))
+    return Project(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["services"]["user-service"].update(image={"tag": "latest"}), "not pinned"),
+        (
+            lambda c: c["services"]["user-service"].update(replicas=1, autoscaling=None),
+            "below the prod minimum",
+        ),
+    ],
+    ids=["image tag latest", "one replica"],
+)
+def test_prod_config_mutations_fail_the_check_before_anything_renders(
+    pack: PolicyPackProcess, tmp_path: Path, change: Any, expected: str
+) -> None:
+    def apply(config: dict[str, Any]) -> None:
+        change(config)
+        for svc in config["services"].values():
+            if svc.get("autoscaling", "") is None:
+                svc.pop("autoscaling")
+
+    report = check_stack(_project_with(tmp_path, "prod", apply), "prod", pack)
+    assert not report.passed and any(expected in line for line in report.errors)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def test_the_command_writes_a_json_report_and_exits_zero_on_a_passing_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["check", "dev", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (stack,) = json.loads(out.read_text())["stacks"]
+    assert stack["stack"] == "dev" and stack["passed"] is True and stack["resources"] > 0
+    assert "dev: PASS" in result.output
+
+
+def test_the_command_exits_one_and_names_the_problem_when_a_stack_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project_with(
+        tmp_path, "prod", lambda c: c["services"]["monolith"]["image"].update(tag="latest")
+    )
+    shutil.copytree(ROOT / "policies", tmp_path / "policies", dirs_exist_ok=True)
+    monkeypatch.chdir(project.root)
+    result = CliRunner().invoke(app, ["check", "prod"])
+    assert result.exit_code == 1
+    assert "services.monolith.image.tag" in result.output and "prod: FAIL" in result.output
+
+
+def test_a_policy_config_naming_an_unknown_policy_or_a_bad_knob_is_rejected(pack: PolicyPackProcess) -> None:
+    with pytest.raises(PolicyConfigError, match="no-such-rule: no such policy"):
+        resolve_config(pack.policies, {"no-such-rule": "mandatory"})
+    with pytest.raises(PolicyConfigError, match=r"minimum-replicas\.minReplicas"):
+        resolve_config(pack.policies, {"minimum-replicas": {"minReplicas": "three"}})
+
+
+def test_a_policy_entry_overrides_all_which_overrides_the_pack_default(pack: PolicyPackProcess) -> None:
+    resolved = resolve_config(
+        pack.policies, {"all": "advisory", "health-probes": {"enforcementLevel": "disabled"}}
+    )
+    assert resolved["health-probes"].level == "disabled"
+    assert resolved["pinned-images"].level == "advisory"
+    assert resolve_config(pack.policies, {})["pinned-images"].level == "mandatory"
+    assert resolved["minimum-replicas"].properties == {"minReplicas": 2, "exempt": []}
+
+
+def test_custom_resources_are_checked_against_their_crds_or_reported_unchecked() -> None:
+    rule = {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "user-service", "namespace": "vinylhound"},
+        "spec": {"host": "user-service", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 5}}},
+    }
+    typo = json.loads(json.dumps(rule))
+    typo["spec"]["trafficPolicy"]["outlierDetecton"] = {}
+    bad_enum = json.loads(json.dumps(rule))
+    bad_enum["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL_PLEASE"}
+    cnpg = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "db"}, "spec": {}}
+    statuses = [r.status for r in validate_schemas([rule, typo, bad_enum, cnpg])]
+    assert statuses == ["ok", "invalid", "invalid", "unchecked"]
+
+
+def test_local_reports_a_port_published_on_every_interface_as_advisory_only(pack: PolicyPackProcess) -> None:
+    run = rendered("local")
+    (first, *_) = [r for r in run.registrations if r.type == "docker:index/container:Container"]
+    inputs = json.loads(json.dumps(first.inputs))
+    inputs["ports"][0]["ip"] = "0.0.0.0"
+    edited = Run(
+        stack="local",
+        registrations=[dataclasses.replace(r, inputs=inputs) if r is first else r for r in run.registrations],
+    )
+    report = check_run(edited, pack, load_config(config_path(PROJECT, "local")), "local.json")
+    found = {(d.policy, d.level, d.urn) for d in report.diagnostics}
+    assert found == {("docker-ports-on-loopback", "advisory", first.urn)} and report.passed

@@ -1,0 +1,477 @@
+"""Every rule of the policy pack, through the real analyzer protocol: one compliant baseline, and one
+changed field per way a rule can be violated, asserting the policy, its level and the resource."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops.analyzer import Diagnostic, PolicyPackProcess, ResolvedPolicy, Resource, load_config, resolve_config
+from tests.policy_baseline import NAME, NS, baseline, container, env, mutated, without
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
+    """The session's running pack (see conftest)."""
+    return policy_pack
+
+
+def config_of(pack: PolicyPackProcess, stack: str, **overrides: Any) -> dict[str, ResolvedPolicy]:
+    """The resolved policy config of ``policies/config/<stack>.json`` with per-policy overrides."""
+    document = load_config(ROOT / "policies" / "config" / f"{stack}.json") | overrides
+    return resolve_config(pack.policies, document)
+
+
+def analyze(
+    pack: PolicyPackProcess, resources: dict[str, Resource], stack: str = "prod", **overrides: Any
+) -> list[Diagnostic]:
+    """Analyze every resource, then the stack, with a stack's policy config."""
+    return pack.run(list(resources.values()), config_of(pack, stack, **overrides))
+
+
+Change = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way to violate ``policy``: change ``key``'s properties (or remove ``removed``), expect a
+    report on ``reported`` (a baseline key; default: the changed resource)."""
+
+    policy: str
+    id: str
+    key: str = ""
+    change: Change | None = None
+    removed: tuple[str, ...] = ()
+    reported: str = ""
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def apply(self, resources: dict[str, Resource]) -> dict[str, Resource]:
+        if self.change is not None:
+            resources = mutated(resources, self.key, self.change)
+        return without(resources, *self.removed)
+
+
+def _set(path: str, value: Any) -> Change:
+    """A change setting the dotted ``path`` (``spec.replicas``) to ``value``; ``None`` deletes it."""
+
+    def change(props: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = props
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+
+    return change
+
+
+def _container(field: str, value: Any) -> Change:
+    return lambda p: _set(field, value)(container(p))
+
+
+def _env(name: str, entry: dict[str, Any]) -> Change:
+    def change(props: dict[str, Any]) -> None:
+        target = env(props)[name]
+        target.clear()
+        target.update({"name": name, **entry})
+
+    return change
+
+
+def _add_volume(volume: dict[str, Any]) -> Change:
+    return lambda p: p["spec"]["template"]["spec"]["volumes"].append(volume)
+
+
+POD = "spec.template.spec"
+
+
+def _no_seccomp(props: dict[str, Any]) -> None:
+    _container("securityContext.seccompProfile", None)(props)
+    _set(f"{POD}.securityContext.seccompProfile", None)(props)
+
+
+CASES = [
+    Case(
+        "restricted-pod-security",
+        "run as root",
+        "deployment",
+        _container("securityContext.runAsNonRoot", False),
+    ),
+    Case("restricted-pod-security", "uid 0", "deployment", _container("securityContext.runAsUser", 0)),
+    Case(
+        "restricted-pod-security",
+        "escalation",
+        "deployment",
+        _container("securityContext.allowPrivilegeEscalation", True),
+    ),
+    Case(
+        "restricted-pod-security",
+        "capabilities kept",
+        "deployment",
+        _container("securityContext.capabilities", None),
+    ),
+    Case(
+        "restricted-pod-security", "privileged", "deployment", _container("securityContext.privileged", True)
+    ),
+    Case(
+        "restricted-pod-security",
+        "writable root",
+        "deployment",
+        _container("securityContext.readOnlyRootFilesystem", False),
+    ),
+    Case("restricted-pod-security", "no seccomp", "deployment", _no_seccomp),
+    Case("restricted-pod-security", "host network", "deployment", _set(f"{POD}.hostNetwork", True)),
+    Case(
+        "no-plain-secrets-in-env", "plain password", "deployment", _env("DB_PASSWORD", {"value": "hunter2"})
+    ),
+    Case("no-plain-secrets-in-env", "plain jwt", "deployment", _env("JWT_SECRET", {"value": "s3cret"})),
+    Case(
+        "no-plain-secrets-in-env",
+        "docker plain token",
+        "container",
+        lambda p: p["envs"].append("API_TOKEN=abc"),
+    ),
+    Case(
+        "resource-requests-limits",
+        "no memory limit",
+        "deployment",
+        _container("resources.limits.memory", None),
+    ),
+    Case(
+        "resource-requests-limits", "no cpu request", "deployment", _container("resources.requests.cpu", None)
+    ),
+    Case("health-probes", "no readiness", "deployment", _container("readinessProbe", None)),
+    Case("health-probes", "no liveness", "deployment", _container("livenessProbe", None)),
+    Case(
+        "stateless-services",
+        "hostPath",
+        "deployment",
+        _add_volume({"name": "data", "hostPath": {"path": "/data"}}),
+    ),
+    Case(
+        "stateless-services",
+        "claim",
+        "deployment",
+        _add_volume({"name": "data", "persistentVolumeClaim": {"claimName": "x"}}),
+    ),
+    Case(
+        "pinned-images", "latest", "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest")
+    ),
+    Case("pinned-images", "no tag", "deployment", _container("image", "ghcr.io/vinylhound/user-service")),
+    Case(
+        "pinned-images",
+        "no digest in prod",
+        "deployment",
+        _container("image", "ghcr.io/vinylhound/user-service:1.6.1"),
+    ),
+    Case("pinned-images", "docker latest", "container", _set("image", "postgres:latest")),
+    Case("pinned-charts", "range", "consul", _set("version", "~1.8")),
+    Case("pinned-charts", "unpinned", "consul", _set("version", None)),
+    Case(
+        "minimum-replicas",
+        "autoscaler below minimum",
+        "hpa",
+        _set("spec.minReplicas", 2),
+        reported="deployment",
+    ),
+    Case("minimum-replicas", "one replica", "deployment", _set("spec.replicas", 1), removed=("hpa",)),
+    Case("pod-disruption-budget", "no budget", removed=("pdb",), reported="deployment"),
+    Case(
+        "pod-disruption-budget",
+        "budget selects others",
+        "pdb",
+        _set("spec.selector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
+    Case("autoscaler-owns-replicas", "replicas pinned too", "deployment", _set("spec.replicas", 3)),
+    Case("autoscaler-owns-replicas", "autoscaler pinned", "hpa", _set("spec.maxReplicas", 3)),
+    Case("network-policy-coverage", "no policy", removed=("netpol",), reported="deployment"),
+    Case(
+        "network-policy-coverage",
+        "policy selects others",
+        "netpol",
+        _set("spec.podSelector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
+    Case("no-external-services", "load balancer", "service", _set("spec.type", "LoadBalancer")),
+    Case("no-external-services", "node port", "service", _set("spec.type", "NodePort")),
+    Case("circuit-breaker", "no destination rule", removed=("destinationrule",), reported="deployment"),
+    Case(
+        "circuit-breaker",
+        "rule for another host",
+        "destinationrule",
+        _set("spec.host", "other"),
+        reported="deployment",
+    ),
+    Case(
+        "circuit-breaker",
+        "no outlier detection",
+        "destinationrule",
+        _set("spec.trafficPolicy.outlierDetection", None),
+    ),
+    Case(
+        "circuit-breaker",
+        "no connection pool",
+        "destinationrule",
+        _set("spec.trafficPolicy.connectionPool", None),
+    ),
+    Case("http-route-resilience", "no timeout", "virtualservice", _set("spec.http.0.timeout", None)),
+    Case("http-route-resilience", "no retries", "virtualservice", _set("spec.http.0.retries", None)),
+    Case(
+        "http-route-resilience",
+        "unbounded retries",
+        "virtualservice",
+        _set("spec.http.0.retries.attempts", 10),
+    ),
+    Case(
+        "http-route-resilience",
+        "no per-try timeout",
+        "virtualservice",
+        _set("spec.http.0.retries.perTryTimeout", None),
+    ),
+    Case("strict-mtls", "permissive", "peerauthentication", _set("spec.mtls.mode", "PERMISSIVE")),
+    Case("strict-mtls", "no peer authentication", removed=("peerauthentication",), reported="deployment"),
+    Case("strict-mtls", "client tls off", "destinationrule", _set("spec.trafficPolicy.tls.mode", "DISABLE")),
+    Case(
+        "database-per-service",
+        "another service's host",
+        "deployment",
+        _env("DB_HOST", {"value": "catalog-service-db-rw.vinylhound"}),
+    ),
+    Case(
+        "database-per-service",
+        "another service's credentials",
+        "deployment",
+        _env(
+            "DB_PASSWORD",
+            {"valueFrom": {"secretKeyRef": {"name": "catalog-service-db-credentials", "key": "password"}}},
+        ),
+    ),
+    Case("database-backups", "no backup section", "database", _set("spec.backup", None)),
+    Case("database-backups", "no scheduled backup", removed=("scheduledbackup",), reported="database"),
+    Case(
+        "database-backups",
+        "scheduled backup suspended",
+        "scheduledbackup",
+        _set("spec.suspend", True),
+        reported="database",
+    ),
+    Case("database-read-replicas", "no replicas", "database", _set("spec.instances", 1)),
+    Case("service-tracing", "no otlp endpoint", "deployment", lambda p: container(p)["env"].pop()),
+    Case("service-scraping", "no monitor", removed=("podmonitor",), reported="deployment"),
+    Case(
+        "service-scraping",
+        "monitor selects others",
+        "podmonitor",
+        _set("spec.selector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
+    Case(
+        "service-scraping",
+        "monitor in another namespace",
+        "podmonitor",
+        _set("metadata.namespace", "elsewhere"),
+        reported="deployment",
+    ),
+    Case("service-alerts", "no alert rules", removed=("prometheusrule",), reported="deployment"),
+    Case(
+        "service-alerts",
+        "rules for another service",
+        "prometheusrule",
+        _set("metadata.labels", {"app.kubernetes.io/name": "x"}),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "catalog sync off",
+        "consul",
+        _set("values.syncCatalog.enabled", False),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "namespace denied",
+        "consul",
+        _set("values.syncCatalog.k8sDenyNamespaces", [NS]),
+        reported="deployment",
+    ),
+    Case(
+        "service-registry",
+        "opt-in without annotation",
+        "consul",
+        _set("values.syncCatalog.default", False),
+        reported="deployment",
+    ),
+    Case(
+        "platform-components",
+        "registry missing",
+        removed=("consul",),
+        reported="",
+        overrides=(("platform-components", {"required": ["consul", "istio"]}),),
+    ),
+    Case("docker-ports-on-loopback", "all interfaces", "container", _set("ports.0.ip", "0.0.0.0")),
+    Case("docker-ports-on-loopback", "address unset", "container", _set("ports.0.ip", None)),
+    Case("docker-healthcheck", "no healthcheck", "container", _set("healthcheck", None)),
+    Case("docker-healthcheck", "healthcheck disabled", "container", _set("healthcheck.tests", ["NONE"])),
+]
+
+
+def test_the_baseline_complies_with_every_rule_in_prod(pack: PolicyPackProcess) -> None:
+    assert analyze(pack, baseline()) == []
+
+
+def test_every_rule_of_the_pack_has_violating_cases() -> None:
+    from policies.rules import POLICIES
+
+    assert {p.name for p in POLICIES} == {c.policy for c in CASES}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.policy}: {c.id}" for c in CASES])
+def test_a_violation_is_reported_as_mandatory_on_the_resource_at_fault(
+    pack: PolicyPackProcess, case: Case
+) -> None:
+    resources = baseline()
+    found = [
+        d for d in analyze(pack, case.apply(resources), **dict(case.overrides)) if d.policy == case.policy
+    ]
+    reported = case.reported if case.reported or not case.key else case.key
+    expected_urn = resources[reported].urn if reported else ""
+    assert found, f"{case.policy} reported nothing"
+    assert {(d.level, d.urn) for d in found} == {("mandatory", expected_urn)}
+    assert all("Fix: " in d.detail for d in found)
+
+
+def test_a_database_shared_by_two_services_is_reported(pack: PolicyPackProcess) -> None:
+    resources = baseline()
+    twin = mutated(
+        resources, "deployment", _set("metadata.labels", {"app.kubernetes.io/name": "catalog-service"})
+    )["deployment"]
+    shared = resources | {
+        "twin": Resource(twin.urn.replace(NAME, "catalog-service"), twin.type, "twin", twin.properties)
+    }
+    messages = [d.detail for d in analyze(pack, shared) if d.policy == "database-per-service"]
+    assert any("shared by catalog-service, user-service" in m for m in messages)
+
+
+def test_dev_reports_as_advisory_what_prod_reports_as_mandatory(pack: PolicyPackProcess) -> None:
+    broken = mutated(baseline(), "deployment", _container("readinessProbe", None))
+    levels = {
+        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == "health-probes"}
+        for stack in ("dev", "staging", "prod")
+    }
+    assert levels == {"dev": {"advisory"}, "staging": {"mandatory"}, "prod": {"mandatory"}}
+
+
+def test_dev_keeps_plain_secrets_and_unpinned_images_mandatory(pack: PolicyPackProcess) -> None:
+    broken = mutated(baseline(), "deployment", _env("DB_PASSWORD", {"value": "hunter2"}))
+    broken = mutated(broken, "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest"))
+    found = {(d.policy, d.level) for d in analyze(pack, broken, "dev")}
+    assert {("no-plain-secrets-in-env", "mandatory"), ("pinned-images", "mandatory")} <= found
+
+
+def test_dev_needs_no_digest_where_prod_does(pack: PolicyPackProcess) -> None:
+    tagged = mutated(baseline(), "deployment", _container("image", "ghcr.io/vinylhound/user-service:1.6.1"))
+    assert [d for d in analyze(pack, tagged, "dev") if d.policy == "pinned-images"] == []
+
+
+def test_the_minimum_replicas_knob_follows_the_environment(pack: PolicyPackProcess) -> None:
+    two = mutated(baseline(), "hpa", _set("spec.minReplicas", 2))
+    reported = {
+        stack: any(d.policy == "minimum-replicas" for d in analyze(pack, two, stack))
+        for stack in ("staging", "prod")
+    }
+    assert reported == {"staging": False, "prod": True}
+
+
+@pytest.mark.parametrize(
+    ("policy", "removed"),
+    [
+        ("circuit-breaker", ("destinationrule", "virtualservice", "peerauthentication", "istiod")),
+        ("strict-mtls", ("destinationrule", "virtualservice", "peerauthentication", "istiod")),
+        ("service-registry", ("consul",)),
+        ("service-tracing", ("jaeger",)),
+        ("service-scraping", ("podmonitor", "prometheusrule", "prometheus")),
+        ("service-alerts", ("podmonitor", "prometheusrule", "prometheus")),
+    ],
+)
+def test_a_presence_rule_does_not_apply_to_a_stack_without_that_part_of_the_platform(
+    pack: PolicyPackProcess, policy: str, removed: tuple[str, ...]
+) -> None:
+    resources = without(baseline(), *removed)
+    assert [d for d in analyze(pack, resources) if d.policy == policy] == []
+
+
+def test_validators_tolerate_resources_with_no_properties(pack: PolicyPackProcess) -> None:
+    hollow = {key: Resource(r.urn, r.type, r.name, {}) for key, r in baseline().items()}
+    shells = {
+        f"{key}-shell": Resource(r.urn + "-shell", r.type, r.name, {"metadata": {}, "spec": {}})
+        for key, r in baseline().items()
+    }
+    diagnostics = analyze(pack, hollow | shells)
+    assert not any("can't run policy" in d.message for d in diagnostics)
+
+
+def test_every_policy_states_a_description_remediation_and_severity(pack: PolicyPackProcess) -> None:
+    assert all(p.description and p.remediation for p in pack.policies)
+    assert {p.kind for p in pack.policies} == {"resource", "stack"}
+
+
+def test_a_service_monitor_selecting_the_service_counts_as_scraping(pack: PolicyPackProcess) -> None:
+    resources = baseline()
+    monitor = mutated(
+        resources,
+        "podmonitor",
+        _set("spec", {"selector": {"matchLabels": {"app.kubernetes.io/component": "service"}}}),
+    )
+    service_monitor = Resource(
+        urn=resources["podmonitor"].urn.replace("PodMonitor", "ServiceMonitor"),
+        type="kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+        name="user-service-servicemonitor",
+        properties=monitor["podmonitor"].properties,
+    )
+    swapped = without(resources, "podmonitor") | {"servicemonitor": service_monitor}
+    assert [d for d in analyze(pack, swapped) if d.policy == "service-scraping"] == []
+
+
+def test_an_older_istio_api_version_is_read_the_same(pack: PolicyPackProcess) -> None:
+    resources = baseline()
+    old = resources["destinationrule"]
+    beta = Resource(old.urn, old.type.replace("/v1:", "/v1beta1:"), old.name, old.properties)
+    broken = mutated(
+        resources | {"destinationrule": beta},
+        "destinationrule",
+        _set("spec.trafficPolicy.outlierDetection", None),
+    )
+    assert {d.policy for d in analyze(pack, resources | {"destinationrule": beta})} == set()
+    assert "circuit-breaker" in {d.policy for d in analyze(pack, broken)}
+
+
+def test_the_rules_import_nothing_but_the_policy_sdk_and_the_standard_library() -> None:
+    # The CLI runs the pack in its own virtualenv with policies/requirements.txt only.
+    import ast
+    import sys
+
+    allowed = {"pulumi_policy", "pulumi", *sys.stdlib_module_names}
+    rules = ROOT / "policies" / "rules"
+    imported = set()
+    for path in [*rules.glob("*.py"), ROOT / "policies" / "__main__.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+    assert imported - allowed == {"rules"}  # __main__ imports the pack's own rules package
+
+
+def test_knob_values_read_as_the_numbers_they_are_in_messages(pack: PolicyPackProcess) -> None:
+    two = mutated(baseline(), "hpa", _set("spec.minReplicas", 2))
+    (finding,) = [d for d in analyze(pack, two) if d.policy == "minimum-replicas"]
+    assert "runs 2 pod(s) (autoscaler minReplicas); the minimum is 3." in finding.detail
