@@ -46,6 +46,9 @@ METRIC_PREFIX = "nats"
 CONTROLLER_USER = "jetstream-controller"
 #: Replies (publish acks, pulled messages) arrive on inboxes; every client needs them.
 INBOX = "_INBOX.>"
+#: Pod annotation naming the subjects a workload consumes (comma-separated, sorted). The policy pack
+#: cannot import this module (it runs in its own virtualenv), so the fact travels on the pod.
+CONSUMES_ANNOTATION = "vinylhound.dev/consumes"
 
 Json = dict[str, Any]
 
@@ -260,6 +263,15 @@ class EventBus:
             if c.workload == workload and c.stream == stream:
                 return c
         raise KeyError(f"no consumer of {workload} on {stream}")
+
+    def consumed_subjects(self, workload: str) -> tuple[str, ...]:
+        """Every subject ``workload`` consumes through its durable consumers, sorted."""
+        return tuple(sorted({s for c in self.consumers if c.workload == workload for s in c.subjects}))
+
+    def consumes_annotation(self, workload: str) -> dict[str, str]:
+        """The pod annotation declaring what ``workload`` consumes; nothing if it consumes nothing."""
+        consumed = self.consumed_subjects(workload)
+        return {CONSUMES_ANNOTATION: ",".join(consumed)} if consumed else {}
 
     def workload_users(self) -> tuple[NatsUser, ...]:
         """The users that belong to catalog workloads (not the controller)."""

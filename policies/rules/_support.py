@@ -228,6 +228,7 @@ class Workload:
     pod_labels: dict[str, str]
     spec: Mapping[str, Any]
     replicas: float | None
+    pod_annotations: dict[str, str] = field(default_factory=dict)
 
     @property
     def urn(self) -> str:
@@ -258,6 +259,9 @@ def workloads(resources: Iterable[PolicyResource], exempt: Iterable[str] = ()) -
             continue
         template = pod_template(r.resource_type, r.props) or {}
         pod_labels = {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
+        pod_annotations = {
+            str(k): str(v) for k, v in mapping(dig(template, "metadata", "annotations")).items()
+        }
         name = labels_of(r.props).get(NAME_LABEL) or pod_labels.get(NAME_LABEL) or name_of(r.props, r.name)
         if name in skip:
             continue
@@ -270,6 +274,7 @@ def workloads(resources: Iterable[PolicyResource], exempt: Iterable[str] = ()) -
                 pod_labels=pod_labels,
                 spec=mapping(template.get("spec")),
                 replicas=number(dig(r.props, "spec", "replicas")),
+                pod_annotations=pod_annotations,
             )
         )
     return sorted(found, key=lambda w: (w.namespace, w.name))

@@ -1,151 +1,118 @@
-"""Event bus rules: every event consumer of the catalog has a durable consumer, and streams are
-replicated outside dev.
+"""Event bus: every event a workload consumes has a durable, explicit-ack JetStream consumer, and
+streams keep enough copies to survive the loss of a server.
 
-Both are stack rules: they look at the whole stack at once. A deployed workload is recognised by its
-Deployment (named after the catalog entry); its consumer by a NACK ``Consumer`` whose durable name is
-the workload and whose filter covers the subject. Validators tolerate missing properties (an
-unknown value during preview is simply not matched) and read the wire form (camelCase, floats).
+The pack cannot read the catalog (it runs in its own virtualenv), so the facts travel on the
+resources: the program annotates the pod template of every consuming workload with
+``vinylhound.dev/consumes`` (its subjects, comma-separated), and declares NACK
+``jetstream.nats.io`` ``Consumer`` (``durableName``, ``filterSubject``/``filterSubjects``,
+``ackPolicy``) and ``Stream`` (``replicas``) objects. A consumer counts for a workload when its
+``durableName`` is the workload's name and one of its filters matches the subject (NATS wildcards
+``*`` and ``>`` included). How many stream replicas an environment needs is the ``minReplicas``
+knob of its config file (1 in local/dev, 3 in staging/prod).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import (
-    EnforcementLevel,
-    PolicyConfigSchema,
-    PolicyResource,
-    Severity,
-    StackValidationArgs,
-    StackValidationPolicy,
+from pulumi_policy import PolicyResource, Severity
+
+from ._support import Rule, dig, integer, items, name_of, number, of_kind, string_list, text, workloads
+
+JETSTREAM = "jetstream.nats.io"
+CONSUMES_ANNOTATION = "vinylhound.dev/consumes"
+#: The NACK CRD's default when ``spec.replicas`` is not set.
+CRD_DEFAULT_REPLICAS = 1.0
+_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
+
+
+def consumed_subjects(annotations: Mapping[str, str]) -> list[str]:
+    """The subjects of the ``vinylhound.dev/consumes`` annotation (comma-separated)."""
+    return [s.strip() for s in annotations.get(CONSUMES_ANNOTATION, "").split(",") if s.strip()]
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, a trailing ``>`` one or more."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > i
+        if i >= len(tokens) or token not in ("*", tokens[i]):
+            return False
+    return len(wanted) == len(tokens)
+
+
+def filters(consumer: PolicyResource) -> list[str]:
+    """A consumer's ``filterSubject`` and ``filterSubjects``."""
+    spec = dig(consumer.props, "spec")
+    found = [text(s) for s in items(dig(spec, "filterSubjects")) if text(s)]
+    single = text(dig(spec, "filterSubject"))
+    return [single, *found] if single else found
+
+
+_durable = Rule(
+    name="events-durable-consumers",
+    description="Every event subject a workload consumes (pod annotation vinylhound.dev/consumes) has a "
+    "durable JetStream Consumer named after the workload, filtering that subject, with explicit acks, "
+    "so events published while the workload is down or failing are delivered again.",
+    remediation="declare the event under the workload's `consumes` in infra/catalog.py so the event bus "
+    "derives a NACK Consumer (durableName: <workload>, filterSubject: <subject>, ackPolicy: explicit)",
+    severity=Severity.HIGH,
+    knobs={"exempt": _EXEMPT},
 )
 
-from infra import catalog, events
 
-ReportViolation = Callable[[str, str | None], None]
-
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-STREAM = "kubernetes:jetstream.nats.io/v1beta2:Stream"
-CONSUMER = "kubernetes:jetstream.nats.io/v1beta2:Consumer"
-ENVIRONMENT_LABEL = "vinylhound.dev/environment"
-
-DEFAULT_MIN_REPLICAS = 3
-DEFAULT_EXEMPT = ("local", "dev")
-
-
-def _get(props: Mapping[str, Any] | None, *path: str) -> Any:
-    value: Any = props
-    for key in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _filters(spec: Mapping[str, Any]) -> set[str]:
-    subjects = set(spec.get("filterSubjects") or [])
-    if isinstance(spec.get("filterSubject"), str):
-        subjects.add(spec["filterSubject"])
-    return subjects
-
-
-def _deployed(resources: Iterable[PolicyResource]) -> set[str]:
-    return {
-        name
-        for r in resources
-        if r.resource_type == DEPLOYMENT and isinstance(name := _get(r.props, "metadata", "name"), str)
-    }
-
-
-def validate_durable_consumers(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every deployed workload that consumes an event has a durable, explicit-ack consumer for it."""
-    deployed = _deployed(args.resources)
-    consumers = [r for r in args.resources if r.resource_type == CONSUMER]
-    for workload in catalog.WORKLOADS:
-        if workload.name not in deployed:
-            continue
-        for event in workload.consumes:
-            subject = events.subject(event)
+def _durable_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    consumers = of_kind(resources, JETSTREAM, "Consumer")
+    for w in workloads(resources, config["exempt"]):
+        for subject in consumed_subjects(w.pod_annotations):
             durable = [
-                r
-                for r in consumers
-                if _get(r.props, "spec", "durableName") == workload.name
-                and subject in _filters(_get(r.props, "spec") or {})
+                c
+                for c in consumers
+                if text(dig(c.props, "spec", "durableName")) == w.name
+                and any(subject_matches(f, subject) for f in filters(c))
             ]
             if not durable:
-                report_violation(
-                    f"{workload.name} consumes {event} but no Consumer has durableName "
-                    f"{workload.name!r} filtering {subject}; without one, events published while it is "
-                    "down are lost.",
-                    None,
+                yield (
+                    w.urn,
+                    f"{w.name} consumes {subject} but no Consumer with durableName {w.name!r} filters it; "
+                    "events published while it is down are lost",
                 )
-                continue
-            for r in durable:
-                policy = _get(r.props, "spec", "ackPolicy")
+            for c in durable:
+                policy = text(dig(c.props, "spec", "ackPolicy"))
                 if policy != "explicit":
-                    report_violation(
-                        f"the consumer of {event} for {workload.name} acks with {policy!r}; use 'explicit' "
-                        "so an event is redelivered until the handler confirms it.",
-                        r.urn,
+                    yield (
+                        c.urn,
+                        f"the Consumer {name_of(c.props, c.name)} of {subject} for {w.name} acks with "
+                        f"{policy or 'the default'!r}, not 'explicit': an event would count as handled "
+                        "before the handler confirms it",
                     )
 
 
-def _environment(resources: Iterable[PolicyResource]) -> str | None:
-    for r in resources:
-        env = _get(r.props, "metadata", "labels", ENVIRONMENT_LABEL)
-        if isinstance(env, str):
-            return env
-    return None
-
-
-def validate_stream_replicas(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    """Every stream keeps at least ``minReplicas`` copies, except in the exempt environments."""
-    config = args.get_config() or {}
-    minimum = int(config.get("minReplicas", DEFAULT_MIN_REPLICAS))
-    exempt = set(config.get("exemptEnvironments", DEFAULT_EXEMPT))
-    environment = _environment(args.resources)
-    if environment in exempt:
-        return
-    for r in args.resources:
-        if r.resource_type != STREAM:
-            continue
-        replicas = _get(r.props, "spec", "replicas")
-        if not isinstance(replicas, int | float):
-            replicas = 1  # the CRD's default
-        if replicas < minimum:
-            name = _get(r.props, "spec", "name") or r.name
-            report_violation(
-                f"stream {name} has {int(replicas)} replica(s); {environment or 'this environment'} needs "
-                f"at least {minimum} so the stream survives the loss of a server.",
-                r.urn,
-            )
-
-
-durable_consumers = StackValidationPolicy(
-    name="events-durable-consumers",
-    description="Every event a deployed workload consumes has a durable consumer with explicit acks.",
-    validate=validate_durable_consumers,
-    enforcement_level=EnforcementLevel.MANDATORY,
-    severity=Severity.HIGH,
-)
-
-stream_replicas = StackValidationPolicy(
+_replicas = Rule(
     name="events-stream-replicas",
-    description="JetStream streams are replicated (>= minReplicas) outside the exempt environments.",
-    validate=validate_stream_replicas,
-    enforcement_level=EnforcementLevel.MANDATORY,
+    description="Every JetStream Stream keeps at least the environment's minimum number of replicas "
+    "(spec.replicas, 1 when unset), so it survives the loss of a NATS server.",
+    remediation="run a NATS cluster of at least minReplicas servers (events.clusterSize in the stack "
+    "config); streams take their replicas from it",
     severity=Severity.HIGH,
-    config_schema=PolicyConfigSchema(
-        properties={
-            "minReplicas": {"type": "integer", "minimum": 1, "default": DEFAULT_MIN_REPLICAS},
-            "exemptEnvironments": {
-                "type": "array",
-                "items": {"type": "string"},
-                "default": list(DEFAULT_EXEMPT),
-            },
-        }
-    ),
+    knobs={"minReplicas": integer(3, "The fewest copies a stream may keep.", 1)},
 )
 
-POLICIES: list[StackValidationPolicy] = [durable_consumers, stream_replicas]
+
+def _replica_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    minimum = config["minReplicas"]
+    for stream in of_kind(resources, JETSTREAM, "Stream"):
+        replicas = number(dig(stream.props, "spec", "replicas"))
+        count = CRD_DEFAULT_REPLICAS if replicas is None else replicas
+        if count < minimum:
+            name = text(dig(stream.props, "spec", "name")) or name_of(stream.props, stream.name)
+            yield stream.urn, f"stream {name} keeps {count:g} replica(s); the minimum is {minimum:g}"
+
+
+POLICIES = [_durable.stack(_durable_problems), _replicas.stack(_replica_problems)]

@@ -13,7 +13,9 @@ What is registered (all derived from ``infra.events``, which derives from the ca
   the NACK release;
 - a ``PodMonitor`` for the chart's exporter sidecar and a ``PrometheusRule`` with the alerts;
 - a NetworkPolicy in front of NATS, and to every publishing or consuming workload: ``NATS_URL``,
-  ``NATS_USER`` and ``NATS_PASSWORD`` (secret references) plus an egress rule to NATS.
+  ``NATS_USER`` and ``NATS_PASSWORD`` (secret references) plus an egress rule to NATS;
+- on the pod template of every consuming workload, the ``vinylhound.dev/consumes`` annotation
+  (its subjects, sorted, comma-separated): what the policy pack checks the durable consumers against.
 """
 
 from __future__ import annotations
@@ -339,4 +341,5 @@ def deploy_events(
 
     extras.env.append(lambda w: client_env(w, bus, ns))
     extras.egress.append(lambda w: client_egress(w, bus, ns))
+    extras.pod_annotations.append(lambda w: bus.consumes_annotation(w.name))
     return resources
