@@ -2,8 +2,9 @@
 platform around it (mesh, database, registry, tracing, monitoring), plus one local Docker container.
 
 The shapes follow what the platform declares (Istio ``networking.istio.io/v1``, CloudNativePG
-``postgresql.cnpg.io/v1``, ``monitoring.coreos.com/v1``, the Consul chart's values, pulumi-docker's
-Container), so a rule is proven here before the stacks declare the resources it reads.
+``postgresql.cnpg.io/v1``, ``monitoring.coreos.com/v1``, NACK ``jetstream.nats.io/v1beta2``, the
+Consul chart's values, pulumi-docker's Container), so a rule is proven here before the stacks
+declare the resources it reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SELECTOR = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "vinylh
 LABELS = {**SELECTOR, "app.kubernetes.io/component": "service"}
 DIGEST = "sha256:" + "0a" * 32
 IMAGE = f"ghcr.io/vinylhound/user-service:1.6.1@{DIGEST}"
+#: The event the baseline service consumes (pod annotation ``vinylhound.dev/consumes``).
+CONSUMED = "vinylhound.playlist.created"
 
 
 def urn(type_: str, name: str) -> str:
@@ -63,7 +66,7 @@ def deployment() -> dict[str, Any]:
         "spec": {
             "selector": {"matchLabels": SELECTOR},
             "template": {
-                "metadata": {"labels": LABELS},
+                "metadata": {"labels": LABELS, "annotations": {"vinylhound.dev/consumes": CONSUMED}},
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
@@ -249,6 +252,28 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
         "kubernetes:helm.sh/v3:Release",
         "cloudnative-pg",
         lambda: _release("cloudnative-pg", "cloudnative-pg", "0.26.1"),
+    ),
+    "stream": (
+        "kubernetes:jetstream.nats.io/v1beta2:Stream",
+        "stream-vinylhound-playlist",
+        lambda: {
+            "metadata": _meta("vinylhound-playlist", "nats", labels={}),
+            "spec": {"name": "VINYLHOUND_PLAYLIST", "subjects": [CONSUMED], "replicas": 3, "storage": "file"},
+        },
+    ),
+    "consumer": (
+        "kubernetes:jetstream.nats.io/v1beta2:Consumer",
+        f"consumer-{NAME}-vinylhound-playlist",
+        lambda: {
+            "metadata": _meta(f"{NAME}-vinylhound-playlist", "nats", labels={}),
+            "spec": {
+                "streamName": "VINYLHOUND_PLAYLIST",
+                "durableName": NAME,
+                "filterSubject": CONSUMED,
+                "ackPolicy": "explicit",
+                "deliverPolicy": "all",
+            },
+        },
     ),
     "container": ("docker:index/container:Container", "user-service-container", _docker_container),
 }

@@ -17,7 +17,7 @@ from ops.check import check_run, check_stack, config_path, validate_schemas
 from ops.cli import app
 from ops.mockrun import Run
 from ops.project import Project
-from tests.conftest import PROJECT, ROOT, rendered
+from tests.conftest import KUBE_STACKS, PROJECT, ROOT, rendered
 
 
 @pytest.fixture
@@ -104,6 +104,26 @@ def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPack
 def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -> None:
     run = _drop(rendered("prod"), "NetworkPolicy", "rating-service")
     assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_without_its_durable_consumer_fails_for_the_consuming_workload(pack: PolicyPackProcess) -> None:
+    # The policy reads the program's vinylhound.dev/consumes annotation, not the catalog.
+    run = _drop(rendered("prod"), "Consumer", "playlist-service-vinylhound-user")
+    found = {f for f in _check_prod(pack, run) if f[0] == "events-durable-consumers"}
+    assert found == {("events-durable-consumers", "mandatory", "playlist-service-deployment")}
+
+
+def test_prod_with_a_single_replica_stream_fails_stream_replicas(pack: PolicyPackProcess) -> None:
+    run = _edit(rendered("prod"), "Stream", "vinylhound-user", lambda i: i["spec"].update(replicas=1))
+    assert ("events-stream-replicas", "mandatory", "stream-vinylhound-user") in _check_prod(pack, run)
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_the_rendered_event_bus_raises_no_finding_not_even_an_advisory_one(
+    pack: PolicyPackProcess, stack: str
+) -> None:
+    report = check_run(rendered(stack), pack, load_config(config_path(PROJECT, stack)), f"{stack}.json")
+    assert [d for d in report.diagnostics if d.policy.startswith("events-")] == []
 
 
 def test_a_schema_error_fails_the_check(pack: PolicyPackProcess) -> None:

@@ -74,6 +74,22 @@ def test_every_consumer_in_the_catalog_has_a_durable_explicit_ack_consumer(stack
 
 
 @pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_exactly_the_consuming_workloads_declare_their_subjects_on_the_pod_template(stack: str) -> None:
+    declared = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"].get("annotations", {})
+        for d in _kind(rendered(stack), "Deployment")
+    }
+    consuming = {w.name: w.consumes for w in catalog.WORKLOADS if w.name in declared and w.consumes}
+    assert consuming, "some enabled workload should consume an event"
+    for name, pod_annotations in declared.items():
+        if name in consuming:
+            expected = ",".join(sorted(events.subject(e) for e in consuming[name]))
+            assert pod_annotations[events.CONSUMES_ANNOTATION] == expected
+        else:
+            assert events.CONSUMES_ANNOTATION not in pod_annotations, name
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_every_published_event_lands_in_exactly_one_file_stream(stack: str) -> None:
     streams = [s["spec"] for s in _kind(rendered(stack), "Stream")]
     published = {e for w in catalog.WORKLOADS if w.name in _enabled(stack) for e in w.publishes}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ops.analyzer import Diagnostic, PolicyPackProcess, ResolvedPolicy, Resource, load_config, resolve_config
-from tests.policy_baseline import NAME, NS, baseline, container, env, mutated, without
+from tests.policy_baseline import CONSUMED, NAME, NS, baseline, container, env, mutated, without
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,6 +91,19 @@ def _add_volume(volume: dict[str, Any]) -> Change:
 
 
 POD = "spec.template.spec"
+
+
+def _consumes(subjects: str | None) -> Change:
+    """Set (or, with ``None``, remove) the pod template's ``vinylhound.dev/consumes`` annotation."""
+
+    def change(props: dict[str, Any]) -> None:
+        annotations = props["spec"]["template"]["metadata"].setdefault("annotations", {})
+        if subjects is None:
+            annotations.pop("vinylhound.dev/consumes", None)
+        else:
+            annotations["vinylhound.dev/consumes"] = subjects
+
+    return change
 
 
 def _no_seccomp(props: dict[str, Any]) -> None:
@@ -321,6 +334,31 @@ CASES = [
     Case("docker-ports-on-loopback", "address unset", "container", _set("ports.0.ip", None)),
     Case("docker-healthcheck", "no healthcheck", "container", _set("healthcheck", None)),
     Case("docker-healthcheck", "healthcheck disabled", "container", _set("healthcheck.tests", ["NONE"])),
+    Case("events-durable-consumers", "no consumer", removed=("consumer",), reported="deployment"),
+    Case(
+        "events-durable-consumers",
+        "consumer filters another subject",
+        "consumer",
+        _set("spec.filterSubject", "vinylhound.playlist.deleted"),
+        reported="deployment",
+    ),
+    Case(
+        "events-durable-consumers",
+        "consumer of another workload",
+        "consumer",
+        _set("spec.durableName", "catalog-service"),
+        reported="deployment",
+    ),
+    Case(
+        "events-durable-consumers",
+        "second subject without consumer",
+        "deployment",
+        _consumes(f"{CONSUMED},vinylhound.user.deleted"),
+    ),
+    Case("events-durable-consumers", "acks not explicit", "consumer", _set("spec.ackPolicy", "none")),
+    Case("events-durable-consumers", "ack policy unset", "consumer", _set("spec.ackPolicy", None)),
+    Case("events-stream-replicas", "one replica", "stream", _set("spec.replicas", 1)),
+    Case("events-stream-replicas", "replicas unset", "stream", _set("spec.replicas", None)),
 ]
 
 
@@ -475,3 +513,42 @@ def test_knob_values_read_as_the_numbers_they_are_in_messages(pack: PolicyPackPr
     two = mutated(baseline(), "hpa", _set("spec.minReplicas", 2))
     (finding,) = [d for d in analyze(pack, two) if d.policy == "minimum-replicas"]
     assert "runs 2 pod(s) (autoscaler minReplicas); the minimum is 3." in finding.detail
+
+
+def test_a_workload_that_consumes_nothing_needs_no_durable_consumer(pack: PolicyPackProcess) -> None:
+    resources = without(mutated(baseline(), "deployment", _consumes(None)), "consumer")
+    assert [d for d in analyze(pack, resources) if d.policy == "events-durable-consumers"] == []
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"filterSubjects": ["vinylhound.playlist.deleted", CONSUMED]},
+        {"filterSubject": "vinylhound.playlist.>"},
+    ],
+    ids=["one of several filters", "wildcard filter"],
+)
+def test_a_consumer_whose_filters_match_the_subject_counts(
+    pack: PolicyPackProcess, filters: dict[str, Any]
+) -> None:
+    def refilter(props: dict[str, Any]) -> None:
+        props["spec"].pop("filterSubject")
+        props["spec"].update(filters)
+
+    resources = mutated(baseline(), "consumer", refilter)
+    assert [d for d in analyze(pack, resources) if d.policy == "events-durable-consumers"] == []
+
+
+def test_the_stream_replica_minimum_follows_the_environment(pack: PolicyPackProcess) -> None:
+    single = mutated(baseline(), "stream", _set("spec.replicas", 1))
+    levels = {
+        stack: {d.level for d in analyze(pack, single, stack) if d.policy == "events-stream-replicas"}
+        for stack in ("local", "dev", "staging", "prod")
+    }
+    assert levels == {"local": set(), "dev": set(), "staging": {"mandatory"}, "prod": {"mandatory"}}
+
+
+def test_a_missing_durable_consumer_is_advisory_in_dev(pack: PolicyPackProcess) -> None:
+    resources = without(baseline(), "consumer")
+    found = {d.level for d in analyze(pack, resources, "dev") if d.policy == "events-durable-consumers"}
+    assert found == {"advisory"}
