@@ -9,11 +9,13 @@ import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
 from infra.config import PlatformConfig
-from infra.observability import monitors
+from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.mesh import deploy_mesh
 from infra.targets.kubernetes.observability import deploy_observability
+from infra.targets.kubernetes.registry import deploy_registry
 from infra.targets.kubernetes.workloads import deploy_workloads
 
 
@@ -32,9 +34,11 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     extras = WorkloadExtras()
     # Platform features register their resources and add to `extras` here, one call each,
     # before the workloads that use them are declared.
-    # To wire when the mesh feature is merged: mesh_crds = the Istio base release (Telemetry's CRD),
-    # consul = the Consul release (the consul namespace the Consul PodMonitor lives in).
-    observability = deploy_observability(cfg, context, extras, in_namespace, mesh_crds=[], consul=[])
+    mesh = deploy_mesh(cfg, context, extras, namespace, extra_mesh_config=tracing.mesh_config())
+    consul = deploy_registry(cfg, extras)
+    observability = deploy_observability(
+        cfg, context, extras, in_namespace, mesh_crds=[mesh.base], consul=[consul]
+    )
     event_bus = deploy_events(
         cfg,
         context,

@@ -1,0 +1,307 @@
+"""The Istio mesh on the cluster: the charts, the edge, mTLS and each workload's traffic policy.
+
+Order on an empty cluster: ``base`` (CRDs) -> ``istiod`` (control plane, sidecar injector) ->
+the ``gateway`` chart (ingress pods). Every Istio custom resource depends on ``base``; every
+workload waits for ``istiod`` so its pods are created after the injector exists and get a
+sidecar.
+
+Tracing is not configured here: the observability feature passes its mesh settings (e.g.
+``extensionProviders``) as ``extra_mesh_config``, merged into istiod's ``meshConfig``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.kubernetes import istio
+from components.kubernetes.istio import BreakerSpec
+from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
+from components.labels import LabelContext
+from infra import catalog, traffic
+from infra.catalog import Workload
+from infra.config import MIN_REPLICAS, PlatformConfig
+from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.extras import WorkloadExtras
+
+ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_NAMESPACE = "istio-system"
+#: The port sidecars reach istiod on for configuration (xDS) and certificates. (15017 is the
+#: injection webhook, called by the API server, never by pods.)
+ISTIOD_XDS_PORT = 15012
+
+
+def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in; nested mappings merge, anything else from ``extra`` wins."""
+    merged = dict(base)
+    for key, value in extra.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def istiod_values(cfg: PlatformConfig, extra_mesh_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Values of the ``istiod`` chart. ``extra_mesh_config`` is merged into ``meshConfig``; it is
+    how other features (tracing) add mesh settings without editing this module."""
+    mesh = {
+        "accessLogFile": "/dev/stdout",
+        "accessLogEncoding": "JSON",
+        # Merge app and sidecar metrics on :15020 so one scrape per pod covers both.
+        "enablePrometheusMerge": True,
+        # The app starts only once its sidecar is ready: no failed first connections to the
+        # database or the registry while the proxy is still starting.
+        "defaultConfig": {"holdApplicationUntilProxyStarts": True},
+    }
+    small = cfg.environment == "dev"
+    return {
+        "autoscaleMin": MIN_REPLICAS[cfg.environment],
+        "autoscaleMax": 5,
+        "resources": {
+            "requests": {"cpu": "100m" if small else "500m", "memory": "512Mi" if small else "2Gi"}
+        },
+        "meshConfig": deep_merge(mesh, extra_mesh_config or {}),
+        "global": {
+            "istioNamespace": ISTIO_NAMESPACE,
+            "logAsJson": True,
+            "proxy": {
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "1", "memory": "256Mi"},
+                }
+            },
+        },
+    }
+
+
+def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
+    """Values of the ``gateway`` chart: the ingress gateway behind a LoadBalancer Service."""
+    replicas = MIN_REPLICAS[cfg.environment]
+    values: dict[str, Any] = {
+        "service": {"type": "LoadBalancer"},
+        "autoscaling": {"enabled": True, "minReplicas": replicas, "maxReplicas": max(replicas, 5)},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"cpu": "2", "memory": "1Gi"},
+        },
+    }
+    if replicas > 1:
+        values["podDisruptionBudget"] = {"maxUnavailable": 1}
+    return values
+
+
+def _release(
+    name: str,
+    chart: str,
+    namespace: str,
+    version: str,
+    values: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=chart,
+        version=version,
+        namespace=namespace,
+        create_namespace=True,
+        repository_opts={"repo": ISTIO_REPOSITORY},
+        values=dict(values),
+        opts=opts,
+    )
+
+
+def sidecar_egress(_: Workload) -> list[dict[str, Any]]:
+    """Every pod's sidecar fetches configuration and certificates from istiod."""
+    return [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ISTIO_NAMESPACE}},
+                    "podSelector": {"matchLabels": {"app": "istiod"}},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}],
+        }
+    ]
+
+
+def _pods(name: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": {labels.NAME: name}}}
+
+
+def routed_ingress(cfg: PlatformConfig) -> Any:
+    """NetworkPolicy ingress for callers the mesh may route to a workload (not listed by the
+    catalog as its callers: the catalog's own are already allowed by ``infra.network``)."""
+
+    def contribute(workload: Workload) -> list[dict[str, Any]]:
+        routed = traffic.callers(workload, cfg).routed
+        if not routed:
+            return []
+        return [{"from": [_pods(c) for c in routed], "ports": [{"protocol": "TCP", "port": workload.port}]}]
+
+    return contribute
+
+
+def routed_egress(cfg: PlatformConfig) -> Any:
+    """NetworkPolicy egress to every workload the mesh may route a caller's requests to."""
+
+    def contribute(workload: Workload) -> list[dict[str, Any]]:
+        targets = [w for w, _ in cfg.enabled() if workload.name in traffic.callers(w, cfg).routed]
+        return [{"to": [_pods(t.name)], "ports": [{"protocol": "TCP", "port": t.port}]} for t in targets]
+
+    return contribute
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """What the mesh installed: its releases (for ``depends_on``) and the edge objects."""
+
+    base: k8s.helm.v3.Release
+    istiod: k8s.helm.v3.Release
+    gateway: k8s.helm.v3.Release
+
+
+def deploy_mesh(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    extras: WorkloadExtras,
+    namespace: pulumi.Resource,
+    extra_mesh_config: Mapping[str, Any] | None = None,
+) -> Mesh:
+    """Install Istio, declare the edge, mTLS and per-workload traffic policy; register what every
+    workload needs (istiod egress, mesh-routed callers, waiting for the injector) in ``extras``.
+
+    ``namespace`` is the workloads' namespace, which the namespaced Istio objects wait for.
+    """
+    version = cfg.charts.istio
+    base = _release(
+        "istio-base",
+        "base",
+        ISTIO_NAMESPACE,
+        version,
+        {"defaultRevision": "default"},
+        pulumi.ResourceOptions(),
+    )
+    istiod = _release(
+        "istiod",
+        "istiod",
+        ISTIO_NAMESPACE,
+        version,
+        istiod_values(cfg, extra_mesh_config),
+        pulumi.ResourceOptions(depends_on=[base]),
+    )
+    gateway = _release(
+        traffic.INGRESS_RELEASE,
+        "gateway",
+        traffic.INGRESS_NAMESPACE,
+        version,
+        gateway_values(cfg),
+        pulumi.ResourceOptions(depends_on=[istiod]),
+    )
+    _edge(cfg, context, base, gateway, pulumi.ResourceOptions(depends_on=[namespace, base]))
+    _mesh_policy(cfg, context, [namespace, base])
+
+    extras.egress.append(sidecar_egress)
+    extras.ingress.append(routed_ingress(cfg))
+    extras.egress.append(routed_egress(cfg))
+    extras.depends_on.append(istiod)
+    return Mesh(base=base, istiod=istiod, gateway=gateway)
+
+
+def _custom(
+    name: str,
+    kind: str,
+    api_version: str,
+    metadata: dict[str, Any],
+    spec: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    return k8s.apiextensions.CustomResource(
+        name, api_version=api_version, kind=kind, metadata=metadata, spec=spec, opts=opts
+    )
+
+
+def _edge(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    base: k8s.helm.v3.Release,
+    gateway: k8s.helm.v3.Release,
+    opts: pulumi.ResourceOptions,
+) -> None:
+    edge = cfg.traffic.edge
+    _custom(
+        "edge-gateway",
+        "Gateway",
+        istio.NETWORKING,
+        # Beside the gateway pods: they read the TLS secret from their own namespace.
+        {"name": traffic.EDGE_GATEWAY, "namespace": traffic.INGRESS_NAMESPACE, "labels": context.common()},
+        istio.gateway_spec(traffic.INGRESS_SELECTOR, [cfg.domain], edge.tls_secret, edge.allow_plain_http),
+        pulumi.ResourceOptions(depends_on=[base, gateway]),
+    )
+    _custom(
+        "edge-routes",
+        "VirtualService",
+        istio.NETWORKING,
+        {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
+        istio.virtual_service_spec(
+            [cfg.domain], [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"], traffic.edge_routes(cfg)
+        ),
+        opts,
+    )
+    for service in traffic.mesh_routed_services(cfg):
+        _custom(
+            f"{service}-mesh-routes",
+            "VirtualService",
+            istio.NETWORKING,
+            {"name": f"{service}-routes", "namespace": cfg.namespace, "labels": context.common()},
+            istio.virtual_service_spec(
+                [traffic.host(catalog.workload(service), cfg.namespace)],
+                ["mesh"],
+                traffic.mesh_routes(cfg, service),
+            ),
+            opts,
+        )
+
+
+def _mesh_policy(cfg: PlatformConfig, context: LabelContext, requires: list[pulumi.Resource]) -> None:
+    _custom(
+        "mesh-mtls",
+        "PeerAuthentication",
+        istio.SECURITY,
+        {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
+        istio.peer_authentication_spec(cfg.traffic.mtls),
+        pulumi.ResourceOptions(depends_on=requires),
+    )
+    for workload, _ in cfg.enabled():
+        b = cfg.traffic.breaker(workload.name)
+        ServiceTraffic(
+            f"{workload.name}-traffic",
+            ServiceTrafficArgs(
+                name=workload.name,
+                namespace=cfg.namespace,
+                host=traffic.host(workload, cfg.namespace),
+                port=workload.port,
+                selector=context.selector(workload.name),
+                principals=traffic.allowed_principals(workload, cfg),
+                labels=context.common(),
+                breaker=BreakerSpec(
+                    consecutive_5xx_errors=b.consecutive_5xx_errors,
+                    interval=b.interval,
+                    base_ejection_time=b.base_ejection_time,
+                    max_ejection_percent=b.max_ejection_percent,
+                    max_connections=b.max_connections,
+                    max_pending_requests=b.max_pending_requests,
+                    max_requests=b.max_requests,
+                    connect_timeout=b.connect_timeout,
+                ),
+                requires=requires,
+            ),
+        )

@@ -1,0 +1,101 @@
+"""Consul as the service registry, from HashiCorp's official chart.
+
+Catalog sync registers every Kubernetes Service of the workloads' namespace in Consul (one way:
+Kubernetes -> Consul), with a health check that follows the pods' readiness, so no application
+code registers anything. Consul's own service mesh (Connect) is off: Istio is the mesh. The UI
+is a ClusterIP Service, reachable with ``kubectl port-forward`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi_kubernetes as k8s
+
+from components.kubernetes.specs import EnvVar
+from infra.catalog import Workload
+from infra.config import PlatformConfig
+from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.extras import WorkloadExtras
+
+CONSUL_REPOSITORY = "https://helm.releases.hashicorp.com"
+CONSUL_NAMESPACE = "consul"
+#: ``global.name``: the chart prefixes its objects with it (``consul-server``, ``consul-ui``).
+CONSUL_NAME = "consul"
+CONSUL_HTTP_PORT = 8500
+#: Labels the chart puts on the server pods.
+SERVER_POD_LABELS = {"app": CONSUL_NAME, "component": "server"}
+
+
+def server_address() -> str:
+    """The Consul servers' HTTP API (``host:port``), the value of ``SERVICE_REGISTRY``."""
+    return f"{CONSUL_NAME}-server.{CONSUL_NAMESPACE}.svc.cluster.local:{CONSUL_HTTP_PORT}"
+
+
+def consul_values(cfg: PlatformConfig) -> dict[str, Any]:
+    """Values of the ``consul`` chart."""
+    replicas = cfg.registry_replicas()
+    return {
+        "global": {"name": CONSUL_NAME},
+        "server": {
+            "replicas": replicas,
+            "bootstrapExpect": replicas,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "500m", "memory": "256Mi"},
+            },
+        },
+        "client": {"enabled": False},
+        "connectInject": {"enabled": False},
+        "ui": {"enabled": True, "service": {"enabled": True, "type": "ClusterIP"}},
+        "syncCatalog": {
+            "enabled": True,
+            "default": True,
+            "toConsul": True,
+            "toK8S": False,
+            "k8sAllowNamespaces": [cfg.namespace],
+            # Register ``user-service``, not ``user-service-vinylhound``.
+            "addK8SNamespaceSuffix": False,
+        },
+    }
+
+
+def registry_env(workload: Workload) -> list[EnvVar]:
+    """``SERVICE_REGISTRY`` for every workload that runs application code (not the static front end)."""
+    if workload.role == "frontend":
+        return []
+    return [EnvVar("SERVICE_REGISTRY", server_address())]
+
+
+def registry_egress(workload: Workload) -> list[dict[str, Any]]:
+    """NetworkPolicy egress to the Consul servers' HTTP API for the workloads that get the address."""
+    if workload.role == "frontend":
+        return []
+    return [
+        {
+            "to": [
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: CONSUL_NAMESPACE}},
+                    "podSelector": {"matchLabels": dict(SERVER_POD_LABELS)},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": CONSUL_HTTP_PORT}],
+        }
+    ]
+
+
+def deploy_registry(cfg: PlatformConfig, extras: WorkloadExtras) -> k8s.helm.v3.Release:
+    """Install Consul and give every workload its address and a way to reach it."""
+    release = k8s.helm.v3.Release(
+        "consul",
+        name="consul",
+        chart="consul",
+        version=cfg.charts.consul,
+        namespace=CONSUL_NAMESPACE,
+        create_namespace=True,
+        repository_opts={"repo": CONSUL_REPOSITORY},
+        values=consul_values(cfg),
+    )
+    extras.env.append(registry_env)
+    extras.egress.append(registry_egress)
+    return release

@@ -1,0 +1,193 @@
+"""The route table and who may call whom, derived from the catalog and the stack's cutover settings.
+
+Pure functions, tested without Pulumi by evaluating the routes they return.
+
+Route table (one list, first match wins, as Istio evaluates a VirtualService):
+
+1. every route prefix of every extracted service, most specific first, so
+   ``/api/v1/me/albums`` (rating-service) wins over ``/api/v1/me`` (user-service). A route is
+   always present, whether or not its service is deployed: while the service is absent or at
+   weight 0 it points at the monolith, so a less specific prefix of another service can never
+   catch it;
+2. ``/api/`` -> the monolith (every route not cut over, and the legacy ``/api/signup`` etc.);
+3. everything else -> the front end (the single-page app serves its own client-side routes).
+
+Cutover: a service's routes are split ``weight`` : ``100 - weight`` between the service and the
+monolith. With ``mirror`` (weight 0 only) the monolith keeps serving and the service receives a
+copy of every read (GET/HEAD). Writes are never mirrored: during shadow testing the service's
+database is a logical-replication subscriber of the monolith's, and a mirrored write would
+collide with the replicated row and stop replication.
+
+With the api-gateway enabled the edge sends ``/api/v1`` to it instead, and the same table is
+applied inside the mesh: a VirtualService per service host (``*_SERVICE_URL`` points at those
+hosts) routes what the gateway sends there by path, with the same weights and mirroring, and
+anything else to the host itself. Cutover weights therefore mean the same in both modes, and the
+reference gateway's ``/me`` mismatch is corrected in the mesh.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from components.kubernetes import istio
+from components.kubernetes.istio import Backend, KubeObject, Resilience
+from infra import catalog, network
+from infra.catalog import Route, Workload
+from infra.config import PlatformConfig
+
+MONOLITH = "monolith"
+FRONTEND = "web-frontend"
+API_GATEWAY = "api-gateway"
+
+#: The Istio ingress gateway: Helm release (and so service account) and namespace.
+INGRESS_NAMESPACE = network.EDGE_NAMESPACE
+INGRESS_RELEASE = "istio-ingressgateway"
+#: Pod labels the gateway chart derives from the release name (``istio-`` prefix dropped).
+INGRESS_SELECTOR = {"istio": "ingressgateway"}
+#: The edge Gateway object, in the ingress namespace beside its TLS secret.
+EDGE_GATEWAY = "vinylhound-edge"
+
+#: Methods that are safe to copy to a shadow service.
+MIRRORED_METHODS = ("GET", "HEAD")
+
+
+def host(workload: Workload, namespace: str) -> str:
+    """The in-cluster DNS name of a workload's Service."""
+    return f"{workload.name}.{namespace}.svc.cluster.local"
+
+
+def backend(name: str, cfg: PlatformConfig, weight: int = 100) -> Backend:
+    """Workload ``name`` as a route destination."""
+    w = catalog.workload(name)
+    return Backend(host(w, cfg.namespace), w.port, weight)
+
+
+def resilience(cfg: PlatformConfig) -> Resilience:
+    """The timeout and retries every route gets."""
+    routes = cfg.traffic.routes
+    return Resilience(routes.timeout, routes.retry_attempts, routes.per_try_timeout)
+
+
+def gateway_mode(cfg: PlatformConfig) -> bool:
+    """Whether the api-gateway workload fronts the API in this stack."""
+    return cfg.is_enabled(API_GATEWAY)
+
+
+def route_entries() -> list[tuple[Workload, Route]]:
+    """Every extracted service's routes, most specific (longest) path first.
+
+    Matches are on segment boundaries, so two paths overlap only when one is a segment prefix of
+    the other; the longer one is then the more specific and must come first.
+    """
+    entries = [(w, r) for w in catalog.WORKLOADS if w.role == "service" for r in w.routes]
+    return sorted(entries, key=lambda e: (-len(e[1].path), e[1].path))
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+
+
+def service_routes(cfg: PlatformConfig) -> list[KubeObject]:
+    """The routes of every extracted service, split between it and the monolith by cutover."""
+    policy = resilience(cfg)
+    routes: list[KubeObject] = []
+    for owner, route in route_entries():
+        name = f"{owner.name}-{_slug(route.prefix)}"
+        matches = istio.uri_matches(route.path)
+        if not cfg.is_enabled(owner.name):
+            routes.append(istio.http_route(name, matches, [backend(MONOLITH, cfg)], policy))
+            continue
+        cut = cfg.services[owner.name].cutover
+        if cut.mirror:
+            # Reads are copied to the service; the same paths' writes fall through to the next
+            # route, which sends them to the monolith only.
+            routes.append(
+                istio.http_route(
+                    f"{name}-mirrored-reads",
+                    istio.with_methods(matches, MIRRORED_METHODS),
+                    [backend(MONOLITH, cfg)],
+                    policy,
+                    mirror=backend(owner.name, cfg),
+                )
+            )
+        split = [backend(owner.name, cfg, cut.weight), backend(MONOLITH, cfg, 100 - cut.weight)]
+        routes.append(istio.http_route(name, matches, split, policy))
+    return routes
+
+
+def api_default_route(cfg: PlatformConfig) -> KubeObject:
+    """Every other API path (including the legacy ``/api/...`` routes) -> the monolith."""
+    return istio.http_route(
+        "monolith-api", istio.uri_matches("/api"), [backend(MONOLITH, cfg)], resilience(cfg)
+    )
+
+
+def frontend_route(cfg: PlatformConfig) -> KubeObject:
+    """The catch-all: the front end, or the monolith in a stack without one."""
+    target = FRONTEND if cfg.is_enabled(FRONTEND) else MONOLITH
+    return istio.http_route(f"{target}-default", None, [backend(target, cfg)], resilience(cfg))
+
+
+def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
+    """The edge VirtualService's route table (see the module docstring)."""
+    if gateway_mode(cfg):
+        to_gateway = istio.http_route(
+            "api-gateway", istio.uri_matches(catalog.API_ROOT), [backend(API_GATEWAY, cfg)], resilience(cfg)
+        )
+        return [to_gateway, api_default_route(cfg), frontend_route(cfg)]
+    return [*service_routes(cfg), api_default_route(cfg), frontend_route(cfg)]
+
+
+def mesh_routes(cfg: PlatformConfig, service: str) -> list[KubeObject]:
+    """The route table for requests addressed to ``service`` inside the mesh (gateway mode)."""
+    fallback = istio.http_route(f"{service}-direct", None, [backend(service, cfg)], resilience(cfg))
+    return [*service_routes(cfg), fallback]
+
+
+def mesh_routed_services(cfg: PlatformConfig) -> list[str]:
+    """The service hosts that get a mesh VirtualService: deployed extracted services, in
+    gateway mode only (otherwise nothing inside the mesh calls them)."""
+    if not gateway_mode(cfg):
+        return []
+    return [w.name for w, _ in cfg.enabled() if w.role == "service"]
+
+
+@dataclass(frozen=True)
+class Callers:
+    """Who may open requests to a workload inside the mesh, besides the ingress gateway."""
+
+    #: Callers the catalog lists (``Workload.calls``).
+    direct: tuple[str, ...]
+    #: Callers whose requests to some service the mesh may route to this workload instead
+    #: (the monolith while a service is not cut over, or another service by path).
+    routed: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every caller, sorted."""
+        return tuple(sorted({*self.direct, *self.routed}))
+
+
+def callers(workload: Workload, cfg: PlatformConfig) -> Callers:
+    """The workloads allowed to call ``workload`` (see ``Callers``)."""
+    enabled = {w.name for w, _ in cfg.enabled()}
+    direct = tuple(network.callers(workload, enabled))
+    routed: tuple[str, ...] = ()
+    if workload.role in ("service", "monolith") and mesh_routed_services(cfg):
+        routed = tuple(
+            w.name
+            for w, _ in cfg.enabled()
+            if any(catalog.workload(c).role == "service" for c in w.calls) and w.name not in direct
+        )
+    return Callers(direct=direct, routed=routed)
+
+
+def ingress_principal() -> str:
+    """The ingress gateway's identity (its chart names the service account after the release)."""
+    return istio.principal(INGRESS_NAMESPACE, INGRESS_RELEASE)
+
+
+def allowed_principals(workload: Workload, cfg: PlatformConfig) -> list[str]:
+    """Identities an AuthorizationPolicy admits to ``workload``: the edge and its callers."""
+    return [ingress_principal(), *(istio.principal(cfg.namespace, c) for c in callers(workload, cfg).all)]
