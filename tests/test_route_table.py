@@ -1,0 +1,226 @@
+"""The edge route table: requests sent through the rendered VirtualService rules land where the
+reference gateway (corrected for its /me mismatch) and the cutover weights say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra import traffic
+from infra.config import PlatformConfig, parse_platform_config
+from tests.conftest import manifests_of, rendered
+from tests.istio_routing import route
+
+SERVICES = ("user-service", "catalog-service", "rating-service", "playlist-service")
+
+
+def stack(
+    weights: dict[str, int] | None = None,
+    mirror: tuple[str, ...] = (),
+    absent: tuple[str, ...] = (),
+    gateway: bool = False,
+) -> PlatformConfig:
+    """A dev config with every workload, the given cutover weights (default 0) and mirrors."""
+    weights = weights or {}
+    services: dict[str, Any] = {
+        "monolith": {"image": {"tag": "2.14.0"}},
+        "web-frontend": {"image": {"tag": "3"}},
+    }
+    for name in SERVICES:
+        if name not in absent:
+            services[name] = {
+                "image": {"tag": "1.0.0"},
+                "cutover": {"weight": weights.get(name, 0), "mirror": name in mirror},
+            }
+    if gateway:
+        services["api-gateway"] = {"image": {"tag": "1.5.0"}}
+    raw = {
+        "environment": "dev",
+        "domain": "dev.vinylhound.app",
+        "imageRegistry": "ghcr.io/vinylhound",
+        "services": services,
+    }
+    return parse_platform_config(raw, "stacks/Pulumi.test.yaml")
+
+
+def edge(cfg: PlatformConfig) -> dict[str, Any]:
+    return {"http": traffic.edge_routes(cfg)}
+
+
+ALL_CUT_OVER = stack(dict.fromkeys(SERVICES, 100))
+
+# Every prefix of the reference gateway, paths below them, the mismatch, unknown and legacy paths.
+TABLE = [
+    ("/api/v1/auth/signup", "user-service"),
+    ("/api/v1/auth/login", "user-service"),
+    ("/api/v1/auth/logout", "monolith"),
+    ("/api/v1/users", "user-service"),
+    ("/api/v1/users/42", "user-service"),
+    ("/api/v1/users/profile", "user-service"),
+    ("/api/v1/me", "user-service"),
+    ("/api/v1/me/content", "user-service"),
+    ("/api/v1/me/albums/42/preference", "rating-service"),
+    ("/api/v1/albums", "catalog-service"),
+    ("/api/v1/albums/7", "catalog-service"),
+    ("/api/v1/artists/3", "catalog-service"),
+    ("/api/v1/songs?q=blue", "catalog-service"),
+    ("/api/v1/catalog/albums", "catalog-service"),
+    ("/api/v1/ratings/1", "rating-service"),
+    ("/api/v1/reviews", "rating-service"),
+    ("/api/v1/preferences", "rating-service"),
+    ("/api/v1/playlists/9/songs", "playlist-service"),
+    ("/api/v1/venues", "monolith"),
+    ("/api/v1/concerts/3", "monolith"),
+    ("/api/v1/search?q=blue", "monolith"),
+    ("/api/v1/favorites", "monolith"),
+    ("/api/v1/meow", "monolith"),
+    ("/api/v1/usersettings", "monolith"),
+    ("/api/signup", "monolith"),
+    ("/api/login", "monolith"),
+    ("/api/me/albums", "monolith"),
+    ("/api/albums", "monolith"),
+    ("/", "web-frontend"),
+    ("/albums/42", "web-frontend"),
+    ("/index.html", "web-frontend"),
+]
+
+
+@pytest.mark.parametrize(("path", "owner"), TABLE)
+def test_at_full_cutover_each_path_reaches_its_owner(path: str, owner: str) -> None:
+    for method in ("GET", "POST"):
+        assert route(edge(ALL_CUT_OVER), path, method).weights == {owner: 100}
+
+
+@pytest.mark.parametrize(("path", "owner"), TABLE)
+def test_at_weight_zero_every_api_path_stays_on_the_monolith(path: str, owner: str) -> None:
+    expected = "web-frontend" if owner == "web-frontend" else "monolith"
+    assert route(edge(stack()), path).weights == {expected: 100}
+
+
+def test_weight_ten_sends_a_tenth_of_a_services_routes_to_it() -> None:
+    cfg = stack({"catalog-service": 10})
+    for path in ("/api/v1/albums", "/api/v1/artists/1", "/api/v1/songs", "/api/v1/catalog/albums"):
+        assert route(edge(cfg), path, "PUT").weights == {"catalog-service": 10, "monolith": 90}
+    assert route(edge(cfg), "/api/v1/users").weights == {"monolith": 100}
+
+
+def test_me_albums_goes_to_the_monolith_while_rating_service_is_absent() -> None:
+    cfg = stack({"user-service": 100}, absent=("rating-service",))
+    assert route(edge(cfg), "/api/v1/me/albums/42/preference", "PUT").weights == {"monolith": 100}
+    assert route(edge(cfg), "/api/v1/me").weights == {"user-service": 100}
+
+
+def test_me_albums_follows_rating_service_weight_not_user_service_weight() -> None:
+    cfg = stack({"user-service": 100, "rating-service": 10})
+    assert route(edge(cfg), "/api/v1/me/albums/42/preference", "PUT").weights == {
+        "rating-service": 10,
+        "monolith": 90,
+    }
+
+
+def test_mirroring_copies_reads_to_the_service_while_the_monolith_answers() -> None:
+    decision = route(edge(stack(mirror=("playlist-service",))), "/api/v1/playlists/9")
+    assert decision.weights == {"monolith": 100} and decision.mirror == "playlist-service"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_mirroring_never_copies_writes(method: str) -> None:
+    decision = route(edge(stack(mirror=("playlist-service",))), "/api/v1/playlists/9", method)
+    assert decision.weights == {"monolith": 100} and decision.mirror is None
+
+
+def test_without_a_front_end_the_root_goes_to_the_monolith() -> None:
+    raw_cfg = stack()
+    cfg = raw_cfg.model_copy(
+        update={"services": {k: v for k, v in raw_cfg.services.items() if k != "web-frontend"}}
+    )
+    assert route(edge(cfg), "/").weights == {"monolith": 100}
+
+
+# --- api-gateway mode -------------------------------------------------------------------------
+
+
+def test_with_the_api_gateway_the_edge_sends_the_v1_api_to_it() -> None:
+    cfg = stack(dict.fromkeys(SERVICES, 100), gateway=True)
+    for path in ("/api/v1/albums", "/api/v1/me/albums/1/preference", "/api/v1/venues", "/api/v1"):
+        assert route(edge(cfg), path).weights == {"api-gateway": 100}
+
+
+def test_with_the_api_gateway_legacy_api_and_front_end_bypass_it() -> None:
+    cfg = stack(gateway=True)
+    assert route(edge(cfg), "/api/login", "POST").weights == {"monolith": 100}
+    assert route(edge(cfg), "/albums/42").weights == {"web-frontend": 100}
+
+
+def test_in_the_mesh_a_call_to_a_service_host_is_split_by_its_cutover_weight() -> None:
+    cfg = stack({"catalog-service": 10}, gateway=True)
+    mesh = {"http": traffic.mesh_routes(cfg, "catalog-service")}
+    assert route(mesh, "/api/v1/albums").weights == {"catalog-service": 10, "monolith": 90}
+
+
+def test_in_the_mesh_the_gateways_me_mismatch_is_corrected() -> None:
+    # The reference gateway sends all of /me to USER_SERVICE_URL; the mesh hands the rating
+    # path to its owner.
+    cfg = stack({"user-service": 100, "rating-service": 100}, gateway=True)
+    mesh = {"http": traffic.mesh_routes(cfg, "user-service")}
+    assert route(mesh, "/api/v1/me/albums/1/preference", "PUT").weights == {"rating-service": 100}
+    assert route(mesh, "/api/v1/me").weights == {"user-service": 100}
+
+
+def test_in_the_mesh_paths_outside_the_table_stay_on_the_addressed_host() -> None:
+    cfg = stack(gateway=True)
+    mesh = {"http": traffic.mesh_routes(cfg, "user-service")}
+    assert route(mesh, "/health").weights == {"user-service": 100}
+
+
+def test_in_the_mesh_mirroring_copies_reads_only() -> None:
+    cfg = stack(mirror=("playlist-service",), gateway=True)
+    mesh = {"http": traffic.mesh_routes(cfg, "playlist-service")}
+    assert route(mesh, "/api/v1/playlists").mirror == "playlist-service"
+    assert route(mesh, "/api/v1/playlists", "POST").mirror is None
+
+
+# --- the rendered stacks ----------------------------------------------------------------------
+
+
+def virtual_services(stack_name: str) -> dict[str, dict[str, Any]]:
+    return {
+        m["metadata"]["name"]: m["spec"]
+        for m in manifests_of(rendered(stack_name))
+        if m["kind"] == "VirtualService"
+    }
+
+
+def test_rendered_prod_edge_applies_prods_cutover_weights() -> None:
+    vs = virtual_services("prod")["edge"]
+    assert route(vs, "/api/v1/users/1").weights == {"user-service": 25, "monolith": 75}
+    assert route(vs, "/api/v1/albums").weights == {"catalog-service": 10, "monolith": 90}
+    assert route(vs, "/api/v1/me/albums/3/preference", "PUT").weights == {"monolith": 100}
+    assert route(vs, "/api/v1/playlists").mirror == "playlist-service"
+    assert route(vs, "/").weights == {"web-frontend": 100}
+
+
+def test_rendered_prod_has_one_edge_virtual_service_and_no_mesh_routing() -> None:
+    assert set(virtual_services("prod")) == {"edge"}
+
+
+def test_rendered_dev_routes_the_api_through_the_gateway_and_splits_in_the_mesh() -> None:
+    vs = virtual_services("dev")
+    assert route(vs["edge"], "/api/v1/ratings").weights == {"api-gateway": 100}
+    # dev: rating-service at 50, reached through USER_SERVICE_URL for the /me path.
+    assert route(vs["user-service-routes"], "/api/v1/me/albums/1/preference", "PUT").weights == {
+        "rating-service": 50,
+        "monolith": 50,
+    }
+    assert vs["user-service-routes"]["gateways"] == ["mesh"]
+
+
+@pytest.mark.parametrize("stack_name", ["dev", "staging", "prod"])
+def test_every_rendered_route_has_a_timeout_and_bounded_retries(stack_name: str) -> None:
+    for spec in virtual_services(stack_name).values():
+        for r in spec["http"]:
+            retries = r["retries"]
+            assert r["timeout"] == "15s"
+            assert 0 < retries["attempts"] <= 5 and retries["perTryTimeout"]
+            assert set(retries["retryOn"].split(",")) == {"5xx", "reset", "connect-failure"}
