@@ -46,7 +46,8 @@ def consul_values(cfg: PlatformConfig) -> dict[str, Any]:
             },
         },
         "client": {"enabled": False},
-        "connectInject": {"enabled": False},
+        # Istio is the mesh; and Consul must not install the Gateway API CRDs either.
+        "connectInject": {"enabled": False, "apiGateway": {"manageExternalCRDs": False}},
         "ui": {"enabled": True, "service": {"enabled": True, "type": "ClusterIP"}},
         "syncCatalog": {
             "enabled": True,
