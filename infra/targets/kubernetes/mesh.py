@@ -243,7 +243,13 @@ def _edge(
         istio.NETWORKING,
         # Beside the gateway pods: they read the TLS secret from their own namespace.
         {"name": traffic.EDGE_GATEWAY, "namespace": traffic.INGRESS_NAMESPACE, "labels": context.common()},
-        istio.gateway_spec(traffic.INGRESS_SELECTOR, [cfg.domain], edge.tls_secret, edge.allow_plain_http),
+        # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
+        istio.gateway_spec(
+            traffic.INGRESS_SELECTOR,
+            [f"{cfg.namespace}/{cfg.domain}"],
+            edge.tls_secret,
+            edge.allow_plain_http,
+        ),
         pulumi.ResourceOptions(depends_on=[base, gateway]),
     )
     _custom(
