@@ -130,7 +130,7 @@ def test_prod_edge_serves_https_from_the_configured_secret_and_only_redirects_ht
     servers = {s["port"]["number"]: s for s in gateway["spec"]["servers"]}
     assert gateway["metadata"]["namespace"] == "istio-ingress"
     assert servers[443]["tls"]["credentialName"] == "vinylhound-tls" and servers[443]["hosts"] == [
-        "vinylhound.app"
+        "vinylhound/vinylhound.app"
     ]
     assert servers[80]["tls"] == {"httpsRedirect": True}
 
