@@ -258,5 +258,5 @@ def test_consul_registers_the_workloads_services_without_its_own_mesh_or_a_publi
     assert consul["chart"] == "consul" and consul["version"] == "1.8.2"
     assert values["syncCatalog"]["enabled"] and values["syncCatalog"]["toConsul"]
     assert values["syncCatalog"]["k8sAllowNamespaces"] == ["vinylhound"]
-    assert values["connectInject"]["enabled"] is False
+    assert values["connectInject"]["enabled"] is False and values["server"]["connect"] is False
     assert values["ui"]["service"]["type"] == "ClusterIP"

@@ -36,13 +36,19 @@ def consul_values(cfg: PlatformConfig) -> dict[str, Any]:
     """Values of the ``consul`` chart."""
     replicas = cfg.registry_replicas()
     return {
-        "global": {"name": CONSUL_NAME},
+        "global": {
+            "name": CONSUL_NAME,
+            # Servers expose Prometheus metrics (the observability feature scrapes them).
+            "metrics": {"enabled": True, "enableAgentMetrics": True},
+        },
         "server": {
             "replicas": replicas,
             "bootstrapExpect": replicas,
+            # No Connect CA on the servers: Istio is the mesh.
+            "connect": False,
             "resources": {
-                "requests": {"cpu": "100m", "memory": "128Mi"},
-                "limits": {"cpu": "500m", "memory": "256Mi"},
+                "requests": {"cpu": "100m", "memory": "200Mi"},
+                "limits": {"cpu": "500m", "memory": "512Mi"},
             },
         },
         "client": {"enabled": False},
