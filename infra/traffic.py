@@ -19,10 +19,11 @@ database is a logical-replication subscriber of the monolith's, and a mirrored w
 collide with the replicated row and stop replication.
 
 With the api-gateway enabled the edge sends ``/api/v1`` to it instead, and the same table is
-applied inside the mesh: a VirtualService per service host (``*_SERVICE_URL`` points at those
-hosts) routes what the gateway sends there by path, with the same weights and mirroring, and
-anything else to the host itself. Cutover weights therefore mean the same in both modes, and the
-reference gateway's ``/me`` mismatch is corrected in the mesh.
+applied inside the mesh: a VirtualService per host that ``*_SERVICE_URL`` can point at (each
+deployed service, and the monolith for services not deployed) routes what the gateway sends there
+by path, with the same weights and mirroring, and anything else to the host itself. Cutover
+weights therefore mean the same in both modes, and the reference gateway's ``/me`` mismatch is
+corrected in the mesh.
 """
 
 from __future__ import annotations
@@ -142,18 +143,22 @@ def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
     return [*service_routes(cfg), api_default_route(cfg), frontend_route(cfg)]
 
 
-def mesh_routes(cfg: PlatformConfig, service: str) -> list[KubeObject]:
-    """The route table for requests addressed to ``service`` inside the mesh (gateway mode)."""
-    fallback = istio.http_route(f"{service}-direct", None, [backend(service, cfg)], resilience(cfg))
+def mesh_routes(cfg: PlatformConfig, host_workload: str) -> list[KubeObject]:
+    """The route table for requests addressed to ``host_workload`` inside the mesh (gateway
+    mode); a path outside the table stays on the addressed workload."""
+    fallback = istio.http_route(
+        f"{host_workload}-direct", None, [backend(host_workload, cfg)], resilience(cfg)
+    )
     return [*service_routes(cfg), fallback]
 
 
-def mesh_routed_services(cfg: PlatformConfig) -> list[str]:
-    """The service hosts that get a mesh VirtualService: deployed extracted services, in
-    gateway mode only (otherwise nothing inside the mesh calls them)."""
+def mesh_routed_hosts(cfg: PlatformConfig) -> list[str]:
+    """The workloads whose Service host gets a mesh VirtualService, in gateway mode only
+    (otherwise nothing inside the mesh calls them): every deployed extracted service, and the
+    monolith, which ``*_SERVICE_URL`` points at while a service is not deployed."""
     if not gateway_mode(cfg):
         return []
-    return [w.name for w, _ in cfg.enabled() if w.role == "service"]
+    return [w.name for w, _ in cfg.enabled() if w.role in ("service", "monolith")]
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def callers(workload: Workload, cfg: PlatformConfig) -> Callers:
     enabled = {w.name for w, _ in cfg.enabled()}
     direct = tuple(network.callers(workload, enabled))
     routed: tuple[str, ...] = ()
-    if workload.role in ("service", "monolith") and mesh_routed_services(cfg):
+    if workload.role in ("service", "monolith") and mesh_routed_hosts(cfg):
         routed = tuple(
             w.name
             for w, _ in cfg.enabled()

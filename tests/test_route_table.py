@@ -168,6 +168,16 @@ def test_in_the_mesh_the_gateways_me_mismatch_is_corrected() -> None:
     assert route(mesh, "/api/v1/me").weights == {"user-service": 100}
 
 
+def test_in_the_mesh_a_call_that_falls_back_to_the_monolith_still_follows_the_table() -> None:
+    # user-service is not deployed, so USER_SERVICE_URL is the monolith's address; the rating
+    # path the gateway sends there still reaches rating-service at its weight.
+    cfg = stack({"rating-service": 100}, absent=("user-service",), gateway=True)
+    mesh = {"http": traffic.mesh_routes(cfg, "monolith")}
+    assert route(mesh, "/api/v1/me/albums/1/preference", "PUT").weights == {"rating-service": 100}
+    assert route(mesh, "/api/v1/me").weights == {"monolith": 100}
+    assert "monolith" in traffic.mesh_routed_hosts(cfg)
+
+
 def test_in_the_mesh_paths_outside_the_table_stay_on_the_addressed_host() -> None:
     cfg = stack(gateway=True)
     mesh = {"http": traffic.mesh_routes(cfg, "user-service")}

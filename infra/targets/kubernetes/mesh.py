@@ -262,7 +262,7 @@ def _edge(
         ),
         opts,
     )
-    for service in traffic.mesh_routed_services(cfg):
+    for service in traffic.mesh_routed_hosts(cfg):
         _custom(
             f"{service}-mesh-routes",
             "VirtualService",
