@@ -18,7 +18,7 @@ copy of every read (GET/HEAD). Writes are never mirrored: during shadow testing 
 database is a logical-replication subscriber of the monolith's, and a mirrored write would
 collide with the replicated row and stop replication.
 
-With the api-gateway enabled the edge sends ``/api/v1`` to it instead, and the same table is
+With the api-gateway enabled the edge sends ``/api/`` to it instead, and the same table is
 applied inside the mesh: a VirtualService per host that ``*_SERVICE_URL`` can point at (each
 deployed service, and the monolith for services not deployed) routes what the gateway sends there
 by path, with the same weights and mirroring, and anything else to the host itself. Cutover
@@ -136,10 +136,12 @@ def frontend_route(cfg: PlatformConfig) -> KubeObject:
 def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
     """The edge VirtualService's route table (see the module docstring)."""
     if gateway_mode(cfg):
+        # The reference topology: all of /api/ to the gateway (as the front end's nginx does),
+        # which routes by prefix and sends everything else, legacy routes included, to the monolith.
         to_gateway = istio.http_route(
-            "api-gateway", istio.uri_matches(catalog.API_ROOT), [backend(API_GATEWAY, cfg)], resilience(cfg)
+            "api-gateway", istio.uri_matches("/api"), [backend(API_GATEWAY, cfg)], resilience(cfg)
         )
-        return [to_gateway, api_default_route(cfg), frontend_route(cfg)]
+        return [to_gateway, frontend_route(cfg)]
     return [*service_routes(cfg), api_default_route(cfg), frontend_route(cfg)]
 
 
