@@ -178,8 +178,8 @@ class Cutover(Model):
     """How much of a service's routes the edge sends to it instead of the monolith.
 
     ``weight`` 0 keeps every request on the monolith, 100 moves all of them; moving back is
-    setting it to 0 again. ``mirror`` copies the monolith's traffic to the service while the
-    weight is still 0 (shadow testing).
+    setting it to 0 again. ``mirror`` copies the monolith's reads (GET/HEAD) to the service while
+    the weight is still 0 (shadow testing); writes are never mirrored (see ``infra/traffic.py``).
     """
 
     weight: Percent = 0
