@@ -13,6 +13,7 @@ from typing import Any
 import pydantic
 from cloudcoil.models.istio.networking import v1 as networking
 from cloudcoil.models.istio.security import v1 as security
+from cloudcoil.models.istio.telemetry import v1 as telemetry
 
 MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("networking.istio.io/v1", "Gateway"): networking.Gateway,
@@ -20,6 +21,7 @@ MODELS: dict[tuple[str, str], type[pydantic.BaseModel]] = {
     ("networking.istio.io/v1", "DestinationRule"): networking.DestinationRule,
     ("security.istio.io/v1", "PeerAuthentication"): security.PeerAuthentication,
     ("security.istio.io/v1", "AuthorizationPolicy"): security.AuthorizationPolicy,
+    ("telemetry.istio.io/v1", "Telemetry"): telemetry.Telemetry,
 }
 
 
