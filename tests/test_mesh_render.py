@@ -260,3 +260,9 @@ def test_consul_registers_the_workloads_services_without_its_own_mesh_or_a_publi
     assert values["syncCatalog"]["k8sAllowNamespaces"] == ["vinylhound"]
     assert values["connectInject"]["enabled"] is False and values["server"]["connect"] is False
     assert values["ui"]["service"]["type"] == "ClusterIP"
+
+
+def test_rendered_istiod_carries_the_tracing_provider_beside_its_own_mesh_settings() -> None:
+    mesh = releases(rendered("prod"))["istiod"].inputs["values"]["meshConfig"]
+    assert [p["name"] for p in mesh["extensionProviders"]] == ["vinylhound-jaeger"]
+    assert mesh["defaultConfig"]["holdApplicationUntilProxyStarts"] is True
