@@ -140,3 +140,14 @@ def test_address_is_the_in_cluster_url() -> None:
         secret_keys=[],
     )
     assert run.exports["address"] == "http://user-service.vinylhound.svc.cluster.local:8001"
+
+
+def test_children_wait_for_what_the_component_depends_on() -> None:
+    def program() -> None:
+        secret = pulumi.CustomResource("vinylhound:test:Secret", "shared-secret", {})
+        Microservice("user-service", SPEC, pulumi.ResourceOptions(depends_on=[secret]))
+
+    regs = {r.name: r for r in run_program(program)}
+    secret_urn = regs["shared-secret"].urn
+    children = [r for r in regs.values() if r.parent == regs["user-service"].urn]
+    assert children and all(secret_urn in r.dependencies for r in children)
