@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.config import ConfigError
+from ops import diff as diffing
 from ops.check import check
 from ops.project import Project, ProjectError, find_root
 
@@ -63,6 +64,8 @@ def render(
 
 
 app.command(name="check")(check)
+# Commands implemented in their own modules (ops/<command>.py).
+app.command("diff")(diffing.command)
 
 
 def main() -> None:
