@@ -404,7 +404,7 @@ def markdown(diffs: list[StackDiff], base: str) -> str:
     """The pull-request comment: a table of headline counts, then one collapsible section per stack."""
     lines = [COMMENT_MARKER, f"### vinylhound diff: `{base}` → this change", ""]
     if all(d.empty and not d.error for d in diffs):
-        lines.append("No changes in " + ", ".join(f"`{d.stack}`" for d in diffs) + ": no changes.")
+        lines.append("**no changes** in " + ", ".join(f"`{d.stack}`" for d in diffs) + ".")
         return "\n".join(lines) + "\n"
     lines += [
         "| stack | added | removed | replaced | changed | secret settings | policy |",

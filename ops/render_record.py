@@ -28,12 +28,21 @@ from typing import Any
 NO_ENGINE = 3
 
 
+def _finder_module(finder: object) -> str:
+    # Finders are classes or instances; setuptools' editable finder is a class.
+    return str((finder if isinstance(finder, type) else type(finder)).__module__)
+
+
 def _use_tree(root: Path) -> None:
     # Run as a script, sys.path[0] is this file's folder (the running code's ops/): replace it by
     # the tree, so `ops`, `infra` and `components` resolve to the tree's own packages.
     here = str(Path(__file__).resolve().parent)
     sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != Path(here)]
     sys.path.insert(0, str(root))
+    # An editable install of the running code maps `ops.*`/`infra.*` to ITS tree through a finder
+    # consulted after sys.path: a module the other tree lacks would silently come from ours.
+    sys.meta_path[:] = [f for f in sys.meta_path if not _finder_module(f).startswith("__editable__")]
+    sys.path_importer_cache.clear()
 
 
 def render_records(root: Path, stacks: list[str]) -> dict[str, dict[str, Any]]:
