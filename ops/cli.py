@@ -11,6 +11,7 @@ from rich.table import Table
 
 from infra.config import ConfigError
 from ops import diff as diffing
+from ops import live, rollback
 from ops.check import check
 from ops.project import Project, ProjectError, find_root
 
@@ -66,6 +67,10 @@ def render(
 app.command(name="check")(check)
 # Commands implemented in their own modules (ops/<command>.py).
 app.command("diff")(diffing.command)
+app.command("preview")(live.preview_command)
+app.command("up")(live.up_command)
+app.command("history")(rollback.history_command)
+app.command("rollback")(rollback.rollback_command)
 
 
 def main() -> None:

@@ -1,0 +1,238 @@
+"""``vinylhound up`` / ``vinylhound preview``: the live path, through the Pulumi Automation API.
+
+The program is the same one ``pulumi up`` runs (a local workspace on the project directory); this
+module adds what a team wants around it: the policy pack with the stack's own policy config, the
+engine's output streamed as it comes, a one-line summary at the end, and a refusal to deploy prod
+from a tree whose code is not committed (the deployment would not be reproducible, and
+``vinylhound rollback`` could never return to it).
+
+Nothing here can run without the Pulumi CLI; when it is missing the commands say so in one line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from ops.gitrepo import GitError, dirty_files
+from ops.project import ProjectError, find_root
+
+if TYPE_CHECKING:
+    from pulumi import automation as auto
+
+#: Where the policy pack lives, and its per-stack config, relative to the project root.
+POLICY_PACK = Path("policies")
+POLICY_CONFIG = POLICY_PACK / "config"
+#: Stacks that are never deployed from uncommitted code unless the user insists.
+PROTECTED_STACKS = frozenset({"prod"})
+
+PULUMI_MISSING = (
+    "the Pulumi CLI is not installed (no `pulumi` on PATH): install it with "
+    "`curl -fsSL https://get.pulumi.com | sh` (see https://www.pulumi.com/docs/install/), "
+    "then `pulumi login --local`"
+)
+
+#: Summary words for the engine's operation counts, in the order they are printed.
+_SUMMARY = (("create", "created"), ("update", "updated"), ("replace", "replaced"), ("delete", "deleted"))
+
+Output = Callable[[str], None]
+
+
+class LiveError(Exception):
+    """The live command cannot run or failed; the message is one printable line."""
+
+
+def require_pulumi() -> None:
+    """Raise ``LiveError`` with install instructions when the Pulumi CLI is not on PATH."""
+    if shutil.which("pulumi") is None:
+        raise LiveError(PULUMI_MISSING)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The ``--policy-pack`` / ``--policy-pack-config`` pairs passed to the engine."""
+
+    packs: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+
+
+def policy_for(root: Path, stack: str, *, enabled: bool = True) -> Policy:
+    """The policy pack at ``policies/`` with ``policies/config/<stack>.json``; both must exist."""
+    if not enabled:
+        return Policy()
+    pack, config = root / POLICY_PACK, root / POLICY_CONFIG / f"{stack.rsplit('/', 1)[-1]}.json"
+    if not (pack / "PulumiPolicy.yaml").is_file():
+        raise LiveError(f"no policy pack at {pack} (PulumiPolicy.yaml); pass --no-policy to run without it")
+    if not config.is_file():
+        raise LiveError(f"no policy config for {stack} at {config}; pass --no-policy to run without the pack")
+    return Policy(packs=(str(pack),), configs=(str(config),))
+
+
+def dirty_refusal(root: Path, stack: str, *, allow_dirty: bool) -> str | None:
+    """Why ``stack`` may not be deployed from ``root`` as it is, or ``None`` when it may."""
+    if allow_dirty or stack.rsplit("/", 1)[-1] not in PROTECTED_STACKS:
+        return None
+    try:
+        files = dirty_files(root)
+    except GitError:
+        return (
+            f"refusing to deploy {stack}: {root} is not a git checkout, so the deployment is not reproducible"
+        )
+    if not files:
+        return None
+    shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return (
+        f"refusing to deploy {stack} from a dirty git tree ({shown}): the deployment would not be "
+        "reproducible; commit or stash, or pass --allow-dirty"
+    )
+
+
+def summarize(changes: Mapping[Any, int] | None) -> str:
+    """``created 1, updated 2, replaced 0, deleted 0, unchanged 40`` from the engine's counts."""
+    counts = {str(getattr(op, "value", op)): n for op, n in (changes or {}).items()}
+    parts = [f"{word} {counts.get(op, 0)}" for op, word in _SUMMARY]
+    return ", ".join([*parts, f"unchanged {counts.get('same', 0)}"])
+
+
+def open_stack(work_dir: Path, stack: str, *, create: bool) -> auto.Stack:
+    """The stack in a local workspace on ``work_dir`` (the project with its stack files)."""
+    from pulumi import automation as auto
+
+    try:
+        if create:
+            return auto.create_or_select_stack(stack_name=stack, work_dir=str(work_dir))
+        return auto.select_stack(stack_name=stack, work_dir=str(work_dir))
+    except auto.errors.CommandError as err:
+        raise failed("stack select", err) from None
+
+
+def _err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def failed(op: str, err: Exception) -> LiveError:
+    """A failed pulumi command as one line: the last line it wrote to stderr."""
+    lines = [line for line in str(getattr(err, "stderr", "") or err).splitlines() if line.strip()]
+    return LiveError(f"pulumi {op} failed: {lines[-1].strip() if lines else type(err).__name__}")
+
+
+def preview(stack: auto.Stack, policy: Policy, *, out: Output = _out) -> str:
+    """Run a preview with the policy pack, streaming the engine's output; return the summary."""
+    from pulumi.automation import errors
+
+    try:
+        result = stack.preview(
+            policy_packs=list(policy.packs) or None,
+            policy_pack_configs=list(policy.configs) or None,
+            diff=True,
+            color="never",
+            on_output=out,
+            on_error=_err,
+        )
+    except errors.CommandError as err:
+        raise failed("preview", err) from None
+    return summarize(result.change_summary)
+
+
+def up(stack: auto.Stack, policy: Policy, *, message: str | None = None, out: Output = _out) -> str:
+    """Run an update with the policy pack, streaming the engine's output; return the summary."""
+    from pulumi.automation import errors
+
+    try:
+        result = stack.up(
+            policy_packs=list(policy.packs) or None,
+            policy_pack_configs=list(policy.configs) or None,
+            message=message,
+            diff=True,
+            color="never",
+            on_output=out,
+            on_error=_err,
+        )
+    except errors.CommandError as err:
+        raise failed("up", err) from None
+    return summarize(result.summary.resource_changes)
+
+
+def deploy(
+    work_dir: Path,
+    stack_name: str,
+    policy: Policy,
+    *,
+    message: str | None,
+    confirm: Callable[[str], bool] | None,
+    create: bool,
+    out: Output = _out,
+) -> str | None:
+    """Preview, ask ``confirm`` (skipped when ``None``), then update; ``None`` when declined."""
+    stack = open_stack(work_dir, stack_name, create=create)
+    if confirm is not None:
+        summary = preview(stack, policy, out=out)
+        out(f"preview of {stack_name}: {summary}")
+        if not confirm(f"Deploy these changes to {stack_name}?"):
+            return None
+    return up(stack, policy, message=message, out=out)
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+StackArg = Annotated[str, typer.Argument(help="Stack (dev, staging, prod, ...).")]
+AllowDirty = Annotated[
+    bool, typer.Option("--allow-dirty", help="Deploy prod even with uncommitted changes (not reproducible).")
+]
+UsePolicy = Annotated[
+    bool, typer.Option("--policy/--no-policy", help="Run the policy pack policies/ with its stack config.")
+]
+
+
+def _exit(message: str) -> typer.Exit:
+    _err(message)
+    return typer.Exit(1)
+
+
+def _prepare(stack: str, allow_dirty: bool, use_policy: bool) -> tuple[Path, Policy]:
+    require_pulumi()
+    root = find_root()
+    refusal = dirty_refusal(root, stack, allow_dirty=allow_dirty)
+    if refusal:
+        raise LiveError(refusal)
+    return root, policy_for(root, stack, enabled=use_policy)
+
+
+def preview_command(stack: StackArg, allow_dirty: AllowDirty = False, use_policy: UsePolicy = True) -> None:
+    """Preview a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""
+    try:
+        root, policy = _prepare(stack, allow_dirty, use_policy)
+        summary = preview(open_stack(root, stack, create=True), policy)
+    except (LiveError, ProjectError) as err:
+        raise _exit(str(err)) from None
+    _out(f"{stack}: {summary}")
+
+
+def up_command(
+    stack: StackArg,
+    allow_dirty: AllowDirty = False,
+    use_policy: UsePolicy = True,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Skip the preview and the confirmation.")] = False,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Message for the update.")] = None,
+) -> None:
+    """Deploy a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""
+    try:
+        root, policy = _prepare(stack, allow_dirty, use_policy)
+        if not yes and not sys.stdin.isatty():
+            raise LiveError("not a terminal: pass --yes to deploy without a confirmation")
+        summary = deploy(
+            root, stack, policy, message=message, confirm=None if yes else typer.confirm, create=True
+        )
+    except (LiveError, ProjectError) as err:
+        raise _exit(str(err)) from None
+    _out(f"{stack}: {summary}" if summary is not None else f"{stack}: not deployed")
