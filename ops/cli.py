@@ -76,3 +76,7 @@ app.command("rollback")(rollback.rollback_command)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

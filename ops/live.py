@@ -122,8 +122,11 @@ def _out(line: str) -> None:
 
 def failed(op: str, err: Exception) -> LiveError:
     """A failed pulumi command as one line: the last line it wrote to stderr."""
-    lines = [line for line in str(getattr(err, "stderr", "") or err).splitlines() if line.strip()]
-    return LiveError(f"pulumi {op} failed: {lines[-1].strip() if lines else type(err).__name__}")
+    # The Automation API's CommandError reads "\n code: N\n stdout: ...\n stderr: ...".
+    text = str(err)
+    text = text.split("\n stderr: ", 1)[1] if "\n stderr: " in text else text
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return LiveError(f"pulumi {op} failed: {lines[-1] if lines else type(err).__name__}")
 
 
 def preview(stack: auto.Stack, policy: Policy, *, out: Output = _out) -> str:

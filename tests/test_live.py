@@ -1,0 +1,107 @@
+"""``vinylhound up``/``preview``: the Automation API calls, checked against a FAKE ``pulumi``.
+
+The fake records its arguments and answers with canned JSON; these tests show which arguments we
+pass (policy pack, policy config, stack, message, directory). They do not show that a real
+deployment works: the Pulumi CLI is not available where these tests run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops import live
+from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
+from tests.gitrepos import ROOT, commit_all, project_copy
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = project_copy(tmp_path / "repo")
+    add_policy_placeholders(root)
+    commit_all(root, "policy pack placeholders")
+    return root
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
+    return install_fake_pulumi(tmp_path, monkeypatch)
+
+
+def test_preview_passes_the_policy_pack_and_the_stacks_policy_config_to_a_fake_pulumi(
+    repo: Path, fake: FakePulumi
+) -> None:
+    summary = live.preview(live.open_stack(repo, "dev", create=True), live.policy_for(repo, "dev"))
+    (call,) = fake.command("preview")
+    assert option(call["argv"], "--policy-pack") == str(repo / "policies")
+    assert option(call["argv"], "--policy-pack-config") == str(repo / "policies" / "config" / "dev.json")
+    assert option(call["argv"], "--stack") == "dev" and call["cwd"] == str(repo)
+    assert summary == "created 1, updated 2, replaced 1, deleted 0, unchanged 30"
+
+
+def test_up_passes_the_message_and_the_stacks_policy_config_to_a_fake_pulumi(
+    repo: Path, fake: FakePulumi
+) -> None:
+    fake.set_history([])
+    summary = live.up(
+        live.open_stack(repo, "staging", create=True), live.policy_for(repo, "staging"), message="m1"
+    )
+    (call,) = fake.command("up")
+    assert option(call["argv"], "--message") == "m1"
+    assert option(call["argv"], "--policy-pack-config") == str(repo / "policies" / "config" / "staging.json")
+    assert summary.startswith("created 1, updated 2, replaced 1, deleted 0")
+
+
+def test_the_engine_output_is_streamed_line_by_line_from_a_fake_pulumi(repo: Path, fake: FakePulumi) -> None:
+    lines: list[str] = []
+    live.preview(live.open_stack(repo, "dev", create=True), live.Policy(), out=lines.append)
+    assert lines == ["fake preview of stack dev"]
+
+
+def test_a_failing_pulumi_command_becomes_one_line_with_its_last_error(
+    repo: Path, fake: FakePulumi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PULUMI_FAIL", "up")
+    with pytest.raises(
+        live.LiveError, match=r"^pulumi up failed: error: the fake pulumi was told to fail up$"
+    ):
+        live.up(live.open_stack(repo, "dev", create=True), live.Policy(), out=lambda _: None)
+
+
+def test_without_the_pulumi_cli_up_says_so_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "up", "dev", "--yes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": str(tmp_path)},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [live.PULUMI_MISSING]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_prod_is_refused_from_a_dirty_tree_and_allowed_with_allow_dirty(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.prod.yaml").write_text("config: {}\n")
+    refusal = live.dirty_refusal(repo, "prod", allow_dirty=False)
+    assert refusal is not None and "stacks/Pulumi.prod.yaml" in refusal and "--allow-dirty" in refusal
+    assert live.dirty_refusal(repo, "prod", allow_dirty=True) is None
+
+
+def test_other_stacks_and_a_clean_prod_are_not_refused(repo: Path) -> None:
+    assert live.dirty_refusal(repo, "prod", allow_dirty=False) is None
+    (repo / "new-file.txt").write_text("x")
+    assert live.dirty_refusal(repo, "dev", allow_dirty=False) is None
+    assert live.dirty_refusal(repo, "org/vinylhound/prod", allow_dirty=False) is not None
+
+
+def test_a_missing_policy_config_is_one_clear_error(repo: Path) -> None:
+    (repo / "policies" / "config" / "dev.json").unlink()
+    with pytest.raises(live.LiveError, match=r"no policy config for dev at .*dev\.json; pass --no-policy"):
+        live.policy_for(repo, "dev")
+    assert live.policy_for(repo, "dev", enabled=False) == live.Policy()

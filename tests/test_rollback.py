@@ -1,0 +1,263 @@
+"""``vinylhound rollback``: target selection and refusals (pure, on ``pulumi stack history --json``
+shaped data), the temporary worktree (on a real git repository), and the whole flow against a FAKE
+``pulumi`` that only records the arguments it is given."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ops import live
+from ops.gitrepo import dirty_files, temporary_worktree
+from ops.rollback import RefusalError, Update, rollback, select_target
+from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
+from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
+
+SHA = {name: (name * 40)[:40] for name in "abcdef"}
+
+
+def entry(
+    version: int,
+    result: str = "succeeded",
+    *,
+    kind: str = "update",
+    sha: str | None = None,
+    dirty: bool = False,
+) -> dict[str, Any]:
+    """One element of `pulumi stack history --json`, as the CLI writes it."""
+    environment = {"exec.kind": "auto.local", "pulumi.version": "v3.200.0"}
+    if sha is not None:
+        environment |= {"git.head": sha, "git.headName": "refs/heads/main", "git.dirty": str(dirty).lower()}
+    return {
+        "version": version,
+        "kind": kind,
+        "startTime": f"2026-11-{version:02d}T10:00:00.000Z",
+        "message": f"update {version}",
+        "environment": environment,
+        "config": {"vinylhound:platform": {"value": "{}", "secret": False, "object": True}},
+        "result": result,
+        "endTime": f"2026-11-{version:02d}T10:05:00.000Z",
+        "resourceChanges": {"same": 40, "update": 1},
+    }
+
+
+def history(*entries: dict[str, Any]) -> list[Update]:
+    """Parsed the way the command parses the CLI's JSON (newest first, as the CLI lists it)."""
+    text = json.dumps(sorted(entries, key=lambda e: -e["version"]))
+    return [Update.from_json(e) for e in json.loads(text)]
+
+
+def known(*shas: str) -> Any:
+    return lambda sha: sha in shas
+
+
+ALL = known(*SHA.values())
+
+
+# --- selection ------------------------------------------------------------------------------------
+
+
+def test_the_default_target_is_the_last_successful_update_before_the_current_one() -> None:
+    h = history(
+        entry(1, sha=SHA["a"]),
+        entry(2, sha=SHA["b"]),
+        entry(3, "failed", sha=SHA["c"]),
+        entry(4, sha=SHA["d"]),
+    )
+    target, sha = select_target(h, None, ALL)
+    assert (target.version, sha) == (2, SHA["b"])
+
+
+def test_after_a_failed_update_the_default_target_is_the_last_success_before_it() -> None:
+    target, _ = select_target(history(entry(1, sha=SHA["a"]), entry(2, "failed", sha=SHA["b"])), None, ALL)
+    assert target.version == 1
+
+
+def test_previews_and_refreshes_are_not_deployments_to_return_to() -> None:
+    h = history(
+        entry(1, sha=SHA["a"]),
+        entry(2, kind="refresh"),
+        entry(3, kind="preview", sha=SHA["c"]),
+        entry(4, sha=SHA["d"]),
+    )
+    target, _ = select_target(h, None, ALL)
+    assert target.version == 1
+
+
+def test_an_explicit_version_is_the_target() -> None:
+    h = history(entry(1, sha=SHA["a"]), entry(2, sha=SHA["b"]), entry(3, sha=SHA["c"]))
+    assert select_target(h, 1, ALL)[1] == SHA["a"]
+
+
+def test_a_target_that_did_not_succeed_is_refused() -> None:
+    h = history(entry(1, sha=SHA["a"]), entry(2, "failed", sha=SHA["b"]), entry(3, sha=SHA["c"]))
+    with pytest.raises(RefusalError, match=r"^v2 did not succeed \(result: failed\)"):
+        select_target(h, 2, ALL)
+
+
+def test_a_target_deployed_from_a_dirty_tree_is_refused() -> None:
+    h = history(entry(1, sha=SHA["a"], dirty=True), entry(2, sha=SHA["b"]))
+    with pytest.raises(RefusalError, match=r"^v1 was deployed from a dirty git tree \(git.dirty=true\)"):
+        select_target(h, None, ALL)
+
+
+def test_a_target_whose_commit_is_not_in_the_repository_is_refused() -> None:
+    h = history(entry(1, sha=SHA["a"]), entry(2, sha=SHA["b"]))
+    with pytest.raises(
+        RefusalError, match=rf"^v1 was deployed from commit {SHA['a'][:12]}, which is not in this"
+    ):
+        select_target(h, None, known(SHA["b"]))
+
+
+def test_a_target_that_recorded_no_commit_is_refused() -> None:
+    with pytest.raises(RefusalError, match=r"^v1 recorded no git commit"):
+        select_target(history(entry(1), entry(2, sha=SHA["b"])), None, ALL)
+
+
+def test_a_version_that_was_not_an_update_is_refused() -> None:
+    h = history(entry(1, sha=SHA["a"]), entry(2, kind="refresh", sha=SHA["b"]), entry(3, sha=SHA["c"]))
+    with pytest.raises(RefusalError, match=r"^v2 was a refresh, not an update"):
+        select_target(h, 2, ALL)
+
+
+def test_an_unknown_version_is_refused_with_the_versions_that_exist() -> None:
+    with pytest.raises(RefusalError, match=r"^no v9 in the stack's history \(latest updates: v2, v1\)"):
+        select_target(history(entry(1, sha=SHA["a"]), entry(2, sha=SHA["b"])), 9, ALL)
+
+
+def test_the_current_deployment_is_not_a_rollback_target() -> None:
+    with pytest.raises(RefusalError, match=r"^v2 is the current deployment"):
+        select_target(history(entry(1, sha=SHA["a"]), entry(2, sha=SHA["b"])), 2, ALL)
+
+
+def test_a_stack_with_one_update_has_nothing_to_roll_back_to() -> None:
+    with pytest.raises(RefusalError, match=r"^no successful update before the current one \(v1\)"):
+        select_target(history(entry(1, sha=SHA["a"])), None, ALL)
+
+
+def test_history_entries_keep_the_recorded_commit_and_dirty_flag() -> None:
+    (update,) = history(entry(7, sha=SHA["e"], dirty=True))
+    assert (update.version, update.kind, update.result, update.commit, update.dirty) == (
+        7,
+        "update",
+        "succeeded",
+        SHA["e"],
+        True,
+    )
+    assert update.start_time == "2026-11-07T10:00:00.000Z"
+
+
+# --- the temporary worktree (real git) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_commits(tmp_path: Path) -> tuple[Path, str, str]:
+    """A project copy with policy placeholders (commit 1) and a changed replica count (commit 2)."""
+    repo = project_copy(tmp_path / "repo")
+    add_policy_placeholders(repo)
+    first = commit_all(repo, "deployed as v1")
+    edit(
+        repo / "stacks" / "Pulumi.dev.yaml",
+        'image: {tag: "1.6.1"}\n',
+        'image: {tag: "1.6.1"}\n        replicas: 2\n',
+    )
+    second = commit_all(repo, "deployed as v2")
+    return repo, first, second
+
+
+def test_the_worktree_holds_the_target_commit_and_is_removed_afterwards(
+    two_commits: tuple[Path, str, str],
+) -> None:
+    repo, first, _ = two_commits
+    with temporary_worktree(repo, first) as tree:
+        assert git(tree, "rev-parse", "HEAD").strip() == first
+        assert "replicas: 2" not in (tree / "stacks" / "Pulumi.dev.yaml").read_text()
+    assert not tree.exists() and len(worktrees(repo)) == 1
+
+
+def test_the_worktree_is_removed_when_the_command_fails_inside_it(two_commits: tuple[Path, str, str]) -> None:
+    repo, first, _ = two_commits
+    with pytest.raises(RuntimeError), temporary_worktree(repo, first) as tree:
+        raise RuntimeError("preview failed")
+    assert not tree.exists() and len(worktrees(repo)) == 1
+
+
+def test_the_worktree_is_removed_on_ctrl_c(two_commits: tuple[Path, str, str]) -> None:
+    repo, first, _ = two_commits
+    with pytest.raises(KeyboardInterrupt), temporary_worktree(repo, first) as tree:
+        raise KeyboardInterrupt
+    assert not tree.exists() and len(worktrees(repo)) == 1
+
+
+def test_the_linked_virtualenv_does_not_make_the_worktree_dirty(two_commits: tuple[Path, str, str]) -> None:
+    repo, first, _ = two_commits
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    with temporary_worktree(repo, first, link_venv=True) as tree:
+        assert (tree / ".venv" / "bin").is_dir()
+        assert dirty_files(tree) == []
+
+
+# --- the whole flow against a FAKE pulumi -----------------------------------------------------------
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
+    return install_fake_pulumi(tmp_path, monkeypatch)
+
+
+def test_rollback_previews_and_deploys_the_target_commit_from_a_worktree_with_a_fake_pulumi(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)])
+    summary = rollback(repo, "dev", to=None, confirm=lambda _: True, out=lambda _: None)
+    (preview,) = fake.command("preview")
+    (up,) = fake.command("up")
+    assert preview["head"] == up["head"] == first and up["cwd"] != str(repo)
+    assert option(up["argv"], "--message") == f"rollback to v1 ({first[:12]})"
+    assert option(
+        up["argv"],
+        "--policy-pack-config",
+    ).endswith("policies/config/dev.json")  # type: ignore[union-attr]
+    assert summary is not None and len(worktrees(repo)) == 1
+
+
+def test_a_declined_rollback_previews_but_does_not_deploy_with_a_fake_pulumi(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)])
+    questions: list[str] = []
+
+    def decline(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    result = rollback(repo, "dev", to=1, confirm=decline, out=lambda _: None)
+    assert result is None and questions == ["Deploy these changes to dev?"]
+    assert len(fake.command("preview")) == 1 and fake.command("up") == []
+    assert len(worktrees(repo)) == 1
+
+
+def test_a_refused_rollback_checks_nothing_out_and_runs_no_preview_with_a_fake_pulumi(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first, dirty=True)])
+    with pytest.raises(RefusalError, match="dirty git tree"):
+        rollback(repo, "dev", to=None, confirm=lambda _: True, out=lambda _: None)
+    assert fake.command("preview") == [] and len(worktrees(repo)) == 1
+
+
+def test_a_failed_rollback_update_still_removes_the_worktree_with_a_fake_pulumi(
+    two_commits: tuple[Path, str, str], fake: FakePulumi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)])
+    monkeypatch.setenv("FAKE_PULUMI_FAIL", "up")
+    with pytest.raises(live.LiveError, match="pulumi up failed"):
+        rollback(repo, "dev", to=None, confirm=lambda _: True, out=lambda _: None)
+    assert len(worktrees(repo)) == 1
