@@ -33,6 +33,7 @@ unit: $(BIN)/vinylhound tools
 ## tools: system binaries the tests run for real (promtool, nats-server); installed when root.
 tools:
 	@bash scripts/install-tools.sh
+	@bash scripts/install-actionlint.sh
 
 bench: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/render_bench.py
