@@ -8,11 +8,14 @@ however the command ends (success, error or Ctrl-C).
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import FrameType
 
 
 class GitError(Exception):
@@ -69,10 +72,28 @@ def _exclude_venv_link(repo: Path) -> None:
 
 
 @contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    # SIGTERM (a cancelled CI job, `kill`) would end the process without running `finally`
+    # blocks; turn it into KeyboardInterrupt so the worktree is removed as on Ctrl-C.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def temporary_worktree(repo: Path, ref: str, *, link_venv: bool = False) -> Iterator[Path]:
     """Check ``ref`` out (detached) into a fresh temporary directory; remove it on exit.
 
-    The worktree is removed whatever happens inside the block, including ``KeyboardInterrupt``.
+    The worktree is removed whatever happens inside the block, including Ctrl-C and SIGTERM.
     With ``link_venv`` the checkout's ``.venv`` is linked in, so Pulumi's Python runtime
     (``virtualenv: .venv`` in Pulumi.yaml) finds its interpreter there.
     """
@@ -81,6 +102,11 @@ def temporary_worktree(repo: Path, ref: str, *, link_venv: bool = False) -> Iter
         raise GitError(f"{ref!r} is not a commit in {repo}")
     parent = Path(tempfile.mkdtemp(prefix="vinylhound-wt-"))
     path = parent / "tree"
+    with _sigterm_as_interrupt():
+        yield from _worktree(repo, sha, parent, path, link_venv=link_venv)
+
+
+def _worktree(repo: Path, sha: str, parent: Path, path: Path, *, link_venv: bool) -> Iterator[Path]:
     try:
         git(repo, "worktree", "add", "--detach", "--quiet", str(path), sha)
         if link_venv and (repo / ".venv").exists():

@@ -5,6 +5,9 @@ shaped data), the temporary worktree (on a real git repository), and the whole f
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from ops import live
 from ops.gitrepo import dirty_files, temporary_worktree
 from ops.rollback import RefusalError, Update, rollback, select_target
 from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
-from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
+from tests.gitrepos import ROOT, commit_all, edit, git, project_copy, worktrees
 
 SHA = {name: (name * 40)[:40] for name in "abcdef"}
 
@@ -189,6 +192,24 @@ def test_the_worktree_is_removed_on_ctrl_c(two_commits: tuple[Path, str, str]) -
     repo, first, _ = two_commits
     with pytest.raises(KeyboardInterrupt), temporary_worktree(repo, first) as tree:
         raise KeyboardInterrupt
+    assert not tree.exists() and len(worktrees(repo)) == 1
+
+
+def test_the_worktree_is_removed_when_the_process_is_terminated(two_commits: tuple[Path, str, str]) -> None:
+    repo, first, _ = two_commits
+    script = (
+        "import sys, time\nfrom pathlib import Path\nfrom ops.gitrepo import temporary_worktree\n"
+        "with temporary_worktree(Path(sys.argv[1]), sys.argv[2]) as tree:\n"
+        "    print(tree, flush=True)\n    time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(repo), first], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    tree = Path(child.stdout.readline().strip())
+    assert tree.is_dir()
+    child.send_signal(signal.SIGTERM)
+    child.wait(timeout=30)
     assert not tree.exists() and len(worktrees(repo)) == 1
 
 
