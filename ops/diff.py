@@ -289,8 +289,12 @@ def secret_fingerprints(project: Project, stack: str) -> dict[str, str]:
 # --- rendering both sides ------------------------------------------------------------------------
 
 
-def render_tree(root: Path, stacks: list[str], *, timeout: float = 600) -> dict[str, dict[str, Any]]:
-    """Render ``stacks`` of the source tree at ``root`` in a subprocess running that tree's code."""
+def render_tree(
+    root: Path, stacks: list[str], *, name: str = "", timeout: float = 600
+) -> dict[str, dict[str, Any]]:
+    """Render ``stacks`` of the source tree at ``root`` in a subprocess running that tree's code;
+    ``name`` is how errors call the tree (default: its path)."""
+    name = name or str(root)
     script = Path(render_record.__file__).resolve()
     with tempfile.TemporaryDirectory(prefix="vinylhound-diff-") as tmp:
         out = Path(tmp) / "records.json"
@@ -304,12 +308,12 @@ def render_tree(root: Path, stacks: list[str], *, timeout: float = 600) -> dict[
         )
         if done.returncode == render_record.NO_ENGINE:
             raise DiffError(
-                f"{root}: this revision predates the offline render (`vinylhound render`), so it cannot "
+                f"{name}: this revision predates the offline render (`vinylhound render`), so it cannot "
                 "be diffed; choose a newer base"
             )
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()
-            raise DiffError(f"rendering {root} failed: {tail[-1] if tail else f'exit {done.returncode}'}")
+            raise DiffError(f"rendering {name} failed: {tail[-1] if tail else f'exit {done.returncode}'}")
         stacks_out: dict[str, dict[str, Any]] = json.loads(out.read_text())["stacks"]
         return stacks_out
 
@@ -357,8 +361,12 @@ def diff_stacks(
             if unknown:
                 raise DiffError(f"unknown stack {unknown[0]!r}; stacks: {', '.join(head_project.stacks())}")
             with ThreadPoolExecutor(max_workers=2) as pool:
-                base_job = pool.submit(render_tree, tree, base_stacks) if base_stacks else None
-                head_job = pool.submit(render_tree, root, head_stacks) if head_stacks else None
+                base_job = pool.submit(render_tree, tree, base_stacks, name=base) if base_stacks else None
+                head_job = (
+                    pool.submit(render_tree, root, head_stacks, name="the working tree")
+                    if head_stacks
+                    else None
+                )
                 base_out = base_job.result() if base_job else {}
                 head_out = head_job.result() if head_job else {}
             base_secrets = {s: secret_fingerprints(base_project, s) for s in base_stacks}

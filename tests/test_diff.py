@@ -157,7 +157,7 @@ def test_a_base_that_predates_the_offline_render_fails_with_a_clear_message(tmp_
     git(root, "rm", "--quiet", "ops/render.py")
     commit_all(root, "a tree without the offline render")
     git(root, "checkout", "--quiet", "HEAD~1")
-    with pytest.raises(DiffError, match="predates the offline render"):
+    with pytest.raises(DiffError, match=r"^main: this revision predates the offline render"):
         diff_stacks(root, "main", ["dev"], verdict=no_verdict)
     assert len(worktrees(root)) == 1
 
