@@ -408,52 +408,82 @@ def _md_field(change: FieldChange) -> str:
     return f"    - {_md_code(change.path)}: {_md_code(show(change.old))} → {_md_code(show(change.new))}"
 
 
-def markdown(diffs: list[StackDiff], base: str) -> str:
-    """The pull-request comment: a table of headline counts, then one collapsible section per stack."""
-    lines = [COMMENT_MARKER, f"### vinylhound diff: `{base}` → this change", ""]
+#: GitHub rejects comments longer than 65,536 characters; keep a margin.
+COMMENT_LIMIT = 60_000
+
+
+def _section(d: StackDiff, *, fields: bool) -> list[str]:
+    summary = f"<summary><b>{d.stack}</b>: {d.headline()} · policy: {d.verdict}</summary>"
+    lines = ["", "<details>", summary, ""]
+    if d.note:
+        lines += [f"_{d.note}_", ""]
+    if d.error:
+        lines += [f"Could not render: {_md_code(d.error)}", ""]
+    elif d.empty:
+        lines += ["No changes.", ""]
+    for title, records in (("Added", d.added), ("Removed", d.removed)):
+        if records:
+            lines += [f"**{title}**", ""]
+            lines += [f"- {_md_code(label(r))} ({_md_code(r['type'])})" for r in records]
+            lines.append("")
+    for title, changes in (("Replaced", d.replaced), ("Changed", d.changed)):
+        if changes:
+            lines += [f"**{title}**", ""]
+            for ch in changes:
+                reason = f" — {ch.reason}" if ch.reason else ""
+                count = "" if fields or not ch.fields else f" ({len(ch.fields)} fields)"
+                lines.append(f"- {_md_code(ch.label)}{reason}{count}")
+                if fields:
+                    lines += [_md_field(f) for f in ch.fields]
+            lines.append("")
+    if d.secrets:
+        lines += ["**Secret settings** (values masked)", ""]
+        lines += [f"- {_md_code(key)} changed" for key in d.secrets]
+        lines.append("")
+    lines.append("</details>")
+    return lines
+
+
+def markdown(diffs: list[StackDiff], base: str, *, limit: int = COMMENT_LIMIT) -> str:
+    """The pull-request comment: a table of headline counts, then one collapsible section per stack.
+
+    When that is longer than ``limit`` the field details are left out, and then whole stack
+    sections (their table row stays), each time with a note saying how to see everything."""
+    head = [COMMENT_MARKER, f"### vinylhound diff: `{base}` → this change", ""]
     if all(d.empty and not d.error for d in diffs):
-        lines.append("**no changes** in " + ", ".join(f"`{d.stack}`" for d in diffs) + ".")
-        return "\n".join(lines) + "\n"
-    lines += [
+        head.append("**no changes** in " + ", ".join(f"`{d.stack}`" for d in diffs) + ".")
+        return "\n".join(head) + "\n"
+    head += [
         "| stack | added | removed | replaced | changed | secret settings | policy |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for d in diffs:
         if d.error:
-            lines.append(f"| `{d.stack}` | - | - | - | - | - | not compared |")
+            head.append(f"| `{d.stack}` | - | - | - | - | - | not compared |")
             continue
         c = d.counts()
-        lines.append(
+        head.append(
             f"| `{d.stack}` | {c['added']} | {c['removed']} | {c['replaced']} | {c['changed']} "
             f"| {len(d.secrets)} | {d.verdict} |"
         )
-    for d in diffs:
-        summary = f"<summary><b>{d.stack}</b>: {d.headline()} · policy: {d.verdict}</summary>"
-        lines += ["", "<details>", summary, ""]
-        if d.note:
-            lines += [f"_{d.note}_", ""]
-        if d.error:
-            lines += [f"Could not render: {_md_code(d.error)}", ""]
-        elif d.empty:
-            lines += ["No changes.", ""]
-        for title, records in (("Added", d.added), ("Removed", d.removed)):
-            if records:
-                lines += [f"**{title}**", ""]
-                lines += [f"- {_md_code(label(r))} ({_md_code(r['type'])})" for r in records]
-                lines.append("")
-        for title, changes in (("Replaced", d.replaced), ("Changed", d.changed)):
-            if changes:
-                lines += [f"**{title}**", ""]
-                for ch in changes:
-                    reason = f" — {ch.reason}" if ch.reason else ""
-                    lines.append(f"- {_md_code(ch.label)}{reason}")
-                    lines += [_md_field(f) for f in ch.fields]
-                lines.append("")
-        if d.secrets:
-            lines += ["**Secret settings** (values masked)", ""]
-            lines += [f"- {_md_code(key)} changed" for key in d.secrets]
-            lines.append("")
-        lines.append("</details>")
+    full = head + [line for d in diffs for line in _section(d, fields=True)]
+    text = "\n".join(full) + "\n"
+    if len(text) <= limit:
+        return text
+    note = f"_Shortened to fit a comment: run `vinylhound diff --base {base}` for every field._"
+    lines = [*head, "", note]
+    for i, d in enumerate(diffs):
+        section = _section(d, fields=False)
+        # Room for this section plus a short stub for every stack after it.
+        reserve = sum(len(d2.stack) + 120 for d2 in diffs[i + 1 :])
+        if len("\n".join([*lines, *section])) + reserve > limit:
+            section = [
+                "",
+                "<details>",
+                f"<summary><b>{d.stack}</b>: {d.headline()} (left out)</summary>",
+                "</details>",
+            ]
+        lines += section
     return "\n".join(lines) + "\n"
 
 

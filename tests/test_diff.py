@@ -141,6 +141,16 @@ def test_markdown_lists_resources_in_urn_order_and_is_identical_on_every_run(dev
     assert markdown([dev], "main") == markdown([dev], "main")
 
 
+def test_a_diff_too_long_for_a_comment_is_shortened_with_its_table_intact(dev: StackDiff) -> None:
+    full = markdown([dev, dev], "main")
+    short = markdown([dev, dev], "main", limit=len(full) // 2)
+    assert len(short) <= len(full) // 2
+    assert "Shortened to fit a comment: run `vinylhound diff --base main`" in short
+    assert short.count("| `dev` |") == 2 and short.count("<details>") == 2
+    tiny = markdown([dev, dev], "main", limit=1500)
+    assert len(tiny) <= 1500 and "(left out)</summary>" in tiny
+
+
 def test_identical_trees_give_no_changes(tmp_path: Path) -> None:
     root = project_copy(tmp_path)
     diffs = diff_stacks(root, "HEAD", ["dev", "prod"], verdict=no_verdict)
