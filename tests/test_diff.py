@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,26 @@ def test_a_diff_too_long_for_a_comment_is_shortened_with_its_table_intact(dev: S
     assert short.count("| `dev` |") == 2 and short.count("<details>") == 2
     tiny = markdown([dev, dev], "main", limit=1500)
     assert len(tiny) <= 1500 and "(left out)</summary>" in tiny
+
+
+def test_the_command_prints_markdown_for_every_stack_against_the_previous_commit(tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    dev = root / "stacks" / "Pulumi.dev.yaml"
+    edit(dev, 'image: {tag: "1.6.1"}\n', 'image: {tag: "1.6.1"}\n        replicas: 2\n')
+    commit_all(root, "one replica count")
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "diff", "--base", "HEAD~1", "--format", "markdown", "--no-check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|")[1].strip(" `") for line in done.stdout.splitlines() if line.startswith("| `")]
+    assert rows == sorted(
+        p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("*.yaml")
+    )
+    assert done.stdout.count("<details>") == len(rows) and "spec.replicas" in done.stdout
 
 
 def test_identical_trees_give_no_changes(tmp_path: Path) -> None:
