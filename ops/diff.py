@@ -386,7 +386,13 @@ def diff_stacks(
             base_secrets=base_secrets.get(stack, {}),
             head_secrets=secret_fingerprints(head_project, stack) if new is not None else {},
         )
-        verdict_text = verdict(root, stack) if new is not None and not error else "not run"
+        # An unchanged stack's verdict is the base's: only changed stacks are worth the check's time.
+        if new is None or error:
+            verdict_text = "not run"
+        elif result.empty:
+            verdict_text = "not run (no changes)"
+        else:
+            verdict_text = verdict(root, stack)
         results.append(replace(result, error=error, note=note, verdict=verdict_text))
     return results
 

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from ops.diff import DiffError, StackDiff, diff_stacks, label, markdown, no_verdict, text_rows
+from ops.diff import (
+    DiffError,
+    StackDiff,
+    check_verdict,
+    diff_stacks,
+    label,
+    markdown,
+    no_verdict,
+    text_rows,
+)
 from tests.conftest import rendered
 from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
 
@@ -171,6 +180,24 @@ def test_the_command_prints_markdown_for_every_stack_against_the_previous_commit
         p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in (root / "stacks").glob("*.yaml")
     )
     assert done.stdout.count("<details>") == len(rows) and "spec.replicas" in done.stdout
+
+
+def _tree_with_check(root: Path, exit_code: int | None) -> Path:
+    """A tree whose `python -m ops.cli check STACK` prints a line and exits ``exit_code``
+    (``None``: the tree has no ops/check.py)."""
+    (root / "ops").mkdir(parents=True)
+    (root / "ops" / "__init__.py").write_text("")
+    if exit_code is not None:
+        (root / "ops" / "check.py").write_text("")
+        script = f"import sys\nprint('checked')\nprint('2 mandatory violations')\nsys.exit({exit_code})\n"
+        (root / "ops" / "cli.py").write_text(script)
+    return root
+
+
+def test_the_policy_verdict_comes_from_the_check_commands_exit_status(tmp_path: Path) -> None:
+    assert check_verdict(_tree_with_check(tmp_path / "ok", 0), "dev") == "passed"
+    assert check_verdict(_tree_with_check(tmp_path / "bad", 1), "dev") == "failed: 2 mandatory violations"
+    assert check_verdict(_tree_with_check(tmp_path / "none", None), "dev") == "not run"
 
 
 def test_identical_trees_give_no_changes(tmp_path: Path) -> None:
