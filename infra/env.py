@@ -31,6 +31,8 @@ class DatabaseEndpoint:
     secret: str
     port: int = POSTGRES_PORT
     sslmode: str = "require"
+    #: Not run by the platform (no CNPG pods to select; reached over the network).
+    external: bool = False
 
 
 def database_endpoint(workload: Workload, namespace: str) -> DatabaseEndpoint | None:

@@ -108,8 +108,10 @@ def _in_dependency_order(tables: Sequence[Table]) -> tuple[Table, ...]:
         ready = [
             t
             for t in pending
-            if all(fk.table not in names or fk.table == t.name or fk.table in {d.name for d in done}
-                   for fk in t.foreign_keys)
+            if all(
+                fk.table not in names or fk.table == t.name or fk.table in {d.name for d in done}
+                for fk in t.foreign_keys
+            )
         ]
         if not ready:
             raise ValueError(f"foreign keys form a cycle among {sorted(t.name for t in pending)}")
@@ -184,7 +186,8 @@ def create_table_sql(table: Table, keep_foreign_keys_to: set[str]) -> str:
         unique = "UNIQUE " if index.unique else ""
         where = f" WHERE {index.where}" if index.where else ""
         statements.append(
-            f"CREATE {unique}INDEX IF NOT EXISTS {q(index.name)} ON {q(table.name)} {index.definition}{where};"
+            f"CREATE {unique}INDEX IF NOT EXISTS {q(index.name)} "
+            f"ON {q(table.name)} {index.definition}{where};"
         )
     return "\n".join(statements)
 
@@ -359,12 +362,20 @@ def initial_copy_done_sql(subscription: str) -> str:
     )
 
 
-def caught_up_sql(slot: str) -> str:
-    """True on the publisher once the subscriber has confirmed everything written so far."""
-    return (
+def caught_up_sql(slot: str, missing_ok: bool = False) -> str:
+    """True on the publisher once the subscriber has confirmed everything written so far.
+    With ``missing_ok`` a missing slot counts as caught up (nothing is in flight; the
+    verification that follows still compares the data)."""
+    caught_up = (
         "SELECT coalesce(bool_and(confirmed_flush_lsn >= pg_current_wal_lsn()), false) "
-        f"FROM pg_replication_slots WHERE slot_name = {literal(slot)};"
+        f"FROM pg_replication_slots WHERE slot_name = {literal(slot)}"
     )
+    if missing_ok:
+        return (
+            f"SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = {literal(slot)}) "
+            f"OR ({caught_up});"
+        )
+    return caught_up + ";"
 
 
 def freeze_writes_sql(tables: Sequence[Table], moved_to: str) -> str:
@@ -428,11 +439,51 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     tables = owned_tables(workload)
     return [
         Step("apply the service schema", "service", "execute", service_schema_sql(workload)),
-        Step("publish the owned tables", "monolith", "execute", create_publication_sql(names.publication, tables)),
+        Step(
+            "publish the owned tables",
+            "monolith",
+            "execute",
+            create_publication_sql(names.publication, tables),
+        ),
         Step("create the replication slot", "monolith", "execute", create_slot_sql(names.slot)),
         Step("subscribe", "service", "execute", create_subscription_sql(names, monolith_conninfo)),
         Step("wait for the initial copy", "service", "wait", initial_copy_done_sql(names.subscription)),
     ]
+
+
+def stop_and_verify_steps(workload: Workload, suffix: str = "", missing_slot_ok: bool = False) -> list[Step]:
+    """Stop writes in the monolith, wait until the service has everything, verify."""
+    forward = forward_names(workload, suffix)
+    tables = owned_tables(workload)
+    return [
+        Step("stop writes in the monolith", "monolith", "execute", freeze_writes_sql(tables, workload.name)),
+        Step(
+            "wait until the service has caught up",
+            "monolith",
+            "wait",
+            caught_up_sql(forward.slot, missing_slot_ok),
+        ),
+        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
+    ]
+
+
+def sequence_step(workload: Workload, side: Side = "service") -> Step:
+    """Move the sequences of the workload's tables past the copied ids on ``side``."""
+    return Step(
+        "move sequences past the copied ids", side, "execute", sync_sequences_sql(owned_tables(workload))
+    )
+
+
+def cutover_job_steps(workload: Workload) -> list[Step]:
+    """What the Kubernetes cutover Job runs; CloudNativePG drops the subscription, slot and
+    publication itself when their resources leave the program (reclaim policy ``delete``)."""
+    return [*stop_and_verify_steps(workload, missing_slot_ok=True), sequence_step(workload)]
+
+
+def consistency_steps(workload: Workload) -> list[Step]:
+    """Only the consistency check (row counts and checksums on both sides)."""
+    tables = owned_tables(workload)
+    return [Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables))]
 
 
 def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -> list[Step]:
@@ -442,14 +493,17 @@ def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -
     forward, back = forward_names(workload, suffix), reverse_names(workload, suffix)
     tables = owned_tables(workload)
     return [
-        Step("stop writes in the monolith", "monolith", "execute", freeze_writes_sql(tables, workload.name)),
-        Step("wait until the service has caught up", "monolith", "wait", caught_up_sql(forward.slot)),
-        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
+        *stop_and_verify_steps(workload, suffix),
         Step("drop the subscription", "service", "execute", drop_subscription_sql(forward.subscription)),
         Step("drop the replication slot", "monolith", "execute", drop_slot_sql(forward.slot)),
         Step("drop the publication", "monolith", "execute", drop_publication_sql(forward.publication)),
-        Step("move sequences past the copied ids", "service", "execute", sync_sequences_sql(tables)),
-        Step("publish back from the service", "service", "execute", create_publication_sql(back.publication, tables)),
+        sequence_step(workload),
+        Step(
+            "publish back from the service",
+            "service",
+            "execute",
+            create_publication_sql(back.publication, tables),
+        ),
         Step("create the reverse slot", "service", "execute", create_slot_sql(back.slot)),
         Step(
             "subscribe the monolith (no copy: both sides are equal)",
@@ -470,10 +524,12 @@ def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
         Step("stop writes in the service", "service", "execute", freeze_writes_sql(tables, "monolith")),
         Step("wait until the monolith has caught up", "service", "wait", caught_up_sql(back.slot)),
         Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
-        Step("drop the reverse subscription", "monolith", "execute", drop_subscription_sql(back.subscription)),
+        Step(
+            "drop the reverse subscription", "monolith", "execute", drop_subscription_sql(back.subscription)
+        ),
         Step("drop the reverse slot", "service", "execute", drop_slot_sql(back.slot)),
         Step("drop the reverse publication", "service", "execute", drop_publication_sql(back.publication)),
-        Step("move the monolith's sequences", "monolith", "execute", sync_sequences_sql(tables)),
+        sequence_step(workload, "monolith"),
         Step("open the monolith's tables again", "monolith", "execute", unfreeze_writes_sql(tables)),
     ]
 
@@ -490,14 +546,14 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
     for i, step in enumerate(steps):
         lines.append(f"echo '== {step.name}'")
         if step.kind == "execute":
-            lines.append(f'psql -X -q -v ON_ERROR_STOP=1 "${_URI_VAR[step.side]}" <<\'SQL_{i}\'')
+            lines.append(f"psql -X -q -v ON_ERROR_STOP=1 \"${_URI_VAR[step.side]}\" <<'SQL_{i}'")
             lines += [step.sql, f"SQL_{i}"]
         elif step.kind == "wait":
             lines += [
                 f"tries={wait_seconds // 2}",
                 f'until [ "$(psql -X -At -v ON_ERROR_STOP=1 "${_URI_VAR[step.side]}" <<\'SQL_{i}\'',
                 step.sql,
-                f'SQL_{i}',
+                f"SQL_{i}",
                 ')" = t ]; do',
                 '  tries=$((tries - 1)); [ "$tries" -gt 0 ] || { echo "timed out" >&2; exit 1; }',
                 "  sleep 2",
@@ -505,7 +561,9 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
             ]
         else:
             for side in ("monolith", "service"):
-                lines.append(f'psql -X -q -At -v ON_ERROR_STOP=1 "${_URI_VAR[side]}" > /tmp/{side}.out <<\'SQL_{i}\'')
+                lines.append(
+                    f"psql -X -q -At -v ON_ERROR_STOP=1 \"${_URI_VAR[side]}\" > /tmp/{side}.out <<'SQL_{i}'"
+                )
                 lines += [CHECK_SETTINGS, step.sql, f"SQL_{i}"]
             lines.append("diff -u /tmp/monolith.out /tmp/service.out")
             lines.append("cat /tmp/service.out")

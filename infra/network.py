@@ -56,7 +56,7 @@ def egress_rules(
         }
     ]
     own = databases.get(workload.name)
-    if own is not None:
+    if own is not None and not own.external:
         rules.append(
             {
                 "to": [{"podSelector": {"matchLabels": {"cnpg.io/cluster": own.cluster}}}],

@@ -330,7 +330,8 @@ TABLES: tuple[Table, ...] = (
             Check("album_collections_type_check", "collection_type IN ('wishlist', 'owned')"),
             Check(
                 "album_collections_condition_check",
-                "condition IS NULL OR condition IN ('mint', 'near_mint', 'very_good', 'good', 'fair', 'poor')",
+                "condition IS NULL OR condition IN "
+                "('mint', 'near_mint', 'very_good', 'good', 'fair', 'poor')",
             ),
         ),
         foreign_keys=(_user_fk(), _album_fk()),

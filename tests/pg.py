@@ -82,8 +82,17 @@ def start_server() -> Server:
         os.chown(base, NOBODY, NOBODY)
     user = _as_server_user()
     subprocess.run(
-        [str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
-         "--locale=C.UTF-8", "--no-sync"],
+        [
+            str(BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
         **user,
@@ -109,8 +118,19 @@ def start_server() -> Server:
         }.items()
     )
     subprocess.run(
-        [str(BIN / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(base / "server.log"), "-o", options,
-         "start"],
+        [
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(base / "server.log"),
+            "-o",
+            options,
+            "start",
+        ],
         check=True,
         capture_output=True,
         **user,
@@ -137,7 +157,7 @@ def check_result(conn: psycopg.Connection[tuple[Any, ...]], sql: str) -> list[tu
     return conn.execute(sql).fetchall()
 
 
-class PlanFailed(AssertionError):
+class PlanError(AssertionError):
     """A wait timed out or a verification found different data."""
 
 
@@ -156,12 +176,12 @@ def run_steps(
             deadline = time.monotonic() + timeout
             while not sides[step.side].execute(step.sql).fetchone()[0]:  # type: ignore[index]
                 if time.monotonic() > deadline:
-                    raise PlanFailed(f"timed out: {step.name}")
+                    raise PlanError(f"timed out: {step.name}")
                 time.sleep(0.05)
         else:
             left, right = check_result(monolith, step.sql), check_result(service, step.sql)
             if left != right:
-                raise PlanFailed(f"{step.name}: monolith {left} != service {right}")
+                raise PlanError(f"{step.name}: monolith {left} != service {right}")
 
 
 def wait_until_equal(
@@ -177,7 +197,7 @@ def wait_until_equal(
         if left == right:
             return left
         if time.monotonic() > deadline:
-            raise PlanFailed(f"never converged: monolith {left} != service {right}")
+            raise PlanError(f"never converged: monolith {left} != service {right}")
         time.sleep(0.05)
 
 
@@ -215,7 +235,8 @@ SELECT 1 + (i % {n}),
        CASE WHEN i % 17 = 0 THEN repeat('Ω', 1000) ELSE 'Album ' || i END,
        1950 + (i % 75),
        jsonb_build_array(jsonb_build_object('n', 1, 'title', 'Intro ' || i, 'len', 61.5),
-                         jsonb_build_object('n', 2, 'title', 'Outro', 'nested', jsonb_build_object('a', null))),
+                         jsonb_build_object('n', 2, 'title', 'Outro',
+                                            'nested', jsonb_build_object('a', null))),
        CASE WHEN i % 4 = 0 THEN '[]'::jsonb ELSE jsonb_build_array('rock', 'ambient', 'ジャズ') END,
        1 + (i % 5),
        CASE WHEN i % 3 = 0 THEN NULL ELSE repeat('g', 100) END,
@@ -277,7 +298,8 @@ SELECT 1 + (i % {n}), CASE WHEN i % 2 = 0 THEN 1 + i % (2 * {n}) END, CASE WHEN 
 FROM generate_series(1, {n}) AS i
 ON CONFLICT DO NOTHING;
 
-INSERT INTO album_collections (user_id, album_id, collection_type, notes, date_acquired, purchase_price, condition)
+INSERT INTO album_collections
+    (user_id, album_id, collection_type, notes, date_acquired, purchase_price, condition)
 SELECT 1 + (i % {n}), 1 + (i % {n}), CASE WHEN i % 2 = 0 THEN 'owned' ELSE 'wishlist' END,
        NULL, CASE WHEN i % 2 = 0 THEN now() END, CASE WHEN i % 2 = 0 THEN 99999999.99 END,
        CASE WHEN i % 2 = 0 THEN 'near_mint' END

@@ -11,6 +11,7 @@ from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.databases import deploy_databases
 from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.mesh import deploy_mesh
@@ -47,6 +48,9 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         monitoring=[observability.prometheus_stack],
         monitoring_namespace=monitors.NAMESPACE,
     )
+    databases = deploy_databases(
+        cfg, context, extras, in_namespace, monitoring_crds=[observability.prometheus_stack]
+    )
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {
         "environment": cfg.environment,
@@ -55,4 +59,5 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         "serviceAddresses": {name: svc.address for name, svc in workloads.items()},
         "tracingCollector": observability.collector,
         "eventBus": event_bus.exports(cfg),
+        "databases": databases.exports(),
     }

@@ -13,6 +13,7 @@ from infra import env, network
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.databases import endpoint_for
 from infra.targets.kubernetes.extras import WorkloadExtras
 
 JWT_SECRET_NAME = "vinylhound-jwt"
@@ -115,11 +116,7 @@ def deploy_workloads(
         origins=cfg.origins(),
         jwt_secret=SecretKeyRef(JWT_SECRET_NAME, "secret"),
         addresses={w.name: address(w, cfg.namespace) for w, _ in enabled},
-        databases={
-            w.name: endpoint
-            for w, _ in enabled
-            if (endpoint := env.database_endpoint(w, cfg.namespace)) is not None
-        },
+        databases={w.name: endpoint for w, _ in enabled if (endpoint := endpoint_for(cfg, w)) is not None},
         spotify_client_id=cfg.spotify_client_id,
         spotify_client_secret=spotify_ref,
     )
