@@ -367,7 +367,7 @@ def caught_up_sql(slot: str, missing_ok: bool = False) -> str:
     With ``missing_ok`` a missing slot counts as caught up (nothing is in flight; the
     verification that follows still compares the data)."""
     caught_up = (
-        "SELECT coalesce(bool_and(confirmed_flush_lsn >= pg_current_wal_lsn()), false) "
+        "SELECT coalesce(bool_and(confirmed_flush_lsn >= pg_current_wal_insert_lsn()), false) "
         f"FROM pg_replication_slots WHERE slot_name = {literal(slot)}"
     )
     if missing_ok:
@@ -451,8 +451,9 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     ]
 
 
-def stop_and_verify_steps(workload: Workload, suffix: str = "", missing_slot_ok: bool = False) -> list[Step]:
-    """Stop writes in the monolith, wait until the service has everything, verify."""
+def stop_and_verify_steps(workload: Workload, suffix: str = "") -> list[Step]:
+    """Stop writes in the monolith, wait until the service has everything, verify. A slot that
+    is already gone (a re-run, or a new environment) has nothing in flight; the data check decides."""
     forward = forward_names(workload, suffix)
     tables = owned_tables(workload)
     return [
@@ -461,7 +462,7 @@ def stop_and_verify_steps(workload: Workload, suffix: str = "", missing_slot_ok:
             "wait until the service has caught up",
             "monolith",
             "wait",
-            caught_up_sql(forward.slot, missing_slot_ok),
+            caught_up_sql(forward.slot, missing_ok=True),
         ),
         Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
     ]
@@ -477,7 +478,7 @@ def sequence_step(workload: Workload, side: Side = "service") -> Step:
 def cutover_job_steps(workload: Workload) -> list[Step]:
     """What the Kubernetes cutover Job runs; CloudNativePG drops the subscription, slot and
     publication itself when their resources leave the program (reclaim policy ``delete``)."""
-    return [*stop_and_verify_steps(workload, missing_slot_ok=True), sequence_step(workload)]
+    return [*stop_and_verify_steps(workload), sequence_step(workload)]
 
 
 def consistency_steps(workload: Workload) -> list[Step]:
@@ -522,7 +523,12 @@ def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
     tables = owned_tables(workload)
     return [
         Step("stop writes in the service", "service", "execute", freeze_writes_sql(tables, "monolith")),
-        Step("wait until the monolith has caught up", "service", "wait", caught_up_sql(back.slot)),
+        Step(
+            "wait until the monolith has caught up",
+            "service",
+            "wait",
+            caught_up_sql(back.slot, missing_ok=True),
+        ),
         Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
         Step(
             "drop the reverse subscription", "monolith", "execute", drop_subscription_sql(back.subscription)

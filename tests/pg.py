@@ -63,6 +63,35 @@ class Server:
         with self.connect() as conn:
             conn.execute(f"CREATE DATABASE {migration.q(name)} TEMPLATE {migration.q(template)}")
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database with its subscriptions and the slots it holds (stops their workers)."""
+        with self.connect(name) as conn:
+            subs = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT subname FROM pg_subscription WHERE subdbid = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
+            ]
+            for sub in subs:
+                conn.execute(migration.drop_subscription_sql(sub))
+        with self.connect() as conn:
+            slots = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)
+                )
+            ]
+            for slot in slots:
+                # The other side's subscription may still stream from it: end that sender first.
+                conn.execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND active_pid IS NOT NULL",
+                    (slot,),
+                )
+                conn.execute(migration.drop_slot_sql(slot))
+            conn.execute(f"DROP DATABASE IF EXISTS {migration.q(name)} WITH (FORCE)")
+
     def stop(self) -> None:
         """Stop the server (fast) and remove its files."""
         subprocess.run(

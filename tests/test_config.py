@@ -31,6 +31,9 @@ def baseline() -> dict[str, Any]:
             "monolith": {"image": image, "autoscaling": scaling},
             "user-service": {"image": image, "autoscaling": scaling},
         },
+        "databases": {
+            "backup": {"destinationPath": "s3://backups/prod", "credentialsSecret": "backup-credentials"}
+        },
     }
 
 
