@@ -1,0 +1,355 @@
+"""Databases per workload: config rules, the ServiceDatabase specs, and what each stack renders."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from components.kubernetes import service_database as sdb
+from infra import catalog, migration
+from infra.catalog import Database
+from infra.config import ConfigError, parse_platform_config
+from infra.program import main as program
+from ops.mockrun import ProgramError, Registration, Run, run_offline
+from ops.render import is_manifest, manifest
+from tests.conftest import KUBE_STACKS, PROJECT, manifests_of, rendered
+
+SOURCE = "stacks/Pulumi.prod.yaml"
+DB_OWNERS = [w.name for w in catalog.WORKLOADS if w.database is not None]
+
+
+def stack_raw(stack: str) -> dict[str, Any]:
+    """The stack file's platform config, as a fresh dict to modify."""
+    text = (PROJECT.root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
+    return copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, SOURCE)
+    return caught.value.lines()
+
+
+def run_with(raw: dict[str, Any], stack: str = "prod") -> Run:
+    return run_offline(
+        program,
+        project="vinylhound",
+        stack=stack,
+        config={"vinylhound:platform": json.dumps(raw)},
+        secret_keys=[],
+    )
+
+
+def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in objects if m["kind"] == kind}
+
+
+def registration(run: Run, name: str) -> Registration:
+    (reg,) = [r for r in run.registrations if r.name == name]
+    return reg
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+def _with_tables(workload: str, tables: tuple[str, ...]) -> tuple[catalog.Workload, ...]:
+    """The catalog with one workload's table list replaced."""
+    return tuple(
+        dataclasses.replace(w, database=Database(w.database.name, tables, w.database.extensions))
+        if w.name == workload and w.database
+        else w
+        for w in catalog.WORKLOADS
+    )
+
+
+def test_a_table_owned_by_two_workloads_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        catalog,
+        "WORKLOADS",
+        _with_tables(
+            "rating-service", ("ratings", "reviews", "user_preferences", "user_album_preferences", "albums")
+        ),
+    )
+    (line,) = problems(stack_raw("prod"))
+    assert line == (
+        f"{SOURCE}: vinylhound:platform.databases.tables.albums: table 'albums' is owned by more than one "
+        "workload: catalog-service, rating-service"
+    )
+
+
+def test_an_unknown_table_is_a_config_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        catalog,
+        "WORKLOADS",
+        _with_tables("playlist-service", ("playlists", "playlist_songs", "playlist_likes")),
+    )
+    (line,) = problems(stack_raw("prod"))
+    assert "databases.tables.playlist_likes: playlist-service owns table 'playlist_likes'" in line
+
+
+def test_a_schema_table_that_no_workload_owns_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalog, "WORKLOADS", _with_tables("user-service", ("users", "sessions")))
+    (line,) = problems(stack_raw("prod"))
+    assert (
+        "databases.tables.user_content: table 'user_content' of the monolith schema is owned by no workload"
+        in line
+    )
+
+
+def test_bad_table_ownership_registers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "WORKLOADS", _with_tables("user-service", ("users", "sessions", "albums")))
+    with pytest.raises(ProgramError) as caught:
+        run_with(stack_raw("prod"))
+    assert "databases.tables.albums" in str(caught.value)
+    assert caught.value.registrations == []
+
+
+def test_prod_with_fewer_than_three_database_instances_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["instances"] = 2
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.databases.instances: 2 is below the prod minimum of 3 "
+        "(a primary and 2 replicas)"
+    ]
+
+
+def test_staging_without_a_backup_target_is_rejected() -> None:
+    raw = stack_raw("staging")
+    del raw["databases"]["backup"]
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.databases.backup: staging requires backups: set a backup target"
+    ]
+
+
+def test_dev_runs_without_backups() -> None:
+    assert parse_platform_config(stack_raw("dev"), SOURCE).databases.backup is None
+
+
+def test_a_migration_phase_for_a_workload_without_tables_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["migration"]["api-gateway"] = "replicating"
+    (line,) = problems(raw)
+    assert line.startswith(f"{SOURCE}: vinylhound:platform.databases.migration.api-gateway: not a service")
+
+
+def test_an_unknown_migration_phase_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["migration"]["user-service"] = "done"
+    (line,) = problems(raw)
+    assert (
+        "databases.migration.user-service: Input should be 'not-started', 'replicating' or 'cut-over'" in line
+    )
+
+
+def test_a_latest_postgres_image_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["image"] = "ghcr.io/cloudnative-pg/postgresql:latest"
+    (line,) = problems(raw)
+    assert "databases.image: " in line and "not a pinned image" in line
+
+
+def test_a_five_field_backup_schedule_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["backup"]["schedule"] = "0 3 * * *"
+    (line,) = problems(raw)
+    assert "databases.backup.schedule" in line and "six-field" in line
+
+
+# --- the component's specs --------------------------------------------------------------------
+
+
+def _args(**changes: Any) -> sdb.ServiceDatabaseArgs:
+    base = sdb.ServiceDatabaseArgs(
+        cluster="catalog-service-db",
+        namespace="vinylhound",
+        database="vinylhound_catalog",
+        owner="vinylhound_catalog",
+        credentials_secret="catalog-service-db-credentials",
+        image="ghcr.io/cloudnative-pg/postgresql:17.6",
+        extensions=("pg_trgm",),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_the_catalog_database_creates_pg_trgm_at_bootstrap() -> None:
+    initdb = sdb.cluster_spec(_args())["bootstrap"]["initdb"]
+    assert initdb["postInitApplicationSQL"] == ['CREATE EXTENSION IF NOT EXISTS "pg_trgm"']
+    assert (initdb["database"], initdb["owner"], initdb["secret"]) == (
+        "vinylhound_catalog",
+        "vinylhound_catalog",
+        {"name": "catalog-service-db-credentials"},
+    )
+
+
+def test_restore_mode_bootstraps_from_the_named_backup_and_archives_elsewhere() -> None:
+    backup = sdb.BackupSpec("s3://b/prod", "creds", "0 0 3 * * *", "30d")
+    spec = sdb.cluster_spec(_args(restore_backup="catalog-2026-11-24", backup=backup))
+    assert "initdb" not in spec["bootstrap"]
+    assert spec["bootstrap"]["recovery"]["backup"] == {"name": "catalog-2026-11-24"}
+    assert spec["backup"]["barmanObjectStore"]["serverName"] != "catalog-service-db"
+
+
+def test_the_connection_uri_requires_tls_and_escapes_the_password() -> None:
+    uri = sdb.connection_uri(_args(), "p@ss/word")
+    assert uri == (
+        "postgresql://vinylhound_catalog:p%40ss%2Fword@catalog-service-db-rw.vinylhound.svc.cluster.local:5432/"
+        "vinylhound_catalog?sslmode=require"
+    )
+
+
+# --- rendered stacks --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("stack", "instances"), [("dev", 1), ("staging", 2), ("prod", 3)])
+def test_every_workload_that_owns_tables_gets_a_cluster_with_the_promised_instances(
+    stack: str, instances: int
+) -> None:
+    clusters = of_kind(manifests_of(rendered(stack)), "Cluster")
+    assert {name: c["spec"]["instances"] for name, c in clusters.items()} == {
+        f"{w}-db": instances for w in DB_OWNERS
+    }
+
+
+def test_prod_keeps_database_instances_on_different_nodes() -> None:
+    clusters = of_kind(manifests_of(rendered("prod")), "Cluster")
+    assert {c["spec"]["affinity"]["podAntiAffinityType"] for c in clusters.values()} == {"required"}
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_backups_exist_exactly_where_configured(stack: str) -> None:
+    objects = manifests_of(rendered(stack))
+    clusters, schedules = of_kind(objects, "Cluster"), of_kind(objects, "ScheduledBackup")
+    configured = stack_raw(stack).get("databases", {}).get("backup") is not None
+    assert {s["spec"]["cluster"]["name"] for s in schedules.values()} == (
+        set(clusters) if configured else set()
+    )
+    assert all(("backup" in c["spec"]) == configured for c in clusters.values())
+
+
+def test_prod_backups_follow_the_configured_schedule_and_retention() -> None:
+    objects = manifests_of(rendered("prod"))
+    assert {s["spec"]["schedule"] for s in of_kind(objects, "ScheduledBackup").values()} == {"0 30 2 * * *"}
+    assert {c["spec"]["backup"]["retentionPolicy"] for c in of_kind(objects, "Cluster").values()} == {"30d"}
+
+
+def _secret_refs(deployment: dict[str, Any]) -> set[str]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_each_deployment_references_only_its_own_database_secret(stack: str) -> None:
+    objects = manifests_of(rendered(stack))
+    db_secrets = {name for name in of_kind(objects, "Secret") if name.endswith("-db-credentials")}
+    for name, deployment in of_kind(objects, "Deployment").items():
+        used = _secret_refs(deployment) & db_secrets
+        assert used == ({f"{name}-db-credentials"} if name in DB_OWNERS else set()), name
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_each_service_reads_from_its_own_replicas(stack: str) -> None:
+    objects = manifests_of(rendered(stack))
+    for name, deployment in of_kind(objects, "Deployment").items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if "DB_HOST" in env:
+            assert env["DB_READ_HOST"] == f"{name}-db-ro.vinylhound.svc.cluster.local"
+            assert env["DB_HOST"] == f"{name}-db-rw.vinylhound.svc.cluster.local"
+        else:
+            assert "DB_READ_HOST" not in env
+
+
+def test_the_monolith_reads_database_url_from_its_credentials_uri() -> None:
+    deployment = of_kind(manifests_of(rendered("prod")), "Deployment")["monolith"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (url,) = [e for e in container["env"] if e["name"] == "DATABASE_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "monolith-db-credentials", "key": "uri"}
+
+
+def test_credentials_secrets_are_basic_auth_with_username_password_and_uri() -> None:
+    secrets = of_kind(manifests_of(rendered("prod")), "Secret")
+    for w in DB_OWNERS:
+        secret = secrets[f"{w}-db-credentials"]
+        assert secret["type"] == "kubernetes.io/basic-auth"
+        assert set(secret["stringData"]) == {"username", "password", "uri"}
+
+
+def test_every_cluster_is_scraped_by_a_pod_monitor_selecting_its_pods() -> None:
+    objects = manifests_of(rendered("prod"))
+    monitors = of_kind(objects, "PodMonitor")
+    assert {m["spec"]["selector"]["matchLabels"][sdb.CLUSTER_LABEL] for m in monitors.values()} == set(
+        of_kind(objects, "Cluster")
+    )
+
+
+def test_every_cnpg_resource_depends_on_the_operator_release() -> None:
+    run = rendered("prod")
+    operator = registration(run, "cloudnative-pg")
+    cnpg = [r for r in run.registrations if r.type.startswith("kubernetes:postgresql.cnpg.io/")]
+    assert cnpg and all(operator.urn in r.dependencies for r in cnpg)
+
+
+def test_a_replicating_service_publishes_exactly_its_tables_and_subscribes_after_its_schema() -> None:
+    run = rendered("prod")  # user-service: replicating
+    objects = manifests_of(run)
+    publication = of_kind(objects, "Publication")["user-service-db-publication"]
+    tables = {o["table"]["name"] for o in publication["spec"]["target"]["objects"]}
+    assert tables == set(catalog.workload("user-service").database.tables)  # type: ignore[union-attr]
+    subscription = registration(run, "user-service-db-subscription")
+    assert registration(run, "user-service-db-schema").urn in subscription.dependencies
+    assert registration(run, "user-service-db-publication").urn in subscription.dependencies
+
+
+def test_a_service_not_started_has_no_replication_resources() -> None:
+    objects = manifests_of(rendered("prod"))  # playlist-service: not-started
+    names = (
+        set(of_kind(objects, "Publication"))
+        | set(of_kind(objects, "Subscription"))
+        | set(of_kind(objects, "Job"))
+    )
+    assert {n for n in names if n.startswith("playlist-service")} == {"playlist-service-db-schema"}
+
+
+def test_a_cut_over_service_has_a_cutover_job_and_reverse_replication_instead_of_forward() -> None:
+    objects = manifests_of(rendered("dev"))  # user-service: cut-over
+    subs = of_kind(objects, "Subscription")
+    assert "user-service-db-subscription" not in subs
+    reverse = subs["user-service-db-reverse-subscription"]["spec"]
+    assert (reverse["cluster"]["name"], reverse["externalClusterName"]) == ("monolith-db", "user-service")
+    assert reverse["parameters"]["copy_data"] == "false"
+    assert "user-service-db-cutover" in of_kind(objects, "Job")
+
+
+def test_the_jobs_run_exactly_the_generated_sql() -> None:
+    configmap = of_kind(manifests_of(rendered("prod")), "ConfigMap")["user-service-db-migration"]
+    w = catalog.workload("user-service")
+    assert migration.service_schema_sql(w) in configmap["data"]["schema.sh"]
+    assert migration.consistency_check_sql(migration.owned_tables(w)) in configmap["data"]["consistency.sh"]
+
+
+def test_migration_jobs_run_without_a_mesh_sidecar_and_as_non_root() -> None:
+    for job in of_kind(manifests_of(rendered("prod")), "Job").values():
+        template = job["spec"]["template"]
+        assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
+        assert template["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
+    objects = [manifest(r) for r in run_with(raw).registrations if is_manifest(r)]
+    assert "monolith-db" not in of_kind(objects, "Cluster")
+    deployment = of_kind(objects, "Deployment")["monolith"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (url,) = [e for e in container["env"] if e["name"] == "DATABASE_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "monolith-external", "key": "uri"}
+    source = of_kind(objects, "Cluster")["user-service-db"]["spec"]["externalClusters"][0]
+    assert source["connectionParameters"]["host"] == "monolith.db.example.net"
+    assert "user-service-db-publication" in of_kind(objects, "Job")  # no CNPG cluster to hold a Publication
