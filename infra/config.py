@@ -439,7 +439,7 @@ REGISTRY_REPLICAS: dict[str, int] = {"local": 1, "dev": 1, "staging": 3, "prod":
 
 # --- databases -------------------------------------------------------------------------------
 
-MigrationPhase = Literal["not-started", "replicating", "cut-over"]
+MigrationPhase = Literal["not-started", "replicating", "cut-over", "rolled-back"]
 
 
 class DatabaseStorage(Model):

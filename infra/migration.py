@@ -520,6 +520,25 @@ def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
     until the monolith has everything, verify, drop the reverse replication, move the monolith's
     sequences and open its tables again."""
     back = reverse_names(workload, suffix)
+    return [
+        *_stop_service_and_verify(workload, suffix),
+        Step(
+            "drop the reverse subscription", "monolith", "execute", drop_subscription_sql(back.subscription)
+        ),
+        Step("drop the reverse slot", "service", "execute", drop_slot_sql(back.slot)),
+        Step("drop the reverse publication", "service", "execute", drop_publication_sql(back.publication)),
+        *_reopen_monolith(workload),
+    ]
+
+
+def rollback_job_steps(workload: Workload) -> list[Step]:
+    """What the Kubernetes rollback Job runs; CloudNativePG drops the reverse subscription, slot
+    and publication itself when their resources leave the program."""
+    return [*_stop_service_and_verify(workload), *_reopen_monolith(workload)]
+
+
+def _stop_service_and_verify(workload: Workload, suffix: str = "") -> list[Step]:
+    back = reverse_names(workload, suffix)
     tables = owned_tables(workload)
     return [
         Step("stop writes in the service", "service", "execute", freeze_writes_sql(tables, "monolith")),
@@ -530,11 +549,12 @@ def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
             caught_up_sql(back.slot, missing_ok=True),
         ),
         Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
-        Step(
-            "drop the reverse subscription", "monolith", "execute", drop_subscription_sql(back.subscription)
-        ),
-        Step("drop the reverse slot", "service", "execute", drop_slot_sql(back.slot)),
-        Step("drop the reverse publication", "service", "execute", drop_publication_sql(back.publication)),
+    ]
+
+
+def _reopen_monolith(workload: Workload) -> list[Step]:
+    tables = owned_tables(workload)
+    return [
         sequence_step(workload, "monolith"),
         Step("open the monolith's tables again", "monolith", "execute", unfreeze_writes_sql(tables)),
     ]

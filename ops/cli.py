@@ -13,6 +13,7 @@ from infra.config import ConfigError
 from ops import diff as diffing
 from ops import live, rollback
 from ops.check import check
+from ops.migration_sql import migration_sql
 from ops.project import Project, ProjectError, find_root
 
 app = typer.Typer(
@@ -71,6 +72,7 @@ app.command("preview")(live.preview_command)
 app.command("up")(live.up_command)
 app.command("history")(rollback.history_command)
 app.command("rollback")(rollback.rollback_command)
+app.command("migration-sql")(migration_sql)
 
 
 def main() -> None:

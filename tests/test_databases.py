@@ -144,7 +144,8 @@ def test_an_unknown_migration_phase_is_rejected() -> None:
     raw["databases"]["migration"]["user-service"] = "done"
     (line,) = problems(raw)
     assert (
-        "databases.migration.user-service: Input should be 'not-started', 'replicating' or 'cut-over'" in line
+        "databases.migration.user-service: Input should be "
+        "'not-started', 'replicating', 'cut-over' or 'rolled-back'" in line
     )
 
 
@@ -353,3 +354,30 @@ def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
     source = of_kind(objects, "Cluster")["user-service-db"]["spec"]["externalClusters"][0]
     assert source["connectionParameters"]["host"] == "monolith.db.example.net"
     assert "user-service-db-publication" in of_kind(objects, "Job")  # no CNPG cluster to hold a Publication
+
+
+def test_a_rolled_back_service_runs_the_rollback_job_and_drops_the_reverse_replication() -> None:
+    raw = stack_raw("dev")
+    raw["databases"]["migration"]["user-service"] = "rolled-back"
+    objects = [manifest(r) for r in run_with(raw, stack="dev").registrations if is_manifest(r)]
+    jobs, subs = of_kind(objects, "Job"), of_kind(objects, "Subscription")
+    assert "user-service-db-rollback" in jobs and "user-service-db-cutover" not in jobs
+    assert not {n for n in subs if n.startswith("user-service")}
+    configmap = of_kind(objects, "ConfigMap")["user-service-db-migration"]
+    assert (
+        migration.unfreeze_writes_sql(migration.owned_tables(catalog.workload("user-service")))
+        in (configmap["data"]["rollback.sh"])
+    )
+
+
+def test_migration_sql_prints_the_generated_rollback_script() -> None:
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+
+    result = CliRunner().invoke(app, ["migration-sql", "playlist-service", "rollback"])
+    assert result.exit_code == 0
+    assert (
+        migration.sync_sequences_sql(migration.owned_tables(catalog.workload("playlist-service")))
+        in result.stdout
+    )

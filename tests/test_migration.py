@@ -379,3 +379,30 @@ def test_the_cutover_jobs_shell_script_cuts_over_with_psql(
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         monolith.execute("INSERT INTO artists (name) VALUES ('too late')")
     assert "albums|" in done.stdout
+
+
+def test_the_rollback_jobs_steps_reopen_the_monolith_with_the_services_writes(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str
+) -> None:
+    w = catalog.workload("rating-service")
+    replicate(server, w, monolith, service, suffix)
+    cut_over(server, w, monolith, service, suffix)
+    service.execute(
+        "INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'in service', 'x')"
+    )
+    steps = [
+        migration.Step(
+            s.name,
+            s.side,
+            s.kind,
+            s.sql.replace(migration.reverse_names(w).slot, migration.reverse_names(w, suffix).slot),
+        )
+        for s in migration.rollback_job_steps(w)
+    ]
+    pg.run_steps(steps, monolith, service)
+    assert scalar(monolith, "SELECT count(*) FROM reviews WHERE title = 'in service'") == 1
+    monolith.execute(
+        "INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'back home', 'x')"
+    )
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        service.execute("INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'late', 'x')")

@@ -9,7 +9,11 @@ Migration phases (``databases.migration.<service>`` in the stack):
 - ``cut-over``: a Job stops writes in the monolith, waits until the service has everything,
   verifies and moves sequences; the forward Publication/Subscription leave the program (CNPG
   drops them: reclaim policy ``delete``) and a reverse pair (service -> monolith, no initial copy)
-  keeps the monolith current, so rolling back loses nothing.
+  keeps the monolith current, so rolling back loses nothing;
+- ``rolled-back``: a Job stops writes in the service, waits until the monolith has everything,
+  verifies, moves the monolith's sequences and opens its tables again; the reverse pair leaves
+  the program. The service's database keeps its (frozen) copy: recreate it before replicating
+  again.
 
 Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run the same).
 """
@@ -360,6 +364,8 @@ def _declare_schema_and_migration(
             )
     elif phase == "cut-over":
         scripts["cutover.sh"] = migration.job_script(migration.cutover_job_steps(w))
+    elif phase == "rolled-back":
+        scripts["rollback.sh"] = migration.job_script(migration.rollback_job_steps(w))
     configmap = k8s.core.v1.ConfigMap(
         f"{w.name}-db-migration",
         metadata={"name": f"{own.cluster}-migration", "namespace": cfg.namespace, "labels": labels},
@@ -420,6 +426,9 @@ def _declare_schema_and_migration(
         # While writes continue the two sides differ for moments; the check reports, it does not
         # block `pulumi up`. Its log holds the per-table counts and checksums.
         job("consistency", "consistency.sh", both, [subscription], skip_await=True)
+        return
+    if phase == "rolled-back":
+        job("rollback", "rollback.sh", both, [schema_job])
         return
     cutover = job("cutover", "cutover.sh", both, [schema_job])
     if monolith_db is None:

@@ -1,0 +1,64 @@
+"""``vinylhound migration-sql``: the generated split SQL for one service, as a runnable script.
+
+The Pulumi program declares each phase (replicating, cut-over, rolled-back). Running a step by
+hand, or a whole plan against databases the program does not run, uses the same generated steps:
+this prints them as the POSIX shell script the Kubernetes Jobs run (``psql`` against
+``$MONOLITH_URI`` and ``$SERVICE_URI``).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Literal
+
+import typer
+
+from infra import catalog, migration
+
+Plan = Literal["schema", "replicate", "check", "cutover", "rollback"]
+PLANS: tuple[Plan, ...] = ("schema", "replicate", "check", "cutover", "rollback")
+
+
+def steps(service: str, plan: Plan, monolith_conninfo: str, service_conninfo: str) -> list[migration.Step]:
+    """The generated steps of ``plan`` for ``service`` (``KeyError`` for an unknown service)."""
+    w = catalog.workload(service)
+    if w.database is None or w.role != "service":
+        raise KeyError(f"{service} owns no tables to move")
+    if plan == "schema":
+        return [
+            migration.Step("apply the service schema", "service", "execute", migration.service_schema_sql(w))
+        ]
+    if plan == "replicate":
+        return migration.replication_steps(w, monolith_conninfo)
+    if plan == "check":
+        return migration.consistency_steps(w)
+    if plan == "cutover":
+        return migration.cutover_steps(w, service_conninfo)
+    return migration.rollback_steps(w)
+
+
+def script(service: str, plan: Plan, monolith_conninfo: str, service_conninfo: str) -> str:
+    """The steps as a shell script."""
+    return migration.job_script(steps(service, plan, monolith_conninfo, service_conninfo))
+
+
+def migration_sql(
+    service: Annotated[str, typer.Argument(help="Service whose tables move (user-service, ...).")],
+    plan: Annotated[str, typer.Argument(help="schema, replicate, check, cutover or rollback.")],
+    monolith_conninfo: Annotated[
+        str, typer.Option(help="libpq conninfo the service database uses to reach the monolith.")
+    ] = "host=monolith-db-rw dbname=vinylhound user=vinylhound_replication sslmode=require",
+    service_conninfo: Annotated[
+        str, typer.Option(help="libpq conninfo the monolith uses to reach the service (reverse path).")
+    ] = "host=SERVICE-db-rw dbname=DATABASE user=vinylhound_replication sslmode=require",
+) -> None:
+    """Print a generated migration plan as a shell script (psql on $MONOLITH_URI, $SERVICE_URI)."""
+    if plan not in PLANS:
+        print(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}", file=sys.stderr)
+        raise typer.Exit(1)
+    try:
+        text = script(service, plan, monolith_conninfo, service_conninfo)  # type: ignore[arg-type]
+    except KeyError as err:
+        print(str(err.args[0]), file=sys.stderr)
+        raise typer.Exit(1) from None
+    typer.echo(text, nl=False)
