@@ -381,3 +381,23 @@ def test_migration_sql_prints_the_generated_rollback_script() -> None:
         migration.sync_sequences_sql(migration.owned_tables(catalog.workload("playlist-service")))
         in result.stdout
     )
+
+
+def test_a_jobs_pod_template_carries_the_hash_of_the_script_it_runs() -> None:
+    import hashlib
+
+    objects = manifests_of(rendered("prod"))
+    configmaps = of_kind(objects, "ConfigMap")
+    for job in of_kind(objects, "Job").values():
+        pod = job["spec"]["template"]
+        script = pod["spec"]["containers"][0]["command"][1].removeprefix("/scripts/")
+        configmap = configmaps[pod["spec"]["volumes"][0]["configMap"]["name"]]
+        digest = hashlib.sha256(configmap["data"][script].encode()).hexdigest()
+        assert pod["metadata"]["annotations"]["vinylhound.dev/script-sha256"] == digest
+
+
+def test_each_deployment_waits_for_its_database_credentials() -> None:
+    run = rendered("prod")
+    for w in DB_OWNERS:
+        secret = registration(run, f"{w}-db-credentials")
+        assert secret.urn in registration(run, f"{w}-deployment").dependencies

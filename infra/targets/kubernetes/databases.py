@@ -20,6 +20,7 @@ Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -239,22 +240,32 @@ def _external_egress(workload: Workload, endpoints: dict[str, env.DatabaseEndpoi
 # --- migration ------------------------------------------------------------------------------
 
 
+#: Pod annotation carrying the hash of the Job's script: new SQL changes the (immutable) pod
+#: template, so Pulumi replaces the Job and the new SQL runs.
+SCRIPT_HASH = "vinylhound.dev/script-sha256"
+
+
 def job_spec(
     name: str,
     image: str,
     configmap: str,
     script: str,
+    script_text: str,
     env_vars: Sequence[EnvVar],
     labels: dict[str, str],
     backoff_limit: int = 4,
 ) -> KubeObject:
     """A Job running one generated script with ``psql`` from the PostgreSQL image, non-root and
     without an Istio sidecar (a sidecar would keep the Job's pod from ever completing)."""
+    annotations = {
+        "sidecar.istio.io/inject": "false",
+        SCRIPT_HASH: hashlib.sha256(script_text.encode()).hexdigest(),
+    }
     return {
         "backoffLimit": backoff_limit,
         "activeDeadlineSeconds": 3600,
         "template": {
-            "metadata": {"labels": labels, "annotations": {"sidecar.istio.io/inject": "false"}},
+            "metadata": {"labels": labels, "annotations": annotations},
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
@@ -386,7 +397,13 @@ def _declare_schema_and_migration(
                 **({"annotations": annotations} if annotations else {}),
             },
             spec=job_spec(
-                f"{own.cluster}-{role}", image, f"{own.cluster}-migration", script, env_vars, labels
+                f"{own.cluster}-{role}",
+                image,
+                f"{own.cluster}-migration",
+                script,
+                scripts[script],
+                env_vars,
+                labels,
             ),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[configmap, *after])),
         )
