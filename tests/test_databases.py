@@ -396,8 +396,9 @@ def test_a_jobs_pod_template_carries_the_hash_of_the_script_it_runs() -> None:
         assert pod["metadata"]["annotations"]["vinylhound.dev/script-sha256"] == digest
 
 
-def test_each_deployment_waits_for_its_database_credentials() -> None:
+def test_each_workload_depends_on_its_database_credentials() -> None:
     run = rendered("prod")
     for w in DB_OWNERS:
         secret = registration(run, f"{w}-db-credentials")
-        assert secret.urn in registration(run, f"{w}-deployment").dependencies
+        # WorkloadExtras.depends_on lands on the Microservice component (see the report/docs).
+        assert secret.urn in registration(run, w).dependencies
