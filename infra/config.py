@@ -508,7 +508,10 @@ class DatabasesConfig(Model):
     #: Extra postgresql.conf settings for every cluster (``wal_level`` is always ``logical``).
     parameters: dict[str, str] = Field(default_factory=dict)
     #: The PostgreSQL image of the clusters and of the migration Jobs (they run its psql).
-    image: PinnedImage = "ghcr.io/cloudnative-pg/postgresql:17.6"
+    image: PinnedImage = (
+        "ghcr.io/cloudnative-pg/postgresql:17.6"
+        "@sha256:30b304a2e300ed80b6d1b740e4369e9b0f25599fb518de78c01fd9f25531791b"
+    )
     #: Default: no backups. Required in staging and prod.
     backup: BackupTarget | None = None
     #: Per workload: bootstrap its database from a named backup. Default: none (initdb).
@@ -547,11 +550,11 @@ class PlatformConfig(Model):
     #: Kubernetes only: tracing, metrics and alerting (see ``ObservabilityConfig``).
     observability: ObservabilityConfig = ObservabilityConfig()
     events: EventsConfig = EventsConfig()
+    databases: DatabasesConfig = DatabasesConfig()
 
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
         return self.docker or DockerSettings()
-    databases: DatabasesConfig = DatabasesConfig()
 
     def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
         """The enabled workloads with their settings, in catalog order."""

@@ -57,7 +57,7 @@ def migration_sql(
         print(f"unknown plan {plan!r}; plans: {', '.join(PLANS)}", file=sys.stderr)
         raise typer.Exit(1)
     try:
-        text = script(service, plan, monolith_conninfo, service_conninfo)  # type: ignore[arg-type]
+        text = script(service, plan, monolith_conninfo, service_conninfo)
     except KeyError as err:
         print(str(err.args[0]), file=sys.stderr)
         raise typer.Exit(1) from None

@@ -89,6 +89,8 @@ class ServiceDatabaseArgs:
     #: Resources the PodMonitor waits for (the release with the Prometheus Operator CRDs).
     monitoring_crds: Sequence[pulumi.Resource] = ()
     pod_monitor: bool = True
+    #: Namespace of the PodMonitor. Default: the database's own namespace.
+    monitor_namespace: str | None = None
 
     @property
     def rw_host(self) -> str:
@@ -237,6 +239,7 @@ def scheduled_backup_spec(args: ServiceDatabaseArgs) -> KubeObject | None:
 def pod_monitor_spec(args: ServiceDatabaseArgs) -> KubeObject:
     """A PodMonitor scraping every instance of the cluster on CNPG's metrics port."""
     return {
+        "namespaceSelector": {"matchNames": [args.namespace]},
         "selector": {"matchLabels": {CLUSTER_LABEL: args.cluster}},
         "podMetricsEndpoints": [{"port": METRICS_PORT}],
     }
@@ -334,7 +337,7 @@ class ServiceDatabase(pulumi.ComponentResource):
             f"{name}-monitor",
             api_version=MONITORING_API,
             kind="PodMonitor",
-            metadata=metadata(args, args.cluster),
+            metadata={**metadata(args, args.cluster), "namespace": args.monitor_namespace or args.namespace},
             spec=pod_monitor_spec(args),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.monitoring_crds, self.cluster]),
         )

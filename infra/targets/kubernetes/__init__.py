@@ -49,7 +49,12 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         monitoring_namespace=monitors.NAMESPACE,
     )
     databases = deploy_databases(
-        cfg, context, extras, in_namespace, monitoring_crds=[observability.prometheus_stack]
+        cfg,
+        context,
+        extras,
+        in_namespace,
+        monitoring_crds=[observability.prometheus_stack],
+        monitoring_namespace=monitors.NAMESPACE,
     )
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     return {

@@ -103,6 +103,11 @@ def cnpg_operator(cfg: PlatformConfig) -> k8s.helm.v3.Release:
     )
 
 
+def _image_tag(image: str) -> str:
+    """The tag of ``registry/name:tag[@digest]`` (the version label of database objects)."""
+    return image.split("@")[0].rpartition(":")[2]
+
+
 def _backup(cfg: PlatformConfig) -> BackupSpec | None:
     target = cfg.databases.backup
     if target is None:
@@ -153,12 +158,13 @@ def deploy_databases(
     extras: WorkloadExtras,
     opts: pulumi.ResourceOptions,
     monitoring_crds: Sequence[pulumi.Resource] = (),
+    monitoring_namespace: str | None = None,
 ) -> Databases:
     """The operator, every enabled workload's database, the migration resources, and what the
     workloads get from them (``DB_READ_HOST``, egress to an external monolith, Secrets to wait for).
 
     ``monitoring_crds``: the release that installs the Prometheus Operator CRDs; every PodMonitor
-    depends on it.
+    depends on it. ``monitoring_namespace``: where the PodMonitors live (default: the app's).
     """
     operator = cnpg_operator(cfg)
     result = Databases(operator=operator)
@@ -189,7 +195,7 @@ def deploy_databases(
             owner=endpoint.user,
             credentials_secret=endpoint.secret,
             image=dbs.image,
-            labels=context.workload(endpoint.cluster, dbs.image.rpartition(":")[2], "database"),
+            labels=context.workload(endpoint.cluster, _image_tag(dbs.image), "database"),
             instances=dbs.instances_for(cfg.environment),
             storage_size=dbs.storage.size,
             storage_class=dbs.storage.storage_class,
@@ -209,6 +215,7 @@ def deploy_databases(
             external_clusters=sources,
             crds=[operator],
             monitoring_crds=monitoring_crds,
+            monitor_namespace=monitoring_namespace,
         )
         db = ServiceDatabase(f"{w.name}-db", args, opts=opts)
         result.clusters[w.name] = db
@@ -349,7 +356,7 @@ def _declare_schema_and_migration(
     own, monolith = dbs.endpoints[w.name], dbs.endpoints["monolith"]
     phase = cfg.databases.phase(w.name)
     image = cfg.databases.image
-    labels = context.workload(f"{own.cluster}-migration", image.rpartition(":")[2], "migration")
+    labels = context.workload(f"{own.cluster}-migration", _image_tag(image), "migration")
     if own.external:
         return  # an external monolith's schema is its owner's business
     db = dbs.clusters[w.name]
