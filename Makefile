@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: render test lint typecheck unit tools bench clean
+.PHONY: render test lint typecheck unit tools bench bench-migration clean
 
 $(BIN)/vinylhound: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ tools:
 
 bench: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/render_bench.py
+
+bench-migration: $(BIN)/vinylhound
+	$(BIN)/python benchmarks/migration_bench.py
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache
