@@ -93,13 +93,17 @@ class Server:
                     "SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)
                 )
             ]
+            # Subscriptions elsewhere on the server that stream from these slots go first, or
+            # they reconnect and hold the slot again.
+            readers = conn.execute(
+                "SELECT d.datname, s.subname FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid "
+                "WHERE s.subslotname = ANY(%s)",
+                (slots,),
+            ).fetchall()
+            for dbname, sub in readers:
+                with self.connect(dbname) as other:
+                    other.execute(migration.drop_subscription_sql(sub))
             for slot in slots:
-                # The other side's subscription may still stream from it: end that sender first.
-                conn.execute(
-                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-                    "WHERE slot_name = %s AND active_pid IS NOT NULL",
-                    (slot,),
-                )
                 conn.execute(migration.drop_slot_sql(slot))
             conn.execute(f"DROP DATABASE IF EXISTS {migration.q(name)} WITH (FORCE)")
 

@@ -22,7 +22,7 @@ def baseline(environment: str = "prod") -> dict[str, Any]:
     service: dict[str, Any] = {"image": {"tag": "1.0.0"}}
     if scaling:
         service["autoscaling"] = scaling
-    return {
+    raw: dict[str, Any] = {
         "environment": environment,
         "domain": "vinylhound.app",
         "imageRegistry": "ghcr.io/vinylhound",
@@ -32,6 +32,11 @@ def baseline(environment: str = "prod") -> dict[str, Any]:
             "catalog-service": dict(service),
         },
     }
+    if environment != "dev":  # databases need backups outside dev
+        raw["databases"] = {
+            "backup": {"destinationPath": "s3://b/x", "credentialsSecret": "backup-credentials"}
+        }
+    return raw
 
 
 def problems(raw: dict[str, Any]) -> list[str]:
