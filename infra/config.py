@@ -520,6 +520,9 @@ class DatabasesConfig(Model):
     migration: dict[str, MigrationPhase] = Field(default_factory=dict)
     #: Default: the platform runs the monolith's database too.
     external_monolith: ExternalDatabase | None = None
+    #: Apply the generated monolith schema (idempotent) to the platform-run monolith database, for
+    #: new environments. Turn off where the monolith's own migrations manage that schema.
+    init_monolith_schema: bool = True
 
     def instances_for(self, environment: str) -> int:
         """The instance count of every cluster in ``environment``."""

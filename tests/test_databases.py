@@ -422,3 +422,10 @@ def test_restore_mode_renders_a_cluster_bootstrapped_from_the_named_backup() -> 
         }
     }
     assert "initdb" in clusters["rating-service-db"]["spec"]["bootstrap"]
+
+
+def test_the_monolith_schema_job_can_be_left_to_the_monoliths_own_migrations() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["initMonolithSchema"] = False
+    jobs = of_kind([manifest(r) for r in run_with(raw).registrations if is_manifest(r)], "Job")
+    assert "monolith-db-schema" not in jobs and "user-service-db-schema" in jobs

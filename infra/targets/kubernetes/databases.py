@@ -357,8 +357,8 @@ def _declare_schema_and_migration(
     phase = cfg.databases.phase(w.name)
     image = cfg.databases.image
     labels = context.workload(f"{own.cluster}-migration", _image_tag(image), "migration")
-    if own.external:
-        return  # an external monolith's schema is its owner's business
+    if own.external or (w.name == "monolith" and not cfg.databases.init_monolith_schema):
+        return  # the monolith's schema is then its owner's business
     db = dbs.clusters[w.name]
     schema_sql = migration.monolith_schema_sql() if w.name == "monolith" else migration.service_schema_sql(w)
     scripts = {
