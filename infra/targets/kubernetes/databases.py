@@ -361,10 +361,9 @@ def _declare_schema_and_migration(
         return  # the monolith's schema is then its owner's business
     db = dbs.clusters[w.name]
     schema_sql = migration.monolith_schema_sql() if w.name == "monolith" else migration.service_schema_sql(w)
+    side: migration.Side = "monolith" if w.name == "monolith" else "service"
     scripts = {
-        "schema.sh": migration.job_script(
-            [migration.Step("apply the schema", "service", "execute", schema_sql)]
-        )
+        "schema.sh": migration.job_script([migration.Step("apply the schema", side, "execute", schema_sql)])
     }
     names, back = migration.forward_names(w), migration.reverse_names(w)
     if phase == "replicating":
@@ -415,7 +414,8 @@ def _declare_schema_and_migration(
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[configmap, *after])),
         )
 
-    schema_job = job("schema", "schema.sh", [_uri("SERVICE_URI", own)], [db.cluster, db.credentials])
+    uri_var = "MONOLITH_URI" if side == "monolith" else "SERVICE_URI"
+    schema_job = job("schema", "schema.sh", [_uri(uri_var, own)], [db.cluster, db.credentials])
     if w.name == "monolith" or phase == "not-started":
         return
     both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
