@@ -33,6 +33,23 @@ def test_waiting_for_health_without_a_healthcheck_is_refused() -> None:
         container_inputs(ContainerSpec(name="x", image="busybox:1.37", network="n"), "busybox:1.37")
 
 
+def test_a_one_shot_container_runs_once_and_the_update_waits_for_it_to_exit() -> None:
+    spec = ContainerSpec(name="task", image="busybox:1.37", network="n", one_shot=True, wait_healthy=False)
+    inputs = container_inputs(spec, "busybox:1.37")
+    assert (inputs["restart"], inputs["attach"], inputs["must_run"]) == (
+        "no",
+        True,
+        False,
+    )
+    assert inputs["wait"] is False
+
+
+def test_a_one_shot_container_that_should_become_healthy_is_refused() -> None:
+    spec = ContainerSpec(name="task", image="busybox:1.37", network="n", one_shot=True, wait_healthy=True)
+    with pytest.raises(ValueError, match="cannot become healthy"):
+        container_inputs(spec, "busybox:1.37")
+
+
 def test_a_database_password_is_generated_and_never_recorded() -> None:
     def program_under_test() -> None:
         PostgresDatabase(

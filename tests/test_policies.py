@@ -73,6 +73,16 @@ def _set(path: str, value: Any) -> Change:
     return change
 
 
+def _both(first: Change, second: Change) -> Change:
+    """Both changes, in order."""
+
+    def change(props: dict[str, Any]) -> None:
+        first(props)
+        second(props)
+
+    return change
+
+
 def _container(field: str, value: Any) -> Change:
     return lambda p: _set(field, value)(container(p))
 
@@ -334,6 +344,12 @@ CASES = [
     Case("docker-ports-on-loopback", "address unset", "container", _set("ports.0.ip", None)),
     Case("docker-healthcheck", "no healthcheck", "container", _set("healthcheck", None)),
     Case("docker-healthcheck", "healthcheck disabled", "container", _set("healthcheck.tests", ["NONE"])),
+    Case(
+        "docker-healthcheck",
+        "attached but must keep running",
+        "container",
+        _both(_set("healthcheck", None), _set("attach", True)),
+    ),
     Case("events-durable-consumers", "no consumer", removed=("consumer",), reported="deployment"),
     Case(
         "events-durable-consumers",

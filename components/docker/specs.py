@@ -88,6 +88,9 @@ class ContainerSpec:
     #: ``pulumi up`` waits until the healthcheck passes (dependants start after a healthy container).
     wait_healthy: bool = True
     wait_timeout_seconds: int = 120
+    #: A task, not a service: runs once to completion (``pulumi up`` waits for it to exit), is
+    #: never restarted, and may stay stopped. Replaced (run again) whenever its inputs change.
+    one_shot: bool = False
 
 
 def volume_name(spec: ContainerSpec, mount: VolumeMount) -> str:
@@ -114,13 +117,15 @@ def labels(spec: ContainerSpec) -> dict[str, str]:
 
 def container_inputs(spec: ContainerSpec, image: pulumi.Input[str]) -> dict[str, Any]:
     """Keyword arguments of ``pulumi_docker.Container`` for ``spec``."""
+    if spec.one_shot and spec.wait_healthy:
+        raise ValueError(f"container {spec.name}: a one-shot container exits; it cannot become healthy")
     if spec.wait_healthy and spec.healthcheck is None:
         raise ValueError(f"container {spec.name}: waiting for health needs a healthcheck")
     inputs: dict[str, Any] = {
         "name": f"{spec.name_prefix}{spec.name}",
         "hostname": spec.name,
         "image": image,
-        "restart": RESTART_POLICY,
+        "restart": "no" if spec.one_shot else RESTART_POLICY,
         "envs": env_entries(spec),
         "networks_advanced": [
             docker.ContainerNetworksAdvancedArgs(name=spec.network, aliases=[spec.name, *spec.aliases])
@@ -141,6 +146,8 @@ def container_inputs(spec: ContainerSpec, image: pulumi.Input[str]) -> dict[str,
         "security_opts": ["no-new-privileges:true"],
         "wait": spec.wait_healthy,
     }
+    if spec.one_shot:
+        inputs.update(attach=True, must_run=False, logs=True)
     if spec.wait_healthy:
         inputs["wait_timeout"] = spec.wait_timeout_seconds
     if spec.healthcheck is not None:

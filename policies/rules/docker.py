@@ -51,6 +51,9 @@ def _health_problems(token: str, props: Mapping[str, Any], config: Mapping[str, 
     name = text(props.get("name")) or "?"
     if name in config["exempt"]:
         return
+    if props.get("attach") is True and props.get("mustRun") is False:
+        # A one-shot task (the stack waits for it to exit): there is no "ready" to check.
+        return
     tests = [text(t) for t in items(dig(props, "healthcheck", "tests"))]
     if not tests or tests[0] == "NONE":
         yield f"container {name} has no healthcheck"
