@@ -235,6 +235,10 @@ class PlatformImages(Model):
     jaeger: PinnedImage = "jaegertracing/jaeger:2.11.0"
     prometheus: PinnedImage = "prom/prometheus:v3.7.3"
     blackbox_exporter: PinnedImage = "prom/blackbox-exporter:v0.28.0"
+    #: The event bus (official image; the alpine variant has busybox wget for the healthcheck).
+    nats: PinnedImage = "nats:2.12.1-alpine"
+    #: The nats CLI, run once per ``pulumi up`` to create the streams and consumers.
+    nats_box: PinnedImage = "natsio/nats-box:0.18.0"
 
 
 class DockerSettings(Model):
@@ -780,6 +784,8 @@ DOCKER_KEYS = frozenset(
         "services",
         "spotify_client_id",
         "docker",
+        # The event bus runs as one NATS container (see infra/targets/docker/events.py).
+        "events",
     }
 )
 DOCKER_WORKLOAD_KEYS = frozenset({"enabled", "image", "resources", "cutover"})
@@ -805,6 +811,13 @@ def _target_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
         if svc.cutover.mirror:
             yield Problem(f"services.{name}.cutover.mirror", f"{_KUBERNETES_ONLY} (mirroring needs the mesh)")
+    events = cfg.events
+    if "namespace" in events.model_fields_set:
+        yield Problem("events.namespace", _KUBERNETES_ONLY)
+    if events.cluster_size not in (None, 1):
+        yield Problem(
+            "events.clusterSize", f"{events.cluster_size}: a docker stack runs one NATS server; use 1"
+        )
     gateway = cfg.services.get("api-gateway")
     if gateway is None or not gateway.enabled:
         yield Problem("services.api-gateway", "a docker stack needs the api-gateway: it is the edge there")

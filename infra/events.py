@@ -27,8 +27,9 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from components.kubernetes.specs import EnvVar, SecretKeyRef
 from infra import catalog
 from infra.catalog import Workload
 from infra.config import EventsConfig, duration_seconds, quantity_bytes
@@ -51,6 +52,7 @@ INBOX = "_INBOX.>"
 CONSUMES_ANNOTATION = "vinylhound.dev/consumes"
 
 Json = dict[str, Any]
+V = TypeVar("V")
 
 
 def subject(event: str) -> str:
@@ -385,9 +387,25 @@ def render_conf(config: Mapping[str, Any]) -> str:
     return _PLACEHOLDER.sub(r"\1", json.dumps(config, indent=2, sort_keys=True)) + "\n"
 
 
-def server_environment(bus: EventBus, passwords: Mapping[str, str]) -> dict[str, str]:
-    """The environment a server started from ``render_conf`` needs: one password per user."""
+def server_environment(bus: EventBus, passwords: Mapping[str, V]) -> dict[str, V]:
+    """The environment a server started from ``render_conf`` needs: one password per user
+    (plain strings, or a target's secret Outputs)."""
     return {u.password_env: passwords[u.name] for u in bus.users}
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+def client_env(workload: Workload, bus: EventBus, url: str, secret: str) -> list[EnvVar]:
+    """``NATS_URL`` and the credentials (``user`` and ``password`` keys of ``secret``) for a
+    publishing or consuming workload; nothing for any other. Every target wires clients with this."""
+    if workload.name not in bus.connected_workloads():
+        return []
+    return [
+        EnvVar("NATS_URL", url),
+        EnvVar("NATS_USER", secret=SecretKeyRef(secret, "user")),
+        EnvVar("NATS_PASSWORD", secret=SecretKeyRef(secret, "password")),
+    ]
 
 
 # --- alerts ------------------------------------------------------------------------------------

@@ -47,6 +47,27 @@ class SelfMetrics:
     params: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PlatformProbe:
+    """A platform service without Prometheus metrics, probed on its health URL (NATS's ``/healthz``:
+    its monitoring endpoint speaks JSON, not the Prometheus format)."""
+
+    service: str
+    url: str
+
+
+#: The job that probes platform services' health URLs through the blackbox exporter.
+PLATFORM_HEALTH_JOB = "platform-health"
+
+
+def _probe_relabel(blackbox: str) -> list[dict[str, Any]]:
+    return [
+        {"source_labels": ["__address__"], "target_label": "__param_target"},
+        {"source_labels": ["__param_target"], "target_label": "instance"},
+        {"target_label": "__address__", "replacement": blackbox},
+    ]
+
+
 def _labels(endpoint: Endpoint, environment: str) -> dict[str, str]:
     return {"workload": endpoint.workload.name, "role": endpoint.workload.role, "environment": environment}
 
@@ -57,6 +78,7 @@ def scrape_config(
     blackbox: str,
     environment: str,
     self_metrics: Sequence[SelfMetrics] = (),
+    platform_probes: Sequence[PlatformProbe] = (),
     interval: str = "15s",
 ) -> dict[str, Any]:
     """The whole ``prometheus.yml`` as a dict (dump it as YAML).
@@ -73,13 +95,22 @@ def scrape_config(
             "static_configs": [
                 {"targets": [e.probe_url], "labels": _labels(e, environment)} for e in endpoints
             ],
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"source_labels": ["__param_target"], "target_label": "instance"},
-                {"target_label": "__address__", "replacement": blackbox},
-            ],
+            "relabel_configs": _probe_relabel(blackbox),
         }
     ]
+    if platform_probes:
+        jobs.append(
+            {
+                "job_name": PLATFORM_HEALTH_JOB,
+                "metrics_path": "/probe",
+                "params": {"module": [BLACKBOX_MODULE]},
+                "static_configs": [
+                    {"targets": [p.url], "labels": {"service": p.service, "environment": environment}}
+                    for p in platform_probes
+                ],
+                "relabel_configs": _probe_relabel(blackbox),
+            }
+        )
     with_metrics = [e for e in endpoints if e.workload.metrics_path]
     if with_metrics:
         jobs.append(

@@ -13,8 +13,6 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
-import socket
 import string
 import subprocess
 import time
@@ -32,26 +30,12 @@ from nats.errors import TimeoutError as NatsTimeout
 from infra import events
 from infra.config import parse_platform_config, stack_file
 from infra.events import EventBus
+from tests import natsd
 from tests.conftest import PROJECT, rendered
 
 T = TypeVar("T")
 USER_CREATED = events.subject("user.created")
 STREAM = events.stream_name("user")
-
-
-def _binary() -> str:
-    found = shutil.which("nats-server") or (
-        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").exists() else None
-    )
-    if found is None:
-        pytest.fail("nats-server is not installed: run scripts/install-tools.sh (Debian package nats-server)")
-    return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _password() -> str:
@@ -122,11 +106,11 @@ def run(coro: Callable[[], Awaitable[T]]) -> T:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One JetStream server for the session, configured from the generated definitions."""
-    binary = _binary()
+    binary = natsd.binary()
     root = tmp_path_factory.mktemp("nats")
     bus = dev_bus()
     passwords = {u.name: _password() for u in bus.users}
-    port, http_port = _free_port(), _free_port()
+    port, http_port = natsd.free_port(), natsd.free_port()
     config = events.server_config(
         bus, store_dir=str(root / "js"), host="127.0.0.1", port=port, http_port=http_port
     )

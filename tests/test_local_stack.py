@@ -13,13 +13,18 @@ import pytest
 import yaml
 
 from components.docker.specs import SECRET_ENV_LABEL
-from infra import catalog
+from infra import catalog, events, migration, schema
 from infra.config import FULL_KEY, parse_platform_config, stack_file
 from infra.program import main as program
+from infra.targets.docker import plan
 from ops.mockrun import MASK, Registration, Run, run_offline
+from tests import natsd, pg
 from tests.conftest import PROJECT, rendered
 
 CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+NATS_CLIENT = {"NATS_URL", "NATS_USER", "NATS_PASSWORD"}
+INIT_SQL = "/docker-entrypoint-initdb.d/10-init.sql"
 
 
 def _config() -> Any:
@@ -99,8 +104,15 @@ def test_no_two_containers_publish_the_same_host_port() -> None:
     assert len(ports) == len(set(ports))
 
 
+def one_shot(reg: Registration) -> bool:
+    """A task the stack waits to finish (attached, allowed to stay stopped), not a service."""
+    return reg.inputs.get("attach") is True and reg.inputs.get("mustRun") is False
+
+
 def test_every_container_restarts_and_has_a_healthcheck_it_waits_for() -> None:
     for name, reg in containers(rendered("local")).items():
+        if one_shot(reg):
+            continue
         assert reg.inputs["restart"] == "unless-stopped", name
         assert reg.inputs["healthcheck"]["tests"][0] == "CMD", name
         assert reg.inputs["wait"] is True, name
@@ -167,7 +179,10 @@ def test_every_workload_gets_its_contract_plus_tracing_and_registry() -> None:
     }
     optional = {"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"}  # not configured in local
     for w in ENABLED:
-        assert env_names(containers(rendered("local"))[w.name]) == (set(w.env) - optional) | platform, w.name
+        bus = NATS_CLIENT if w.publishes or w.consumes else set()
+        assert env_names(containers(rendered("local"))[w.name]) == (set(w.env) - optional) | platform | bus, (
+            w.name
+        )
 
 
 def test_tracing_and_registry_point_at_platform_containers() -> None:
@@ -353,7 +368,11 @@ def test_render_writes_a_container_summary_and_the_uploaded_files(tmp_path: Path
     render(PROJECT, "local", tmp_path / "local")
     summary = yaml.safe_load((tmp_path / "local" / "docker" / "containers.yaml").read_text())
     assert summary["vinylhound-user-service"]["env"].count("DB_PASSWORD=[secret]") == 1
-    assert summary["vinylhound-user-service"]["startsAfter"] == ["vinylhound-user-service-db"]
+    # user-service publishes: it starts after its database and after the streams exist.
+    assert summary["vinylhound-user-service"]["startsAfter"] == [
+        "vinylhound-nats-setup",
+        "vinylhound-user-service-db",
+    ]
     files = tmp_path / "local" / "docker" / "files"
     assert (files / "vinylhound-prometheus" / "etc" / "prometheus" / "prometheus.yml").is_file()
     assert not list((tmp_path / "local" / "manifests").iterdir())
@@ -364,3 +383,214 @@ def test_kubernetes_stacks_register_no_docker_resources(stack: str) -> None:
     assert not [
         r for r in rendered(stack).registrations if r.type.startswith(("docker:", "vinylhound:docker:"))
     ]
+
+
+# --- first-start schemas -----------------------------------------------------------------------
+
+
+def created_tables(sql: str) -> set[str]:
+    return set(re.findall(r'CREATE TABLE IF NOT EXISTS "([a-z_]+)"', sql))
+
+
+def referenced_tables(sql: str) -> set[str]:
+    return set(re.findall(r'REFERENCES "([a-z_]+)"', sql))
+
+
+DATABASE_OWNERS = [w for w in ENABLED if w.database is not None]
+
+
+def init_scripts(run: Run) -> dict[str, str]:
+    """The first-start SQL mounted into each workload's database container, by workload."""
+    return {w.name: uploaded(containers(run)[f"{w.name}-db"], INIT_SQL) for w in DATABASE_OWNERS}
+
+
+def test_each_database_container_runs_the_generated_schema_of_its_database() -> None:
+    for name, sql in init_scripts(rendered("local")).items():
+        w = catalog.workload(name)
+        generated = (
+            migration.monolith_schema_sql() if w.role == "monolith" else migration.service_schema_sql(w)
+        )
+        assert sql.endswith(generated), name
+
+
+def test_the_monolith_database_starts_with_all_17_tables_and_the_favorites_trigger() -> None:
+    sql = init_scripts(rendered("local"))["monolith"]
+    assert created_tables(sql) == set(schema.names()) and len(created_tables(sql)) == 17
+    assert "users_create_favorites_playlist AFTER INSERT ON users" in sql
+
+
+def test_each_service_database_starts_with_exactly_its_own_tables_and_no_foreign_key_leaving_them() -> None:
+    for name, sql in init_scripts(rendered("local")).items():
+        if name == "monolith":
+            continue
+        owned = {t.name for t in migration.owned_tables(catalog.workload(name))}
+        assert created_tables(sql) == owned, name
+        assert referenced_tables(sql) <= owned, name
+        assert "vinylhound_create_favorites_playlist" not in sql, name
+
+
+def test_the_init_scripts_create_the_expected_tables_on_a_real_postgresql(pg_server: pg.Server) -> None:
+    for name, sql in init_scripts(rendered("local")).items():
+        dbname = f"local_init_{name.replace('-', '_')}"
+        pg_server.create_database(dbname)
+        try:
+            with pg_server.connect(dbname) as conn:
+                conn.execute(sql)
+                tables = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                    ).fetchall()
+                }
+                triggers = {
+                    row[0] for row in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+                }
+        finally:
+            pg_server.drop_database(dbname)
+        expected = created_tables(sql)
+        assert tables == expected and expected, name
+        assert ("users_create_favorites_playlist" in triggers) == (name == "monolith"), name
+
+
+# --- the event bus -----------------------------------------------------------------------------
+
+
+def nats_conf(run: Run) -> dict[str, Any]:
+    """The NATS container's configuration, parsed (``$VAR`` references kept as strings)."""
+    text = uploaded(containers(run)["nats"], "/etc/nats/nats-server.conf")
+    parsed: dict[str, Any] = json.loads(re.sub(r": (\$[A-Z0-9_]+)", r': "\1"', text))
+    return parsed
+
+
+def image_of(run: Run, component: str) -> str:
+    (image,) = [
+        r.inputs["name"]
+        for r in run.registrations
+        if r.type == REMOTE_IMAGE and r.name == f"{component}-image"
+    ]
+    return str(image)
+
+
+def test_nats_runs_the_pinned_official_alpine_image_with_jetstream_on_a_named_volume() -> None:
+    run = rendered("local")
+    assert re.fullmatch(r"nats:\d+\.\d+\.\d+-alpine", image_of(run, "nats"))
+    conf = nats_conf(run)
+    (mount,) = containers(run)["nats"].inputs["volumes"]
+    assert conf["jetstream"]["store_dir"].startswith(mount["containerPath"] + "/")
+    assert mount["volumeName"] in {
+        r.inputs["name"] for r in run.registrations if r.type == "docker:index/volume:Volume"
+    }
+
+
+def test_nats_publishes_clients_and_monitoring_on_loopback_only() -> None:
+    ports = containers(rendered("local"))["nats"].inputs["ports"]
+    assert {p["internal"] for p in ports} == {4222, 8222}
+    assert {p["ip"] for p in ports} == {"127.0.0.1"}
+    assert nats_conf(rendered("local"))["port"] == 4222 and nats_conf(rendered("local"))["http_port"] == 8222
+
+
+def test_nats_is_healthy_when_its_monitoring_healthz_answers() -> None:
+    nats = containers(rendered("local"))["nats"]
+    assert nats.inputs["healthcheck"]["tests"] == [
+        "CMD",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://127.0.0.1:8222/healthz",
+    ]
+    assert nats.inputs["wait"] is True
+
+
+def test_the_local_users_and_permissions_are_the_kubernetes_ones() -> None:
+    (release,) = [
+        r
+        for r in rendered("dev").registrations
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "nats"
+    ]
+    kube = {
+        u["user"]: u["permissions"]
+        for u in release.inputs["values"]["config"]["merge"]["authorization"]["users"]
+    }
+    local = {u["user"]: u["permissions"] for u in nats_conf(rendered("local"))["authorization"]["users"]}
+    assert local == kube
+
+
+def test_nats_reads_each_password_from_a_secret_variable_it_is_given() -> None:
+    run = rendered("local")
+    nats = containers(run)["nats"]
+    referenced = {u["password"].lstrip("$") for u in nats_conf(run)["authorization"]["users"]}
+    assert set(labels(nats)[SECRET_ENV_LABEL].split(",")) == referenced
+    assert nats.inputs["envs"] == [MASK] * len(referenced)
+
+
+def test_only_publishing_and_consuming_workloads_get_nats_credentials_as_secrets() -> None:
+    run = rendered("local")
+    users = {u["user"] for u in nats_conf(run)["authorization"]["users"]}
+    for w in ENABLED:
+        reg = containers(run)[w.name]
+        if not (w.publishes or w.consumes):
+            assert not env_names(reg) & NATS_CLIENT, w.name
+            continue
+        assert w.name in users
+        assert {"NATS_USER", "NATS_PASSWORD"} <= set(labels(reg)[SECRET_ENV_LABEL].split(",")), w.name
+        url = plain_env(reg)["NATS_URL"]
+        host, port = re.fullmatch(r"nats://([a-z0-9-]+):(\d+)", url).groups()  # type: ignore[union-attr]
+        owners = [name for name, c in containers(run).items() if host in aliases(c)]
+        assert owners == ["nats"] and int(port) == nats_conf(run)["port"], w.name
+    assert {w.name for w in ENABLED if w.publishes or w.consumes} == {"user-service", "playlist-service"}
+
+
+def test_a_one_shot_nats_box_creates_every_stream_and_consumer_with_the_controller_user() -> None:
+    run = rendered("local")
+    setup = containers(run)["nats-setup"]
+    assert one_shot(setup) and setup.inputs["restart"] == "no"
+    assert re.fullmatch(r"natsio/nats-box:\d+\.\d+\.\d+", image_of(run, "nats-setup"))
+    assert containers(run)["nats"].urn in setup.dependencies
+    assert plain_env(setup)["NATS_USER"] == events.CONTROLLER_USER
+    assert labels(setup)[SECRET_ENV_LABEL] == "NATS_PASSWORD"
+    files = {u["file"]: u["content"] for u in setup.inputs["uploads"]}
+    stream = json.loads(files["/setup/streams/VINYLHOUND_USER.json"])
+    assert stream["subjects"] == ["vinylhound.user.created"] and stream["num_replicas"] == 1
+    consumer = json.loads(files["/setup/consumers/VINYLHOUND_USER/playlist-service.json"])
+    assert consumer["durable_name"] == "playlist-service" and consumer["ack_policy"] == "explicit"
+    assert setup.inputs["command"] == ["sh", "/setup/setup.sh"] and "/setup/setup.sh" in files
+
+
+def test_bus_clients_start_after_the_streams_exist() -> None:
+    run = rendered("local")
+    setup = containers(run)["nats-setup"].urn
+    for w in ENABLED:
+        assert (setup in containers(run)[w.name].dependencies) == bool(w.publishes or w.consumes), w.name
+
+
+def test_prometheus_probes_nats_health_through_the_blackbox_exporter() -> None:
+    run = rendered("local")
+    config = yaml.safe_load(prometheus_yml(run))
+    (target,) = scrape_targets(config, "platform-health")
+    assert target["__address__"] == f"{plan.BLACKBOX}:{plan.BLACKBOX_PORT}"
+    assert target["__param_target"] == "http://nats:8222/healthz?js-enabled-only=true"
+    assert reachable(target["__param_target"], run)[:2] == ("nats", 8222)
+
+
+def test_without_events_the_local_stack_has_no_nats_and_no_client_wiring() -> None:
+    raw = json.loads(PROJECT.stack_config("local").values[FULL_KEY])
+    raw["events"] = {"enabled": False}
+    config = dict(PROJECT.stack_config("local").values)
+    config[FULL_KEY] = json.dumps(raw)
+    run = run_offline(program, project=PROJECT.name, stack="local", config=config, secret_keys=[])
+    assert not {"nats", "nats-setup"} & set(containers(run))
+    assert not any(env_names(reg) & NATS_CLIENT for reg in containers(run).values())
+    assert "platform-health" not in prometheus_yml(run)
+
+
+def test_nats_server_accepts_the_rendered_local_configuration(tmp_path: Path) -> None:
+    conf = tmp_path / "nats-server.conf"
+    text = uploaded(containers(rendered("local"))["nats"], "/etc/nats/nats-server.conf")
+    conf.write_text(text.replace('"/data/jetstream"', json.dumps(str(tmp_path / "js"))))
+    passwords = dict.fromkeys(re.findall(r"\$(NATS_PASSWORD_[A-Z0-9_]+)", text), "x" * 32)
+    assert len(passwords) == len(nats_conf(rendered("local"))["authorization"]["users"])
+    result = subprocess.run(
+        [natsd.binary(), "-t", "-c", str(conf)], env=passwords, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

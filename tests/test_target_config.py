@@ -140,3 +140,23 @@ def test_partial_weights_stay_valid_on_kubernetes() -> None:
     raw = stack("prod")
     raw["services"]["user-service"]["cutover"] = {"weight": 50}
     assert parse_platform_config(raw, PROD).services["user-service"].cutover.weight == 50
+
+
+def test_a_docker_stack_reads_the_event_bus_settings() -> None:
+    raw = stack("local")
+    raw["events"] = {"maxAge": "24h", "ackWait": "10s"}
+    assert parse_platform_config(raw, LOCAL).events.max_age == "24h"
+
+
+def test_a_kubernetes_namespace_for_the_bus_is_rejected_in_a_docker_stack() -> None:
+    raw = stack("local")
+    raw["events"] = {"namespace": "nats"}
+    (line,) = problems(raw, LOCAL)
+    assert line.startswith(f"{LOCAL}: vinylhound:platform.events.namespace: Kubernetes-only setting")
+
+
+def test_a_nats_cluster_is_rejected_in_a_docker_stack_which_runs_one_server() -> None:
+    raw = stack("local")
+    raw["events"] = {"clusterSize": 3}
+    (line,) = problems(raw, LOCAL)
+    assert line.startswith(f"{LOCAL}: vinylhound:platform.events.clusterSize: 3: a docker stack runs one")

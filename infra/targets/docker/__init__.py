@@ -1,9 +1,11 @@
 """The docker target: the whole platform on one developer machine (the ``local`` stack).
 
-One user-defined bridge network; a PostgreSQL container per database; Consul (dev mode) with every
-workload declared from the catalog; Jaeger (OTLP) and Prometheus probing every workload; then the
-workloads, each started after its own database is healthy, with the api-gateway as the edge and the
-front end behind it. Every published port listens on 127.0.0.1 only.
+One user-defined bridge network; a PostgreSQL container per database, created with its generated
+schema; Consul (dev mode) with every workload declared from the catalog; Jaeger (OTLP) and
+Prometheus probing every workload; NATS with JetStream and its streams and consumers (``events.py``);
+then the workloads, each started after its own database is healthy (and the bus, if it uses it),
+with the api-gateway as the edge and the front end behind it. Every published port listens on
+127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from infra.config import PlatformConfig
 from infra.prometheus_scrape import Endpoint
 from infra.stack_secrets import StackSecrets
 from infra.targets.docker import plan
+from infra.targets.docker.events import client_env, deploy_events
 from infra.targets.docker.platform import deploy_platform, platform_specs
 from infra.targets.docker.schema import initial_schema_sql
 from infra.targets.docker.workloads import version_of, workload_spec
@@ -88,6 +91,8 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     for name, database in databases.items():
         secret_values[SecretKeyRef(endpoints[name].secret, "password")] = database.password
         secret_values[SecretKeyRef(endpoints[name].secret, "uri")] = database.url
+    bus = deploy_events(cfg, network.name, context.common())
+    secret_values.update(bus.secret_values)
     if secrets.spotify_client_secret is not None:
         secret_values[SPOTIFY_SECRET] = pulumi.Output.secret(secrets.spotify_client_secret)
 
@@ -106,11 +111,13 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
 
     containers: dict[str, ContainerService] = {}
     for workload, workload_settings in sorted(enabled, key=lambda pair: _ROLE_ORDER[pair[0].role]):
-        spec = workload_spec(workload, workload_settings, cfg, wiring, secret_values, network.name, context)
+        nats = client_env(workload, bus.bus)
+        spec = workload_spec(
+            workload, workload_settings, cfg, wiring, secret_values, network.name, context, extra_env=nats
+        )
+        after = _start_after(workload, databases, containers, wiring) + (bus.ready if nats else [])
         containers[workload.name] = ContainerService(
-            workload.name,
-            spec,
-            opts=pulumi.ResourceOptions(depends_on=_start_after(workload, databases, containers, wiring)),
+            workload.name, spec, opts=pulumi.ResourceOptions(depends_on=after)
         )
 
     return {
@@ -121,6 +128,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         "jaegerUrl": _localhost(ports.platform(plan.JAEGER)),
         "prometheusUrl": _localhost(ports.platform(plan.PROMETHEUS)),
         "consulUrl": _localhost(ports.platform(plan.CONSUL)),
+        "natsUrl": f"nats://127.0.0.1:{ports.platform(plan.NATS)}" if cfg.events.enabled else None,
         "serviceUrls": {w.name: _localhost(ports.workload(w)) for w, _ in enabled},
         "databasePorts": {w.name: ports.database(w) for w, _ in enabled if w.name in databases},
     }

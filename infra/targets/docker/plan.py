@@ -18,6 +18,9 @@ CONSUL = "consul"
 JAEGER = "jaeger"
 PROMETHEUS = "prometheus"
 BLACKBOX = "blackbox-exporter"
+NATS = "nats"
+#: Not a container: the key of the NATS monitoring endpoint's host port.
+NATS_MONITORING = "nats-monitoring"
 
 CONSUL_PORT = 8500
 JAEGER_UI_PORT = 16686
@@ -29,7 +32,7 @@ BLACKBOX_PORT = 9115
 
 #: Offsets from ``publishedPortBase``: workloads at +catalog index, their databases at +100+index.
 DATABASE_OFFSET = 100
-PLATFORM_OFFSETS = {CONSUL: 200, JAEGER: 201, PROMETHEUS: 202}
+PLATFORM_OFFSETS = {CONSUL: 200, JAEGER: 201, PROMETHEUS: 202, NATS: 203, NATS_MONITORING: 204}
 
 
 def _index(workload: Workload) -> int:
@@ -51,7 +54,7 @@ class PortPlan:
         return self.base + DATABASE_OFFSET + _index(workload)
 
     def platform(self, service: str) -> int:
-        """The host port of a platform UI (Consul, Jaeger, Prometheus)."""
+        """The host port of a platform service (Consul, Jaeger, Prometheus, NATS and its monitoring)."""
         return self.base + PLATFORM_OFFSETS[service]
 
 

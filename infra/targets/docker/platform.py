@@ -11,9 +11,9 @@ import yaml
 
 from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
-from infra import prometheus_scrape
+from infra import events, prometheus_scrape
 from infra.config import PlatformConfig
-from infra.prometheus_scrape import Endpoint, SelfMetrics
+from infra.prometheus_scrape import Endpoint, PlatformProbe, SelfMetrics
 from infra.targets.docker import plan, registry
 
 
@@ -27,12 +27,25 @@ class Platform:
     blackbox: ContainerService
 
 
-def prometheus_yaml(endpoints: Sequence[Endpoint], environment: str) -> str:
-    """The Prometheus configuration of a docker stack: every workload probed, platform self-metrics."""
+def platform_probes(cfg: PlatformConfig) -> list[PlatformProbe]:
+    """Platform services probed on their health URL: NATS (with JetStream up) when the bus is on."""
+    if not cfg.events.enabled:
+        return []
+    return [
+        PlatformProbe(plan.NATS, f"http://{plan.NATS}:{events.MONITOR_PORT}/healthz?js-enabled-only=true")
+    ]
+
+
+def prometheus_yaml(
+    endpoints: Sequence[Endpoint], environment: str, probes: Sequence[PlatformProbe] = ()
+) -> str:
+    """The Prometheus configuration of a docker stack: every workload probed, platform self-metrics,
+    and the platform services without metrics probed on their health URL."""
     config = prometheus_scrape.scrape_config(
         endpoints,
         blackbox=f"{plan.BLACKBOX}:{plan.BLACKBOX_PORT}",
         environment=environment,
+        platform_probes=probes,
         self_metrics=[
             SelfMetrics("prometheus", f"localhost:{plan.PROMETHEUS_PORT}"),
             SelfMetrics(
@@ -94,7 +107,11 @@ def platform_specs(
         plan.PROMETHEUS: ContainerSpec(
             name=plan.PROMETHEUS,
             image=settings.images.prometheus,
-            files={"/etc/prometheus/prometheus.yml": prometheus_yaml(endpoints, cfg.environment)},
+            files={
+                "/etc/prometheus/prometheus.yml": prometheus_yaml(
+                    endpoints, cfg.environment, platform_probes(cfg)
+                )
+            },
             volumes=[VolumeMount("prometheus-data", "/prometheus")],
             ports=[PublishedPort(plan.PROMETHEUS_PORT, ports.platform(plan.PROMETHEUS))],
             healthcheck=http_check(plan.PROMETHEUS_PORT, "/-/healthy"),

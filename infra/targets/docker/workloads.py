@@ -7,7 +7,7 @@ secret Output: it stays encrypted in the state and masked in every render.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pulumi
@@ -75,11 +75,13 @@ def workload_spec(
     secrets: Mapping[SecretKeyRef, pulumi.Input[str]],
     network: pulumi.Input[str],
     context: LabelContext,
+    extra_env: Sequence[EnvVar] = (),
 ) -> ContainerSpec:
-    """The container of one workload (pure)."""
+    """The container of one workload (pure). ``extra_env``: what platform features add (the
+    event bus's client variables), resolved like the contract's."""
     docker_settings = cfg.docker_settings()
     version = version_of(settings)
-    plain, secret = split_env(env.contract_env(workload, wiring), secrets)
+    plain, secret = split_env([*env.contract_env(workload, wiring), *extra_env], secrets)
     image, build_context = _image(workload, settings, cfg)
     frontend_upstreams = [w.api_upstream_host for w in catalog.WORKLOADS if w.api_upstream_host]
     return ContainerSpec(

@@ -29,7 +29,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import labels
-from components.kubernetes.specs import EnvVar, KubeObject, SecretKeyRef
+from components.kubernetes.specs import EnvVar, KubeObject
 from components.labels import LabelContext
 from infra import events
 from infra.catalog import Workload
@@ -141,14 +141,7 @@ def nats_ingress(bus: EventBus, app_namespace: str, monitoring_namespace: str) -
 
 def client_env(workload: Workload, bus: EventBus, nats_namespace: str) -> list[EnvVar]:
     """``NATS_URL`` and the credentials for a publishing or consuming workload; nothing otherwise."""
-    if workload.name not in bus.connected_workloads():
-        return []
-    secret = client_secret(workload.name)
-    return [
-        EnvVar("NATS_URL", nats_url(nats_namespace)),
-        EnvVar("NATS_USER", secret=SecretKeyRef(secret, "user")),
-        EnvVar("NATS_PASSWORD", secret=SecretKeyRef(secret, "password")),
-    ]
+    return events.client_env(workload, bus, nats_url(nats_namespace), client_secret(workload.name))
 
 
 def client_egress(workload: Workload, bus: EventBus, nats_namespace: str) -> list[KubeObject]:
