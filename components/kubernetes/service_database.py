@@ -16,6 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.specs import KubeObject, ResourceSpec
 
 TYPE = "vinylhound:kubernetes:ServiceDatabase"
@@ -274,23 +275,27 @@ class ServiceDatabase(pulumi.ComponentResource):
                 self._secret(f"{name}-replication", args, args.replication_secret, REPLICATION_ROLE)
             )
         on_crds = pulumi.ResourceOptions(parent=self, depends_on=[*args.crds, *secrets])
-        self.cluster = k8s.apiextensions.CustomResource(
+        self.cluster = custom_resource(
             f"{name}-cluster",
-            api_version=CNPG_API,
-            kind="Cluster",
-            metadata=metadata(args, args.cluster),
-            spec=cluster_spec(args),
-            opts=on_crds,
+            {
+                "apiVersion": CNPG_API,
+                "kind": "Cluster",
+                "metadata": metadata(args, args.cluster),
+                "spec": cluster_spec(args),
+            },
+            on_crds,
         )
         schedule = scheduled_backup_spec(args)
         if schedule is not None:
-            k8s.apiextensions.CustomResource(
+            custom_resource(
                 f"{name}-backup",
-                api_version=CNPG_API,
-                kind="ScheduledBackup",
-                metadata=metadata(args, f"{args.cluster}-backup"),
-                spec=schedule,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.crds, self.cluster]),
+                {
+                    "apiVersion": CNPG_API,
+                    "kind": "ScheduledBackup",
+                    "metadata": metadata(args, f"{args.cluster}-backup"),
+                    "spec": schedule,
+                },
+                pulumi.ResourceOptions(parent=self, depends_on=[*args.crds, self.cluster]),
             )
         if args.pod_monitor:
             self._pod_monitor(name, args)
@@ -333,11 +338,16 @@ class ServiceDatabase(pulumi.ComponentResource):
 
     def _pod_monitor(self, name: str, args: ServiceDatabaseArgs) -> None:
         """The PodMonitor; it needs the Prometheus Operator's CRDs (``args.monitoring_crds``)."""
-        k8s.apiextensions.CustomResource(
+        custom_resource(
             f"{name}-monitor",
-            api_version=MONITORING_API,
-            kind="PodMonitor",
-            metadata={**metadata(args, args.cluster), "namespace": args.monitor_namespace or args.namespace},
-            spec=pod_monitor_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.monitoring_crds, self.cluster]),
+            {
+                "apiVersion": MONITORING_API,
+                "kind": "PodMonitor",
+                "metadata": {
+                    **metadata(args, args.cluster),
+                    "namespace": args.monitor_namespace or args.namespace,
+                },
+                "spec": pod_monitor_spec(args),
+            },
+            pulumi.ResourceOptions(parent=self, depends_on=[*args.monitoring_crds, self.cluster]),
         )

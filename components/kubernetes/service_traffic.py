@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.kubernetes import istio
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 
 TYPE = "vinylhound:mesh:ServiceTraffic"
@@ -52,21 +52,25 @@ class ServiceTraffic(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.requires))
         metadata = {"name": args.name, "namespace": args.namespace, "labels": dict(args.labels)}
-        k8s.apiextensions.CustomResource(
+        custom_resource(
             f"{name}-destinationrule",
-            api_version=istio.NETWORKING,
-            kind="DestinationRule",
-            metadata=metadata,
-            spec=istio.destination_rule_spec(args.host, args.breaker),
-            opts=child,
+            {
+                "apiVersion": istio.NETWORKING,
+                "kind": "DestinationRule",
+                "metadata": metadata,
+                "spec": istio.destination_rule_spec(args.host, args.breaker),
+            },
+            child,
         )
-        k8s.apiextensions.CustomResource(
+        custom_resource(
             f"{name}-authorization",
-            api_version=istio.SECURITY,
-            kind="AuthorizationPolicy",
-            metadata=metadata,
-            spec=istio.authorization_policy_spec(args.selector, args.principals, args.port),
-            opts=child,
+            {
+                "apiVersion": istio.SECURITY,
+                "kind": "AuthorizationPolicy",
+                "metadata": metadata,
+                "spec": istio.authorization_policy_spec(args.selector, args.principals, args.port),
+            },
+            child,
         )
         self.host = pulumi.Output.from_input(args.host)
         self.register_outputs({"host": self.host})

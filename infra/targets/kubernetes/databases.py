@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.service_database import (
     CNPG_API,
     REPLICATION_ROLE,
@@ -40,10 +41,13 @@ from components.labels import LabelContext
 from infra import env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
+from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.helm import Chart
 
 OPERATOR_NAMESPACE = "cnpg-system"
 CNPG_REPOSITORY = "https://cloudnative-pg.github.io/charts"
+CNPG_CHART = Chart("cloudnative-pg", CNPG_REPOSITORY)
 #: uid of the postgres user in the CloudNativePG PostgreSQL images.
 POSTGRES_UID = 26
 #: The external cluster name under which service clusters see the monolith.
@@ -91,15 +95,14 @@ def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoin
 
 def cnpg_operator(cfg: PlatformConfig) -> k8s.helm.v3.Release:
     """The CloudNativePG operator from its official chart, which also installs its CRDs."""
-    return k8s.helm.v3.Release(
+    return helm.release(
         "cloudnative-pg",
-        name="cnpg",
-        chart="cloudnative-pg",
-        version=cfg.charts.cloudnative_pg,
-        namespace=OPERATOR_NAMESPACE,
+        CNPG_CHART,
+        cfg.charts.cloudnative_pg,
+        OPERATOR_NAMESPACE,
+        {"crds": {"create": True}, "replicaCount": 2 if cfg.environment == "prod" else 1},
+        release_name="cnpg",
         create_namespace=True,
-        repository_opts={"repo": CNPG_REPOSITORY},
-        values={"crds": {"create": True}, "replicaCount": 2 if cfg.environment == "prod" else 1},
     )
 
 
@@ -426,24 +429,36 @@ def _declare_schema_and_migration(
         if monolith_db is None:
             publication = job("publication", "publication.sh", both, [])
         else:
-            publication = k8s.apiextensions.CustomResource(
+            publication = custom_resource(
                 f"{w.name}-db-publication",
-                api_version=CNPG_API,
-                kind="Publication",
-                metadata={"name": f"{own.cluster}-publication", "namespace": cfg.namespace, "labels": labels},
-                spec=publication_spec(monolith.cluster, monolith.name, names, w),
-                opts=pulumi.ResourceOptions.merge(
+                {
+                    "apiVersion": CNPG_API,
+                    "kind": "Publication",
+                    "metadata": {
+                        "name": f"{own.cluster}-publication",
+                        "namespace": cfg.namespace,
+                        "labels": labels,
+                    },
+                    "spec": publication_spec(monolith.cluster, monolith.name, names, w),
+                },
+                pulumi.ResourceOptions.merge(
                     opts, pulumi.ResourceOptions(depends_on=[*crds, monolith_db.cluster])
                 ),
             )
-        subscription = k8s.apiextensions.CustomResource(
+        subscription = custom_resource(
             f"{w.name}-db-subscription",
-            api_version=CNPG_API,
-            kind="Subscription",
-            metadata={"name": f"{own.cluster}-subscription", "namespace": cfg.namespace, "labels": labels},
-            spec=subscription_spec(own.cluster, own.name, MONOLITH_SOURCE, names, copy_data=True),
+            {
+                "apiVersion": CNPG_API,
+                "kind": "Subscription",
+                "metadata": {
+                    "name": f"{own.cluster}-subscription",
+                    "namespace": cfg.namespace,
+                    "labels": labels,
+                },
+                "spec": subscription_spec(own.cluster, own.name, MONOLITH_SOURCE, names, copy_data=True),
+            },
             # The schema first: a subscription needs its tables to exist.
-            opts=pulumi.ResourceOptions.merge(
+            pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(depends_on=[*crds, schema_job, publication])
             ),
         )
@@ -457,25 +472,33 @@ def _declare_schema_and_migration(
     cutover = job("cutover", "cutover.sh", both, [schema_job])
     if monolith_db is None:
         return  # reverse replication into an external monolith is not declared here
-    reverse_pub = k8s.apiextensions.CustomResource(
+    reverse_pub = custom_resource(
         f"{w.name}-db-reverse-publication",
-        api_version=CNPG_API,
-        kind="Publication",
-        metadata={"name": f"{own.cluster}-reverse-publication", "namespace": cfg.namespace, "labels": labels},
-        spec=publication_spec(own.cluster, own.name, back, w),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, cutover])),
-    )
-    k8s.apiextensions.CustomResource(
-        f"{w.name}-db-reverse-subscription",
-        api_version=CNPG_API,
-        kind="Subscription",
-        metadata={
-            "name": f"{own.cluster}-reverse-subscription",
-            "namespace": cfg.namespace,
-            "labels": labels,
+        {
+            "apiVersion": CNPG_API,
+            "kind": "Publication",
+            "metadata": {
+                "name": f"{own.cluster}-reverse-publication",
+                "namespace": cfg.namespace,
+                "labels": labels,
+            },
+            "spec": publication_spec(own.cluster, own.name, back, w),
         },
-        spec=subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
-        opts=pulumi.ResourceOptions.merge(
+        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, cutover])),
+    )
+    custom_resource(
+        f"{w.name}-db-reverse-subscription",
+        {
+            "apiVersion": CNPG_API,
+            "kind": "Subscription",
+            "metadata": {
+                "name": f"{own.cluster}-reverse-subscription",
+                "namespace": cfg.namespace,
+                "labels": labels,
+            },
+            "spec": subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
+        },
+        pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(depends_on=[*crds, cutover, reverse_pub, monolith_db.cluster])
         ),
     )

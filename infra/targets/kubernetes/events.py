@@ -29,6 +29,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import labels
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.specs import EnvVar, KubeObject
 from components.labels import LabelContext
 from infra import events
@@ -36,11 +37,15 @@ from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.events import EventBus
 from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.helm import Chart
 
 NATS_REPOSITORY = "https://nats-io.github.io/k8s/helm/charts/"
 NATS_RELEASE = "nats"
 NACK_RELEASE = "nack"
+NATS_CHART = Chart("nats", NATS_REPOSITORY)
+NACK_CHART = Chart("nack", NATS_REPOSITORY)
 #: The Secret (NATS namespace) holding every user's password, one key per user.
 SERVER_SECRET = "nats-users"
 #: The ``Account`` the controller manages streams and consumers with.
@@ -247,25 +252,21 @@ def deploy_events(
             )
         )
 
-    nats_release = k8s.helm.v3.Release(
-        "nats",
-        name=NATS_RELEASE,
-        chart="nats",
-        version=cfg.charts.nats,
-        namespace=ns,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NATS_REPOSITORY),
-        values=nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
-        opts=pulumi.ResourceOptions(depends_on=[namespace, server_secret]),
+    nats_release = helm.release(
+        NATS_RELEASE,
+        NATS_CHART,
+        cfg.charts.nats,
+        ns,
+        nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
+        pulumi.ResourceOptions(depends_on=[namespace, server_secret]),
     )
-    nack_release = k8s.helm.v3.Release(
-        "nack",
-        name=NACK_RELEASE,
-        chart="nack",
-        version=cfg.charts.nack,
-        namespace=ns,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NATS_REPOSITORY),
-        values=nack_values(ns),
-        opts=pulumi.ResourceOptions(depends_on=[namespace, nats_release]),
+    nack_release = helm.release(
+        NACK_RELEASE,
+        NACK_CHART,
+        cfg.charts.nack,
+        ns,
+        nack_values(ns),
+        pulumi.ResourceOptions(depends_on=[namespace, nats_release]),
     )
     k8s.networking.v1.NetworkPolicy(
         "nats-netpol",
@@ -274,62 +275,70 @@ def deploy_events(
         opts=in_nats,
     )
 
-    account = k8s.apiextensions.CustomResource(
+    account = custom_resource(
         "nats-account",
-        api_version=JETSTREAM_API,
-        kind="Account",
-        metadata={"name": CONTROLLER_ACCOUNT, "namespace": ns, "labels": common},
-        spec={
-            "name": CONTROLLER_ACCOUNT,
-            "servers": [nats_url(ns)],
-            "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
+        {
+            "apiVersion": JETSTREAM_API,
+            "kind": "Account",
+            "metadata": {"name": CONTROLLER_ACCOUNT, "namespace": ns, "labels": common},
+            "spec": {
+                "name": CONTROLLER_ACCOUNT,
+                "servers": [nats_url(ns)],
+                "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
+            },
         },
-        opts=pulumi.ResourceOptions(depends_on=[nack_release, controller_secret]),
+        pulumi.ResourceOptions(depends_on=[nack_release, controller_secret]),
     )
     resources = EventBusResources(bus=bus, nats_release=nats_release, nack_release=nack_release)
     for stream in bus.streams:
-        resources.streams[stream.name] = k8s.apiextensions.CustomResource(
+        resources.streams[stream.name] = custom_resource(
             f"stream-{stream.resource_name}",
-            api_version=JETSTREAM_API,
-            kind="Stream",
-            metadata={"name": stream.resource_name, "namespace": ns, "labels": common},
-            spec=stream.cr_spec(account=CONTROLLER_ACCOUNT),
-            opts=pulumi.ResourceOptions(depends_on=[nack_release, account]),
+            {
+                "apiVersion": JETSTREAM_API,
+                "kind": "Stream",
+                "metadata": {"name": stream.resource_name, "namespace": ns, "labels": common},
+                "spec": stream.cr_spec(account=CONTROLLER_ACCOUNT),
+            },
+            pulumi.ResourceOptions(depends_on=[nack_release, account]),
         )
     for consumer in bus.consumers:
-        resources.consumers[consumer.resource_name] = k8s.apiextensions.CustomResource(
+        resources.consumers[consumer.resource_name] = custom_resource(
             f"consumer-{consumer.resource_name}",
-            api_version=JETSTREAM_API,
-            kind="Consumer",
-            metadata={"name": consumer.resource_name, "namespace": ns, "labels": common},
-            spec=consumer.cr_spec(account=CONTROLLER_ACCOUNT),
-            opts=pulumi.ResourceOptions(
-                depends_on=[nack_release, account, resources.streams[consumer.stream]]
-            ),
+            {
+                "apiVersion": JETSTREAM_API,
+                "kind": "Consumer",
+                "metadata": {"name": consumer.resource_name, "namespace": ns, "labels": common},
+                "spec": consumer.cr_spec(account=CONTROLLER_ACCOUNT),
+            },
+            pulumi.ResourceOptions(depends_on=[nack_release, account, resources.streams[consumer.stream]]),
         )
 
     after_monitoring = pulumi.ResourceOptions(depends_on=[nats_release, *monitoring])
     monitor_meta = {"namespace": ns, "labels": {**common, **(monitor_labels or {})}}
-    k8s.apiextensions.CustomResource(
+    custom_resource(
         "nats-podmonitor",
-        api_version=MONITORING_API,
-        kind="PodMonitor",
-        metadata={"name": "nats", **monitor_meta},
-        spec={
-            "selector": {"matchLabels": dict(NATS_POD_LABELS)},
-            "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
+        {
+            "apiVersion": MONITORING_API,
+            "kind": "PodMonitor",
+            "metadata": {"name": "nats", **monitor_meta},
+            "spec": {
+                "selector": {"matchLabels": dict(NATS_POD_LABELS)},
+                "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
+            },
         },
-        opts=after_monitoring,
+        after_monitoring,
     )
     rules = events.alert_rules(bus, cfg.observability.runbook_url)
     if rules:
-        k8s.apiextensions.CustomResource(
+        custom_resource(
             "nats-alerts",
-            api_version=MONITORING_API,
-            kind="PrometheusRule",
-            metadata={"name": "nats-event-bus", **monitor_meta},
-            spec={"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
-            opts=after_monitoring,
+            {
+                "apiVersion": MONITORING_API,
+                "kind": "PrometheusRule",
+                "metadata": {"name": "nats-event-bus", **monitor_meta},
+                "spec": {"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
+            },
+            after_monitoring,
         )
 
     extras.env.append(lambda w: client_env(w, bus, ns))

@@ -20,6 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import labels
 from components.kubernetes import istio
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
 from components.labels import LabelContext
@@ -27,9 +28,14 @@ from infra import catalog, traffic
 from infra.catalog import Workload
 from infra.config import MIN_REPLICAS, PlatformConfig
 from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.helm import Chart
 
 ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
+ISTIO_BASE = Chart("base", ISTIO_REPOSITORY)
+ISTIOD = Chart("istiod", ISTIO_REPOSITORY)
+ISTIO_GATEWAY = Chart("gateway", ISTIO_REPOSITORY)
 ISTIO_NAMESPACE = "istio-system"
 #: The port sidecars reach istiod on for configuration (xDS) and certificates. (15017 is the
 #: injection webhook, called by the API server, never by pods.)
@@ -97,27 +103,6 @@ def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     return values
 
 
-def _release(
-    name: str,
-    chart: str,
-    namespace: str,
-    version: str,
-    values: Mapping[str, Any],
-    opts: pulumi.ResourceOptions,
-) -> k8s.helm.v3.Release:
-    return k8s.helm.v3.Release(
-        name,
-        name=name,
-        chart=chart,
-        version=version,
-        namespace=namespace,
-        create_namespace=True,
-        repository_opts={"repo": ISTIO_REPOSITORY},
-        values=dict(values),
-        opts=opts,
-    )
-
-
 def sidecar_egress(_: Workload) -> list[dict[str, Any]]:
     """Every pod's sidecar fetches configuration and certificates from istiod."""
     return [
@@ -182,29 +167,31 @@ def deploy_mesh(
     ``namespace`` is the workloads' namespace, which the namespaced Istio objects wait for.
     """
     version = cfg.charts.istio
-    base = _release(
+    base = helm.release(
         "istio-base",
-        "base",
-        ISTIO_NAMESPACE,
+        ISTIO_BASE,
         version,
+        ISTIO_NAMESPACE,
         {"defaultRevision": "default"},
-        pulumi.ResourceOptions(),
+        create_namespace=True,
     )
-    istiod = _release(
+    istiod = helm.release(
         "istiod",
-        "istiod",
-        ISTIO_NAMESPACE,
+        ISTIOD,
         version,
+        ISTIO_NAMESPACE,
         istiod_values(cfg, extra_mesh_config),
         pulumi.ResourceOptions(depends_on=[base]),
+        create_namespace=True,
     )
-    gateway = _release(
+    gateway = helm.release(
         traffic.INGRESS_RELEASE,
-        "gateway",
-        traffic.INGRESS_NAMESPACE,
+        ISTIO_GATEWAY,
         version,
+        traffic.INGRESS_NAMESPACE,
         gateway_values(cfg),
         pulumi.ResourceOptions(depends_on=[istiod]),
+        create_namespace=True,
     )
     _edge(cfg, context, base, gateway, pulumi.ResourceOptions(depends_on=[namespace, base]))
     _mesh_policy(cfg, context, [namespace, base])
@@ -216,19 +203,6 @@ def deploy_mesh(
     return Mesh(base=base, istiod=istiod, gateway=gateway)
 
 
-def _custom(
-    name: str,
-    kind: str,
-    api_version: str,
-    metadata: dict[str, Any],
-    spec: dict[str, Any],
-    opts: pulumi.ResourceOptions,
-) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(
-        name, api_version=api_version, kind=kind, metadata=metadata, spec=spec, opts=opts
-    )
-
-
 def _edge(
     cfg: PlatformConfig,
     context: LabelContext,
@@ -237,53 +211,71 @@ def _edge(
     opts: pulumi.ResourceOptions,
 ) -> None:
     edge = cfg.traffic.edge
-    _custom(
+    custom_resource(
         "edge-gateway",
-        "Gateway",
-        istio.NETWORKING,
-        # Beside the gateway pods: they read the TLS secret from their own namespace.
-        {"name": traffic.EDGE_GATEWAY, "namespace": traffic.INGRESS_NAMESPACE, "labels": context.common()},
-        # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
-        istio.gateway_spec(
-            traffic.INGRESS_SELECTOR,
-            [f"{cfg.namespace}/{cfg.domain}"],
-            edge.tls_secret,
-            edge.allow_plain_http,
-        ),
+        {
+            "apiVersion": istio.NETWORKING,
+            "kind": "Gateway",
+            # Beside the gateway pods: they read the TLS secret from their own namespace.
+            "metadata": {
+                "name": traffic.EDGE_GATEWAY,
+                "namespace": traffic.INGRESS_NAMESPACE,
+                "labels": context.common(),
+            },
+            # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
+            "spec": istio.gateway_spec(
+                traffic.INGRESS_SELECTOR,
+                [f"{cfg.namespace}/{cfg.domain}"],
+                edge.tls_secret,
+                edge.allow_plain_http,
+            ),
+        },
         pulumi.ResourceOptions(depends_on=[base, gateway]),
     )
-    _custom(
+    custom_resource(
         "edge-routes",
-        "VirtualService",
-        istio.NETWORKING,
-        {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
-        istio.virtual_service_spec(
-            [cfg.domain], [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"], traffic.edge_routes(cfg)
-        ),
+        {
+            "apiVersion": istio.NETWORKING,
+            "kind": "VirtualService",
+            "metadata": {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
+            "spec": istio.virtual_service_spec(
+                [cfg.domain],
+                [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"],
+                traffic.edge_routes(cfg),
+            ),
+        },
         opts,
     )
     for service in traffic.mesh_routed_hosts(cfg):
-        _custom(
+        custom_resource(
             f"{service}-mesh-routes",
-            "VirtualService",
-            istio.NETWORKING,
-            {"name": f"{service}-routes", "namespace": cfg.namespace, "labels": context.common()},
-            istio.virtual_service_spec(
-                [traffic.host(catalog.workload(service), cfg.namespace)],
-                ["mesh"],
-                traffic.mesh_routes(cfg, service),
-            ),
+            {
+                "apiVersion": istio.NETWORKING,
+                "kind": "VirtualService",
+                "metadata": {
+                    "name": f"{service}-routes",
+                    "namespace": cfg.namespace,
+                    "labels": context.common(),
+                },
+                "spec": istio.virtual_service_spec(
+                    [traffic.host(catalog.workload(service), cfg.namespace)],
+                    ["mesh"],
+                    traffic.mesh_routes(cfg, service),
+                ),
+            },
             opts,
         )
 
 
 def _mesh_policy(cfg: PlatformConfig, context: LabelContext, requires: list[pulumi.Resource]) -> None:
-    _custom(
+    custom_resource(
         "mesh-mtls",
-        "PeerAuthentication",
-        istio.SECURITY,
-        {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
-        istio.peer_authentication_spec(cfg.traffic.mtls),
+        {
+            "apiVersion": istio.SECURITY,
+            "kind": "PeerAuthentication",
+            "metadata": {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
+            "spec": istio.peer_authentication_spec(cfg.traffic.mtls),
+        },
         pulumi.ResourceOptions(depends_on=requires),
     )
     for workload, _ in cfg.enabled():

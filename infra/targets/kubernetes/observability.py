@@ -17,13 +17,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.kubernetes.specs import KubeObject
+from components.kubernetes.custom_resource import custom_resource
 from components.labels import LabelContext
 from infra import env
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.observability import alerts, dashboards, monitors, tracing
+from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.helm import Chart
 
 #: The namespace Istio's mesh-wide configuration lives in (the mesh feature installs istiod there).
 MESH_ROOT_NAMESPACE = "istio-system"
@@ -37,39 +39,6 @@ class Observability:
     jaeger: k8s.helm.v3.Release
     prometheus_stack: k8s.helm.v3.Release
     collector: str
-
-
-def _custom(name: str, obj: KubeObject, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
-    return k8s.apiextensions.CustomResource(
-        name,
-        api_version=obj["apiVersion"],
-        kind=obj["kind"],
-        metadata=obj["metadata"],
-        spec=obj["spec"],
-        opts=opts,
-    )
-
-
-def _release(
-    name: str,
-    chart: str,
-    version: str,
-    repo: str,
-    namespace: str,
-    values: KubeObject,
-    opts: pulumi.ResourceOptions,
-) -> k8s.helm.v3.Release:
-    return k8s.helm.v3.Release(
-        name,
-        name=name,
-        chart=chart,
-        version=version,
-        namespace=namespace,
-        create_namespace=False,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
-        values=values,
-        opts=opts,
-    )
 
 
 def _namespace(name: str, context: LabelContext) -> k8s.core.v1.Namespace:
@@ -114,22 +83,24 @@ def deploy_observability(
                 opts=in_tracing,
             )
         )
-    jaeger = _release(
+    jaeger = helm.release(
         tracing.RELEASE,
-        tracing.CHART,
+        Chart(tracing.CHART, tracing.REPOSITORY),
         cfg.charts.jaeger,
-        tracing.REPOSITORY,
         tracing.NAMESPACE,
         tracing.jaeger_values(storage),
         pulumi.ResourceOptions(depends_on=jaeger_deps),
+        create_namespace=False,
     )
-    k8s.apiextensions.CustomResource(
+    custom_resource(
         "mesh-telemetry",
-        api_version="telemetry.istio.io/v1",
-        kind="Telemetry",
-        metadata={"name": "mesh-default", "namespace": MESH_ROOT_NAMESPACE, "labels": common},
-        spec=tracing.mesh_telemetry_spec(obs.sampling_percent(cfg.environment)),
-        opts=pulumi.ResourceOptions(depends_on=[*mesh_crds, jaeger]),
+        {
+            "apiVersion": "telemetry.istio.io/v1",
+            "kind": "Telemetry",
+            "metadata": {"name": "mesh-default", "namespace": MESH_ROOT_NAMESPACE, "labels": common},
+            "spec": tracing.mesh_telemetry_spec(obs.sampling_percent(cfg.environment)),
+        },
+        pulumi.ResourceOptions(depends_on=[*mesh_crds, jaeger]),
     )
     extras.env.append(lambda w: tracing.otel_env(w, cfg.environment, _version(cfg, w)))
     extras.egress.append(lambda _: [tracing.collector_egress()])
@@ -148,11 +119,10 @@ def deploy_observability(
         },
         opts=in_monitoring,
     )
-    stack = _release(
+    stack = helm.release(
         monitors.RELEASE,
-        monitors.CHART,
+        Chart(monitors.CHART, monitors.REPOSITORY),
         cfg.charts.kube_prometheus_stack,
-        monitors.REPOSITORY,
         monitors.NAMESPACE,
         monitors.stack_values(
             environment=cfg.environment,
@@ -164,6 +134,7 @@ def deploy_observability(
             dashboard_label=dashboards.LABEL,
         ),
         pulumi.ResourceOptions(depends_on=[monitoring_ns, grafana_secret]),
+        create_namespace=False,
     )
     # Custom resources wait for the chart that installs their CRDs; app-namespace ones also for
     # the namespace.
@@ -174,16 +145,16 @@ def deploy_observability(
     for workload, _ in enabled:
         selector = context.selector(workload.name)
         labels = context.workload(workload.name, _version(cfg, workload), workload.role)
-        _custom(
+        custom_resource(
             f"{workload.name}-sidecar-monitor",
             monitors.sidecar_pod_monitor(workload, cfg.namespace, selector, labels),
             in_app_with_crds,
         )
         app_monitor = monitors.app_service_monitor(workload, cfg.namespace, selector, labels)
         if app_monitor is not None:
-            _custom(f"{workload.name}-app-monitor", app_monitor, in_app_with_crds)
+            custom_resource(f"{workload.name}-app-monitor", app_monitor, in_app_with_crds)
         groups = [alerts.service_group(workload.name, cfg.namespace, obs.alerts, obs.runbook_url)]
-        _custom(
+        custom_resource(
             f"{workload.name}-alerts",
             alerts.prometheus_rule(f"{workload.name}-alerts", cfg.namespace, labels, groups),
             in_app_with_crds,
@@ -195,7 +166,7 @@ def deploy_observability(
                     endpoint.cluster, workload.name, cfg.namespace, obs.alerts, obs.runbook_url
                 )
             ]
-            _custom(
+            custom_resource(
                 f"{endpoint.cluster}-alerts",
                 alerts.prometheus_rule(f"{endpoint.cluster}-alerts", cfg.namespace, labels, db_groups),
                 in_app_with_crds,
@@ -214,13 +185,13 @@ def deploy_observability(
         ),
         opts=in_monitoring,
     )
-    _custom(
+    custom_resource(
         "jaeger-monitor",
         monitors.jaeger_service_monitor(common),
         pulumi.ResourceOptions(depends_on=[stack, jaeger]),
     )
     # The consul namespace and release belong to the mesh feature.
-    _custom(
+    custom_resource(
         "consul-monitor",
         monitors.consul_pod_monitor(common),
         pulumi.ResourceOptions(depends_on=[stack, *consul]),

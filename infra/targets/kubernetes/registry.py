@@ -16,9 +16,12 @@ from components.kubernetes.specs import EnvVar
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.helm import Chart
 
 CONSUL_REPOSITORY = "https://helm.releases.hashicorp.com"
+CONSUL_CHART = Chart("consul", CONSUL_REPOSITORY)
 CONSUL_NAMESPACE = "consul"
 #: ``global.name``: the chart prefixes its objects with it (``consul-server``, ``consul-ui``).
 CONSUL_NAME = "consul"
@@ -93,15 +96,8 @@ def registry_egress(workload: Workload) -> list[dict[str, Any]]:
 
 def deploy_registry(cfg: PlatformConfig, extras: WorkloadExtras) -> k8s.helm.v3.Release:
     """Install Consul and give every workload its address and a way to reach it."""
-    release = k8s.helm.v3.Release(
-        "consul",
-        name="consul",
-        chart="consul",
-        version=cfg.charts.consul,
-        namespace=CONSUL_NAMESPACE,
-        create_namespace=True,
-        repository_opts={"repo": CONSUL_REPOSITORY},
-        values=consul_values(cfg),
+    release = helm.release(
+        "consul", CONSUL_CHART, cfg.charts.consul, CONSUL_NAMESPACE, consul_values(cfg), create_namespace=True
     )
     extras.env.append(registry_env)
     extras.egress.append(registry_egress)
