@@ -120,8 +120,42 @@ class _RecordingMonitor(mocks.MockMonitor):
         super().__init__(_Mocks())
         self.registrations: list[Registration] = []
         self._lock = threading.Lock()
+        self._thread = threading.local()
+        self._thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def _ensure_thread_loop(self) -> None:
+        """Give the calling (executor) thread its event loop, and remember it.
+
+        The SDK's monitor needs a loop on the thread it runs on and creates one if there is none,
+        but never closes it: when the executor's threads end, those loops are collected unclosed
+        (``ResourceWarning: unclosed event loop``). Creating it here lets the run close it.
+        """
+        if threading.current_thread() is threading.main_thread():
+            return  # the run's own loop, closed by ``run_offline``
+        if getattr(self._thread, "loop", None) is None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._thread.loop = loop
+            with self._lock:
+                self._thread_loops.append(loop)
+
+    def close_thread_loops(self) -> None:
+        """Close the executor threads' loops; call once the executor has shut down."""
+        with self._lock:
+            loops, self._thread_loops = self._thread_loops, []
+        for loop in loops:
+            loop.close()
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._ensure_thread_loop()
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._ensure_thread_loop()
+        return super().ReadResource(request)  # type: ignore[no-untyped-call]
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self._ensure_thread_loop()
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             inputs = plain(json_format.MessageToDict(request.object))
@@ -199,7 +233,13 @@ def run_offline(
     except Exception as err:
         raise ProgramError(err, sorted(monitor.registrations, key=lambda r: r.urn)) from err
     finally:
+        # Shut down what the run started before closing its loop: async generators, and the
+        # default executor the SDK sends its RPCs to (waiting for its threads), then the loops
+        # those threads were given.
         loop = asyncio.get_event_loop()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
+        monitor.close_thread_loops()
     registrations = sorted(monitor.registrations, key=lambda r: r.urn)
     return Run(stack=stack, registrations=registrations, exports=exports)
