@@ -206,10 +206,15 @@ def test_the_worktree_is_removed_when_the_process_is_terminated(two_commits: tup
         [sys.executable, "-c", script, str(repo), first], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
-    tree = Path(child.stdout.readline().strip())
-    assert tree.is_dir()
-    child.send_signal(signal.SIGTERM)
-    child.wait(timeout=30)
+    try:
+        tree = Path(child.stdout.readline().strip())
+        assert tree.is_dir()
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    finally:
+        child.kill()  # only if an assertion above left it running
+        child.wait()
+        child.stdout.close()
     assert not tree.exists() and len(worktrees(repo)) == 1
 
 
