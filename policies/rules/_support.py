@@ -318,12 +318,25 @@ def uses_group(resources: Iterable[PolicyResource], suffix: str) -> bool:
     )
 
 
+def autoscalers_of(resources: Sequence[PolicyResource], w: Workload) -> list[PolicyResource]:
+    """The HorizontalPodAutoscalers whose ``scaleTargetRef`` is the workload."""
+    return [
+        hpa
+        for hpa in in_namespace(of_kind(resources, "autoscaling", "HorizontalPodAutoscaler"), w.namespace)
+        if text(dig(hpa.props, "spec", "scaleTargetRef", "kind")) == w.kind
+        and text(dig(hpa.props, "spec", "scaleTargetRef", "name")) == w.object_name
+    ]
+
+
+def hpa_min_replicas(hpa: PolicyResource) -> float:
+    """An autoscaler's ``minReplicas`` (Kubernetes' default: 1)."""
+    return number(dig(hpa.props, "spec", "minReplicas")) or 1.0
+
+
 def effective_min_replicas(resources: Sequence[PolicyResource], w: Workload) -> tuple[float, bool]:
     """The fewest pods the workload runs with, and whether an HPA decides it."""
-    for hpa in in_namespace(of_kind(resources, "autoscaling", "HorizontalPodAutoscaler"), w.namespace):
-        ref = mapping(dig(hpa.props, "spec", "scaleTargetRef"))
-        if text(ref.get("kind")) == w.kind and text(ref.get("name")) == w.object_name:
-            return number(dig(hpa.props, "spec", "minReplicas")) or 1.0, True
+    for hpa in autoscalers_of(resources, w):
+        return hpa_min_replicas(hpa), True
     return (w.replicas if w.replicas is not None else 1.0), False
 
 
@@ -366,6 +379,17 @@ class Rule:
     def _message(self, problem: str) -> str:
         return f"{problem}. Fix: {self.remediation}"
 
+    def _policy_fields(self) -> dict[str, Any]:
+        """What a resource and a stack policy built from this rule have in common."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "enforcement_level": EnforcementLevel.MANDATORY,
+            "config_schema": _schema(self.knobs),
+            "severity": self.severity,
+            "remediation_steps": self.remediation,
+        }
+
     def resource(self, check: ResourceCheck) -> ResourceValidationPolicy:
         """A per-resource policy: ``check(type, props, config)`` yields one problem per violation."""
 
@@ -374,15 +398,7 @@ class Rule:
             for problem in check(args.resource_type, args.props, config):
                 report(self._message(problem), None)
 
-        return ResourceValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=validate,
-            enforcement_level=EnforcementLevel.MANDATORY,
-            config_schema=_schema(self.knobs),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return ResourceValidationPolicy(validate=validate, **self._policy_fields())
 
     def stack(self, check: StackCheck) -> StackValidationPolicy:
         """A stack policy: ``check(resources, config)`` yields ``(urn, problem)`` per violation."""
@@ -392,15 +408,7 @@ class Rule:
             for urn, problem in check(list(args.resources), config):
                 report(self._message(problem), urn or None)
 
-        return StackValidationPolicy(
-            name=self.name,
-            description=self.description,
-            validate=validate,
-            enforcement_level=EnforcementLevel.MANDATORY,
-            config_schema=_schema(self.knobs),
-            severity=self.severity,
-            remediation_steps=self.remediation,
-        )
+        return StackValidationPolicy(validate=validate, **self._policy_fields())
 
 
 def string_list(default: list[str], description: str) -> Knob:

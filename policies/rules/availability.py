@@ -10,16 +10,16 @@ from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
     Rule,
+    autoscalers_of,
     dig,
     effective_min_replicas,
+    hpa_min_replicas,
     in_namespace,
     integer,
-    mapping,
     number,
     of_kind,
     selects,
     string_list,
-    text,
     workloads,
 )
 
@@ -84,20 +84,17 @@ _hpa = Rule(
 def _hpa_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    scalers = of_kind(resources, "autoscaling", "HorizontalPodAutoscaler")
     for w in workloads(resources, config["exempt"]):
-        for hpa in in_namespace(scalers, w.namespace):
-            ref = mapping(dig(hpa.props, "spec", "scaleTargetRef"))
-            if text(ref.get("kind")) == w.kind and text(ref.get("name")) == w.object_name:
-                if w.replicas is not None:
-                    yield w.urn, f"{w.name} pins replicas ({w.replicas:g}) and has an autoscaler"
-                low = number(dig(hpa.props, "spec", "minReplicas")) or 1.0
-                high = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
-                if high <= low:
-                    yield (
-                        hpa.urn,
-                        f"{w.name}'s autoscaler is pinned (minReplicas {low:g}, maxReplicas {high:g})",
-                    )
+        for hpa in autoscalers_of(resources, w):
+            if w.replicas is not None:
+                yield w.urn, f"{w.name} pins replicas ({w.replicas:g}) and has an autoscaler"
+            low = hpa_min_replicas(hpa)
+            high = number(dig(hpa.props, "spec", "maxReplicas")) or 0.0
+            if high <= low:
+                yield (
+                    hpa.urn,
+                    f"{w.name}'s autoscaler is pinned (minReplicas {low:g}, maxReplicas {high:g})",
+                )
 
 
 POLICIES = [_replicas.stack(_replica_problems), _pdb.stack(_pdb_problems), _hpa.stack(_hpa_problems)]
