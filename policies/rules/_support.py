@@ -416,6 +416,10 @@ def string_list(default: list[str], description: str) -> Knob:
     return Knob({"type": "array", "items": {"type": "string"}, "description": description}, default)
 
 
+#: The ``exempt`` knob of every rule that checks workloads.
+EXEMPT_WORKLOADS = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
+
+
 def integer(default: int, description: str, minimum: int = 0) -> Knob:
     """A knob holding an integer."""
     return Knob({"type": "integer", "minimum": minimum, "description": description}, default)

@@ -9,6 +9,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
+    EXEMPT_WORKLOADS,
     Rule,
     autoscalers_of,
     dig,
@@ -19,11 +20,8 @@ from ._support import (
     number,
     of_kind,
     selects,
-    string_list,
     workloads,
 )
-
-_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
 
 _replicas = Rule(
     name="minimum-replicas",
@@ -31,7 +29,10 @@ _replicas = Rule(
     "autoscaler's minReplicas when it has one, else spec.replicas).",
     remediation="raise services.<name>.replicas or autoscaling.minReplicas in the stack config",
     severity=Severity.HIGH,
-    knobs={"minReplicas": integer(2, "The fewest pods a workload may run with.", 1), "exempt": _EXEMPT},
+    knobs={
+        "minReplicas": integer(2, "The fewest pods a workload may run with.", 1),
+        "exempt": EXEMPT_WORKLOADS,
+    },
 )
 
 
@@ -52,7 +53,7 @@ _pdb = Rule(
     "pods, so node drains never take all of them at once.",
     remediation="declare a PodDisruptionBudget (maxUnavailable: 1) whose selector matches the pods",
     severity=Severity.MEDIUM,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 
@@ -77,7 +78,7 @@ _hpa = Rule(
     "fight on every apply (server-side apply resets the autoscaler's count).",
     remediation="set either services.<name>.replicas or autoscaling, not both",
     severity=Severity.MEDIUM,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 

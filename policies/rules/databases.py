@@ -16,6 +16,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
+    EXEMPT_WORKLOADS,
     Rule,
     dig,
     integer,
@@ -26,7 +27,6 @@ from ._support import (
     namespace_of,
     number,
     of_kind,
-    string_list,
     text,
     truthy,
     workloads,
@@ -43,7 +43,7 @@ _per_service = Rule(
     "credentials secret to it (infra/env.py does this from the catalog)",
     severity=Severity.HIGH,
     knobs={
-        "exempt": string_list([], "Workload names this rule does not apply to."),
+        "exempt": EXEMPT_WORKLOADS,
     },
 )
 

@@ -18,13 +18,12 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, Severity
 
-from ._support import Rule, dig, integer, items, name_of, number, of_kind, string_list, text, workloads
+from ._support import EXEMPT_WORKLOADS, Rule, dig, integer, items, name_of, number, of_kind, text, workloads
 
 JETSTREAM = "jetstream.nats.io"
 CONSUMES_ANNOTATION = "vinylhound.dev/consumes"
 #: The NACK CRD's default when ``spec.replicas`` is not set.
 CRD_DEFAULT_REPLICAS = 1.0
-_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
 
 
 def consumed_subjects(annotations: Mapping[str, str]) -> list[str]:
@@ -59,7 +58,7 @@ _durable = Rule(
     remediation="declare the event under the workload's `consumes` in infra/catalog.py so the event bus "
     "derives a NACK Consumer (durableName: <workload>, filterSubject: <subject>, ackPolicy: explicit)",
     severity=Severity.HIGH,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
+    EXEMPT_WORKLOADS,
     Rule,
     Workload,
     dig,
@@ -36,7 +37,6 @@ from ._support import (
 
 NETWORKING = "networking.istio.io"
 SECURITY = "security.istio.io"
-_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
 
 
 def uses_istio(resources: Sequence[PolicyResource]) -> bool:
@@ -79,7 +79,7 @@ _breaker = Rule(
     remediation="declare a DestinationRule for the service host with trafficPolicy.outlierDetection "
     "and trafficPolicy.connectionPool",
     severity=Severity.HIGH,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 
@@ -145,7 +145,7 @@ _mtls = Rule(
     severity=Severity.HIGH,
     knobs={
         "rootNamespace": string_list(["istio-system"], "Istio root namespaces (mesh-wide policy)."),
-        "exempt": _EXEMPT,
+        "exempt": EXEMPT_WORKLOADS,
     },
 )
 

@@ -9,6 +9,7 @@ from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
     CORE,
+    EXEMPT_WORKLOADS,
     Rule,
     dig,
     in_namespace,
@@ -30,7 +31,7 @@ _coverage = Rule(
     "the traffic the catalog allows reaches them (default deny).",
     remediation="declare a NetworkPolicy whose podSelector matches the workload's pods",
     severity=Severity.HIGH,
-    knobs={"exempt": string_list([], "Workload names this rule does not apply to.")},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
+    EXEMPT_WORKLOADS,
     NAME_LABEL,
     Rule,
     Workload,
@@ -29,7 +30,6 @@ from ._support import (
     releases,
     selects,
     services_of,
-    string_list,
     text,
     uses_group,
     workloads,
@@ -38,7 +38,6 @@ from ._support import (
 MONITORING = "monitoring.coreos.com"
 TRACING_CHARTS = ("jaeger", "opentelemetry-collector", "tempo")
 OTEL_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-_EXEMPT = string_list([], "Workload names (app.kubernetes.io/name) this rule does not apply to.")
 
 
 def has_tracing(resources: Sequence[PolicyResource]) -> bool:
@@ -60,7 +59,7 @@ _tracing = Rule(
     remediation="contribute OTEL_EXPORTER_OTLP_ENDPOINT (the collector's OTLP address) to every "
     "workload through WorkloadExtras.env",
     severity=Severity.MEDIUM,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 
@@ -108,7 +107,7 @@ _scraping = Rule(
     remediation="declare a PodMonitor (sidecar metrics) or ServiceMonitor whose selector.matchLabels "
     "match the workload's pods or Service",
     severity=Severity.MEDIUM,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 
@@ -129,7 +128,7 @@ _alerts = Rule(
     remediation="declare a PrometheusRule for the workload (label app.kubernetes.io/name) with alerts "
     "on errors, latency and availability",
     severity=Severity.MEDIUM,
-    knobs={"exempt": _EXEMPT},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 

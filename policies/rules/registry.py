@@ -16,6 +16,7 @@ from typing import Any
 from pulumi_policy import PolicyResource, Severity
 
 from ._support import (
+    EXEMPT_WORKLOADS,
     Rule,
     Workload,
     dig,
@@ -23,7 +24,6 @@ from ._support import (
     mapping,
     releases,
     services_of,
-    string_list,
     text,
     truthy,
     workloads,
@@ -39,7 +39,7 @@ _registry = Rule(
     remediation="enable syncCatalog in the Consul release values (default true, namespace allowed) "
     "or annotate the Service consul.hashicorp.com/service-sync: 'true'",
     severity=Severity.MEDIUM,
-    knobs={"exempt": string_list([], "Workload names this rule does not apply to.")},
+    knobs={"exempt": EXEMPT_WORKLOADS},
 )
 
 
