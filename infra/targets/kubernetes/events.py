@@ -275,42 +275,48 @@ def deploy_events(
         opts=in_nats,
     )
 
-    account = custom_resource(
-        "nats-account",
-        {
-            "apiVersion": JETSTREAM_API,
-            "kind": "Account",
-            "metadata": {"name": CONTROLLER_ACCOUNT, "namespace": ns, "labels": common},
-            "spec": {
-                "name": CONTROLLER_ACCOUNT,
-                "servers": [nats_url(ns)],
-                "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
+    def jetstream(
+        resource_name: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
+    ) -> k8s.apiextensions.CustomResource:
+        """A NACK object in the NATS namespace; it waits for the release that installs the CRDs."""
+        return custom_resource(
+            resource_name,
+            {
+                "apiVersion": JETSTREAM_API,
+                "kind": kind,
+                "metadata": {"name": name, "namespace": ns, "labels": common},
+                "spec": spec,
             },
+            pulumi.ResourceOptions(depends_on=[nack_release, *after]),
+        )
+
+    account = jetstream(
+        "nats-account",
+        "Account",
+        CONTROLLER_ACCOUNT,
+        {
+            "name": CONTROLLER_ACCOUNT,
+            "servers": [nats_url(ns)],
+            "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
         },
-        pulumi.ResourceOptions(depends_on=[nack_release, controller_secret]),
+        [controller_secret],
     )
     resources = EventBusResources(bus=bus, nats_release=nats_release, nack_release=nack_release)
     for stream in bus.streams:
-        resources.streams[stream.name] = custom_resource(
+        resources.streams[stream.name] = jetstream(
             f"stream-{stream.resource_name}",
-            {
-                "apiVersion": JETSTREAM_API,
-                "kind": "Stream",
-                "metadata": {"name": stream.resource_name, "namespace": ns, "labels": common},
-                "spec": stream.cr_spec(account=CONTROLLER_ACCOUNT),
-            },
-            pulumi.ResourceOptions(depends_on=[nack_release, account]),
+            "Stream",
+            stream.resource_name,
+            stream.cr_spec(account=CONTROLLER_ACCOUNT),
+            [account],
         )
     for consumer in bus.consumers:
-        resources.consumers[consumer.resource_name] = custom_resource(
+        resources.consumers[consumer.resource_name] = jetstream(
             f"consumer-{consumer.resource_name}",
-            {
-                "apiVersion": JETSTREAM_API,
-                "kind": "Consumer",
-                "metadata": {"name": consumer.resource_name, "namespace": ns, "labels": common},
-                "spec": consumer.cr_spec(account=CONTROLLER_ACCOUNT),
-            },
-            pulumi.ResourceOptions(depends_on=[nack_release, account, resources.streams[consumer.stream]]),
+            "Consumer",
+            consumer.resource_name,
+            consumer.cr_spec(account=CONTROLLER_ACCOUNT),
+            [account, resources.streams[consumer.stream]],
         )
 
     after_monitoring = pulumi.ResourceOptions(depends_on=[nats_release, *monitoring])
