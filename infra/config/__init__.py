@@ -1,0 +1,332 @@
+"""Typed stack configuration: the one place that knows what a stack file may say.
+
+A stack file holds one structured key, ``vinylhound:platform``. It is parsed into
+``PlatformConfig`` (strict: unknown keys are rejected, models are frozen), then the
+per-environment rules run. Every problem is reported at once as
+``stacks/Pulumi.<stack>.yaml: vinylhound:platform.<path>: <message>`` and nothing is registered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from infra import catalog
+from infra.config.databases import (
+    BACKUP_REQUIRED,
+    MIN_DB_INSTANCES,
+    BackupTarget,
+    DatabasesConfig,
+    DatabaseStorage,
+    ExternalDatabase,
+    MigrationPhase,
+    RestoreFrom,
+    database_rules,
+)
+from infra.config.events import (
+    EventsConfig,
+    event_rules,
+)
+from infra.config.observability import (
+    DEFAULT_SAMPLING_PERCENT,
+    AlertThresholds,
+    Metrics,
+    ObservabilityConfig,
+    TraceBackend,
+    TraceStorage,
+    Tracing,
+    observability_rules,
+)
+from infra.config.targets import (
+    DOCKER_KEYS,
+    DOCKER_WORKLOAD_KEYS,
+    target_rules,
+)
+from infra.config.traffic import (
+    REGISTRY_REPLICAS,
+    CircuitBreaker,
+    EdgeConfig,
+    RegistryConfig,
+    RoutePolicy,
+    TrafficConfig,
+    cutover_rules,
+    traffic_rules,
+)
+from infra.config.types import (
+    MIN_REPLICAS,
+    ByteSize,
+    ChartVersion,
+    CpuQuantity,
+    DnsLabel,
+    Duration,
+    Environment,
+    Hostname,
+    ImageDigest,
+    ImageTag,
+    MemoryQuantity,
+    Model,
+    Percent,
+    PinnedImage,
+    Problem,
+    PromDuration,
+    Registry,
+    StorageSize,
+    Target,
+    Url,
+    duration_seconds,
+    quantity_bytes,
+)
+from infra.config.workloads import (
+    Autoscaling,
+    ChartVersions,
+    Cutover,
+    DockerSettings,
+    ImageRef,
+    PlatformImages,
+    ResourceAmounts,
+    Resources,
+    WorkloadConfig,
+)
+
+CONFIG_NAMESPACE = "vinylhound"
+CONFIG_KEY = "platform"
+FULL_KEY = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"
+
+
+def stack_file(stack: str) -> str:
+    """The stack file a stack's config comes from, relative to the repository root."""
+    return f"stacks/Pulumi.{stack}.yaml"
+
+
+class PlatformConfig(Model):
+    """Everything a stack says about the platform (the ``vinylhound:platform`` key)."""
+
+    environment: Environment
+    target: Target = "kubernetes"
+    namespace: DnsLabel = "vinylhound"
+    domain: Hostname
+    image_registry: Registry
+    #: Default: ``https://<domain>`` only.
+    cors_allowed_origins: tuple[str, ...] | None = None
+    services: dict[str, WorkloadConfig]
+    #: The monolith's Spotify client id (not secret); its secret is ``vinylhound:spotifyClientSecret``.
+    spotify_client_id: str | None = None
+    charts: ChartVersions = ChartVersions()
+    traffic: TrafficConfig = TrafficConfig()
+    #: Only for ``target: docker``; default there: ``DockerSettings()``.
+    docker: DockerSettings | None = None
+    #: Kubernetes only: tracing, metrics and alerting (see ``ObservabilityConfig``).
+    observability: ObservabilityConfig = ObservabilityConfig()
+    events: EventsConfig = EventsConfig()
+    databases: DatabasesConfig = DatabasesConfig()
+
+    def docker_settings(self) -> DockerSettings:
+        """The docker settings in force (the defaults when the stack sets none)."""
+        return self.docker or DockerSettings()
+
+    def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
+        """The enabled workloads with their settings, in catalog order."""
+        return [
+            (w, self.services[w.name])
+            for w in catalog.WORKLOADS
+            if w.name in self.services and self.services[w.name].enabled
+        ]
+
+    def replicas(self, name: str) -> int:
+        """The replica count a workload runs with (its setting or the environment minimum)."""
+        configured = self.services[name].replicas
+        return configured if configured is not None else MIN_REPLICAS[self.environment]
+
+    def event_cluster_size(self) -> int:
+        """NATS servers (and stream replicas): the setting, else 1 in local/dev and 3 elsewhere."""
+        configured = self.events.cluster_size
+        if configured is not None:
+            return configured
+        return 1 if self.environment in ("local", "dev") else 3
+
+    def is_enabled(self, name: str) -> bool:
+        """Whether workload ``name`` is deployed in this stack."""
+        svc = self.services.get(name)
+        return svc is not None and svc.enabled
+
+    def registry_replicas(self) -> int:
+        """Consul server replicas (the setting or the environment default)."""
+        configured = self.traffic.registry.server_replicas
+        return configured if configured is not None else REGISTRY_REPLICAS[self.environment]
+
+    def origins(self) -> tuple[str, ...]:
+        """The CORS origins the services allow."""
+        return self.cors_allowed_origins or (f"https://{self.domain}",)
+
+
+class ConfigError(Exception):
+    """A stack's config is invalid. ``str()`` is one ``file: key.path: message`` line per problem."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.render())
+
+    def lines(self) -> list[str]:
+        """The problems, one printable line each."""
+        return [
+            f"{self.source}: {FULL_KEY}{'.' + p.path if p.path else ''}: {p.message}" for p in self.problems
+        ]
+
+    def render(self) -> str:
+        """All problem lines joined by newlines."""
+        return "\n".join(self.lines())
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _pydantic_problems(err: ValidationError) -> list[Problem]:
+    problems = []
+    for e in err.errors():
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(_loc(e["loc"]), message))
+    return problems
+
+
+def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Cross-field and per-environment rules, checked after the shape is valid."""
+    known = set(catalog.names())
+    for name in cfg.services:
+        if name not in known:
+            yield Problem(
+                f"services.{name}", f"unknown workload; the catalog has {', '.join(catalog.names())}"
+            )
+    monolith = cfg.services.get("monolith")
+    if monolith is None or not monolith.enabled:
+        yield Problem("services.monolith", "the monolith must be enabled: it serves every route not cut over")
+
+    minimum = MIN_REPLICAS[cfg.environment]
+    for name, svc in cfg.services.items():
+        if name not in known:
+            continue
+        path = f"services.{name}"
+        if svc.replicas is not None and svc.replicas < minimum:
+            yield Problem(
+                f"{path}.replicas",
+                f"{svc.replicas} is below the {cfg.environment} minimum of {minimum}",
+            )
+        scaling = svc.autoscaling
+        if scaling is not None:
+            if scaling.min_replicas < minimum:
+                yield Problem(
+                    f"{path}.autoscaling.minReplicas",
+                    f"{scaling.min_replicas} is below the {cfg.environment} minimum of {minimum}",
+                )
+            if scaling.max_replicas < scaling.min_replicas:
+                yield Problem(
+                    f"{path}.autoscaling.maxReplicas",
+                    f"{scaling.max_replicas} is below minReplicas ({scaling.min_replicas})",
+                )
+            if svc.replicas is not None:
+                yield Problem(
+                    f"{path}.replicas",
+                    "set either replicas or autoscaling, not both (the autoscaler owns the count)",
+                )
+        elif cfg.environment == "prod" and svc.enabled:
+            yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
+        if svc.image.tag is None and svc.image.digest is None:
+            yield Problem(f"{path}.image", "pin the image with a tag or a digest")
+        yield from cutover_rules(name, svc)
+    yield from traffic_rules(cfg)
+    yield from observability_rules(cfg)
+    yield from event_rules(cfg)
+    yield from database_rules(cfg)
+
+
+def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
+    """Validate the raw ``vinylhound:platform`` value; raise ``ConfigError`` listing every problem."""
+    if raw is None:
+        raise ConfigError(source, [Problem("", "missing; every stack must set this key")])
+    if not isinstance(raw, Mapping):
+        raise ConfigError(source, [Problem("", "must be a mapping")])
+    try:
+        cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
+    except ValidationError as err:
+        raise ConfigError(source, _pydantic_problems(err)) from None
+    problems = [*_rules(cfg), *target_rules(cfg)]
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+__all__ = [
+    "BACKUP_REQUIRED",
+    "CONFIG_KEY",
+    "CONFIG_NAMESPACE",
+    "DEFAULT_SAMPLING_PERCENT",
+    "DOCKER_KEYS",
+    "DOCKER_WORKLOAD_KEYS",
+    "FULL_KEY",
+    "MIN_DB_INSTANCES",
+    "MIN_REPLICAS",
+    "REGISTRY_REPLICAS",
+    "AlertThresholds",
+    "Autoscaling",
+    "BackupTarget",
+    "ByteSize",
+    "ChartVersion",
+    "ChartVersions",
+    "CircuitBreaker",
+    "ConfigError",
+    "CpuQuantity",
+    "Cutover",
+    "DatabaseStorage",
+    "DatabasesConfig",
+    "DnsLabel",
+    "DockerSettings",
+    "Duration",
+    "EdgeConfig",
+    "Environment",
+    "EventsConfig",
+    "ExternalDatabase",
+    "Hostname",
+    "ImageDigest",
+    "ImageRef",
+    "ImageTag",
+    "MemoryQuantity",
+    "Metrics",
+    "MigrationPhase",
+    "Model",
+    "ObservabilityConfig",
+    "Percent",
+    "PinnedImage",
+    "PlatformConfig",
+    "PlatformImages",
+    "Problem",
+    "PromDuration",
+    "Registry",
+    "RegistryConfig",
+    "ResourceAmounts",
+    "Resources",
+    "RestoreFrom",
+    "RoutePolicy",
+    "StorageSize",
+    "Target",
+    "TraceBackend",
+    "TraceStorage",
+    "Tracing",
+    "TrafficConfig",
+    "Url",
+    "WorkloadConfig",
+    "cutover_rules",
+    "database_rules",
+    "duration_seconds",
+    "event_rules",
+    "observability_rules",
+    "parse_platform_config",
+    "quantity_bytes",
+    "stack_file",
+    "target_rules",
+    "traffic_rules",
+]

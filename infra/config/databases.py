@@ -1,0 +1,174 @@
+"""Database settings (CloudNativePG clusters, backups, restores, migration phases) and their rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field
+
+from infra import catalog, migration, schema
+from infra.config.types import (
+    _CNPG_CRON,
+    _OBJECT_STORE,
+    _PG_PARAMETER,
+    _RETENTION,
+    DnsLabel,
+    Hostname,
+    Model,
+    PinnedImage,
+    Problem,
+    StorageSize,
+    Url,
+    _matching,
+)
+from infra.config.workloads import ResourceAmounts, Resources
+
+if TYPE_CHECKING:
+    from infra.config import PlatformConfig
+
+
+#: PostgreSQL instances per database (primary + read replicas): the default and the minimum.
+MIN_DB_INSTANCES: dict[str, int] = {"local": 1, "dev": 1, "staging": 2, "prod": 3}
+
+#: Environments whose databases must have backups.
+BACKUP_REQUIRED: frozenset[str] = frozenset({"staging", "prod"})
+
+
+# --- databases -------------------------------------------------------------------------------
+
+MigrationPhase = Literal["not-started", "replicating", "cut-over", "rolled-back"]
+
+
+class DatabaseStorage(Model):
+    """The volume of each PostgreSQL instance. Default: 1Gi of the cluster's default class."""
+
+    size: StorageSize = "1Gi"
+    #: Default: the cluster's default StorageClass.
+    storage_class: Hostname | None = None
+
+
+class BackupTarget(Model):
+    """Where and when CloudNativePG backs up (Barman to an object store) and how long it keeps.
+
+    ``credentials_secret`` is an existing Secret in the namespace with the keys
+    ``ACCESS_KEY_ID`` and ``ACCESS_SECRET_KEY``. Each cluster writes below
+    ``destination_path`` in a folder named after it.
+    """
+
+    destination_path: Annotated[str, _matching(_OBJECT_STORE, "object store path (s3://, gs://, https://)")]
+    #: Default: the provider's own endpoint (set it for MinIO and other S3-compatible stores).
+    endpoint_url: Url | None = None
+    credentials_secret: DnsLabel
+    #: Six-field cron (seconds first). Default: every day at 03:00.
+    schedule: Annotated[str, _matching(_CNPG_CRON, "six-field cron schedule (seconds first)")] = "0 0 3 * * *"
+    #: Default: keep 30 days of backups and WAL.
+    retention: Annotated[str, _matching(_RETENTION, "retention (e.g. 30d, 4w, 6m)")] = "30d"
+
+
+class RestoreFrom(Model):
+    """Bootstrap a database from a backup instead of an empty ``initdb`` (disaster recovery)."""
+
+    #: Name of a CloudNativePG ``Backup`` object in the namespace.
+    backup: DnsLabel
+
+
+class ExternalDatabase(Model):
+    """A monolith database the platform does not run (a managed service, say).
+
+    ``secret`` is an existing Secret in the namespace with the keys ``username``, ``password``
+    and ``uri`` (a libpq URL). Replication out of it logs in as ``replication_user`` with that
+    Secret's password; the role needs the REPLICATION attribute and read access to the tables.
+    """
+
+    host: Hostname
+    secret: DnsLabel
+    port: int = Field(default=5432, ge=1, le=65535)
+    database: str = "vinylhound"
+    replication_user: str = "vinylhound"
+
+
+def _default_db_resources() -> Resources:
+    return Resources(
+        requests=ResourceAmounts(cpu="250m", memory="512Mi"),
+        limits=ResourceAmounts(cpu="1", memory="1Gi"),
+    )
+
+
+class DatabasesConfig(Model):
+    """One CloudNativePG cluster per workload that owns tables, and the split of the monolith."""
+
+    #: Instances per cluster, primary included. Default: dev 1, staging 2, prod 3.
+    instances: int | None = Field(default=None, ge=1)
+    storage: DatabaseStorage = DatabaseStorage()
+    #: Default: 250m/512Mi requested, 1 CPU/1Gi limit per instance.
+    resources: Resources = Field(default_factory=_default_db_resources)
+    #: Extra postgresql.conf settings for every cluster (``wal_level`` is always ``logical``).
+    parameters: dict[str, str] = Field(default_factory=dict)
+    #: The PostgreSQL image of the clusters and of the migration Jobs (they run its psql).
+    image: PinnedImage = (
+        "ghcr.io/cloudnative-pg/postgresql:17.6"
+        "@sha256:30b304a2e300ed80b6d1b740e4369e9b0f25599fb518de78c01fd9f25531791b"
+    )
+    #: Default: no backups. Required in staging and prod.
+    backup: BackupTarget | None = None
+    #: Per workload: bootstrap its database from a named backup. Default: none (initdb).
+    restore: dict[str, RestoreFrom] = Field(default_factory=dict)
+    #: Per service: where moving its tables out of the monolith stands. Default: not-started.
+    migration: dict[str, MigrationPhase] = Field(default_factory=dict)
+    #: Default: the platform runs the monolith's database too.
+    external_monolith: ExternalDatabase | None = None
+    #: Apply the generated monolith schema (idempotent) to the platform-run monolith database, for
+    #: new environments. Turn off where the monolith's own migrations manage that schema.
+    init_monolith_schema: bool = True
+
+    def instances_for(self, environment: str) -> int:
+        """The instance count of every cluster in ``environment``."""
+        return self.instances if self.instances is not None else MIN_DB_INSTANCES[environment]
+
+    def phase(self, workload: str) -> MigrationPhase:
+        """The migration phase of ``workload`` (``not-started`` unless configured)."""
+        return self.migration.get(workload, "not-started")
+
+
+def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Instances, backups, restores, migration phases, and the catalog's table ownership."""
+    for table, message in migration.ownership_problems(catalog.WORKLOADS, schema.TABLES):
+        yield Problem(f"databases.tables.{table}", message)
+    dbs, env = cfg.databases, cfg.environment
+    minimum = MIN_DB_INSTANCES[env]
+    if dbs.instances is not None and dbs.instances < minimum:
+        yield Problem(
+            "databases.instances",
+            f"{dbs.instances} is below the {env} minimum of {minimum} (a primary and {minimum - 1} replicas)",
+        )
+    if dbs.backup is None and env in BACKUP_REQUIRED:
+        yield Problem("databases.backup", f"{env} requires backups: set a backup target")
+    for key in dbs.parameters:
+        if not _PG_PARAMETER.match(key):
+            yield Problem(f"databases.parameters.{key}", "not a PostgreSQL parameter name")
+    owners = {w.name for w in catalog.WORKLOADS if w.database is not None}
+    for name in dbs.restore:
+        if name not in owners:
+            yield Problem(
+                f"databases.restore.{name}",
+                f"no database to restore; workloads with one: {', '.join(sorted(owners))}",
+            )
+        elif name == "monolith" and dbs.external_monolith is not None:
+            yield Problem(
+                "databases.restore.monolith", "the monolith's database is external; restore it there"
+            )
+        if dbs.backup is None:
+            yield Problem(
+                f"databases.restore.{name}", "restoring needs databases.backup (where the backup is)"
+            )
+    enabled = {w.name for w, _ in cfg.enabled()}
+    services = {w.name for w in catalog.WORKLOADS if w.database is not None and w.role == "service"}
+    for name, phase in dbs.migration.items():
+        if name not in services:
+            yield Problem(
+                f"databases.migration.{name}",
+                f"not a service that owns tables; those are {', '.join(sorted(services))}",
+            )
+        elif phase != "not-started" and name not in enabled:
+            yield Problem(f"databases.migration.{name}", f"{phase} needs {name} enabled in services")

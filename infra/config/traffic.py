@@ -1,0 +1,142 @@
+"""Traffic settings: the Istio edge, circuit breakers, retries, the Consul registry, cutover rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field
+
+from infra import catalog
+from infra.config.types import (
+    DnsLabel,
+    Duration,
+    Model,
+    Percent,
+    Problem,
+    duration_seconds,
+)
+from infra.config.workloads import WorkloadConfig
+
+if TYPE_CHECKING:
+    from infra.config import PlatformConfig
+
+
+# --- traffic: Istio mesh, edge, circuit breakers, Consul registry ----------------------------
+
+
+class EdgeConfig(Model):
+    """The Istio ingress Gateway for the stack's domain.
+
+    TLS terminates at the gateway with the certificate in ``tlsSecret`` (a ``kubernetes.io/tls``
+    Secret in the ``istio-ingress`` namespace, provisioned outside this program). Port 80 only
+    redirects to HTTPS unless ``allowPlainHttp`` is set, which prod refuses.
+    """
+
+    tls_secret: DnsLabel = "vinylhound-tls"
+    allow_plain_http: bool = False
+
+
+class CircuitBreaker(Model):
+    """Outlier detection and connection-pool limits of a workload's DestinationRule.
+
+    Defaults: eject a pod after 5 consecutive 5xx (checked every 10 s) for 30 s, at most half
+    of the pods at once; 100 TCP connections, 100 pending HTTP/1 requests, 1000 concurrent
+    requests and a 2 s connect timeout per destination pod set.
+    """
+
+    consecutive_5xx_errors: int = Field(default=5, ge=1, alias="consecutive5xxErrors")
+    interval: Duration = "10s"
+    base_ejection_time: Duration = "30s"
+    max_ejection_percent: Percent = 50
+    max_connections: int = Field(default=100, ge=1)
+    max_pending_requests: int = Field(default=100, ge=1)
+    max_requests: int = Field(default=1000, ge=1)
+    connect_timeout: Duration = "2s"
+
+
+class RoutePolicy(Model):
+    """Timeout and retries of every HTTP route (edge and mesh).
+
+    Default: 15 s per request, the reference gateway's read/write timeout; up to 2 retries of
+    5 s each on 5xx, reset and connect-failure.
+    """
+
+    timeout: Duration = "15s"
+    retry_attempts: int = Field(default=2, ge=0, le=5)
+    per_try_timeout: Duration = "5s"
+
+
+class RegistryConfig(Model):
+    """The Consul service registry. ``serverReplicas`` default: 1 in dev, 3 in staging and prod."""
+
+    server_replicas: int | None = Field(default=None, ge=1)
+
+
+class TrafficConfig(Model):
+    """The Istio mesh, the edge, per-service traffic policy and the Consul registry."""
+
+    edge: EdgeConfig = EdgeConfig()
+    #: Mesh-wide mTLS for the workloads' namespace. PERMISSIVE is allowed in dev only.
+    mtls: Literal["STRICT", "PERMISSIVE"] = "STRICT"
+    circuit_breaker: CircuitBreaker = CircuitBreaker()
+    #: Per-workload replacements of ``circuitBreaker`` (whole model, by workload name).
+    circuit_breaker_overrides: dict[str, CircuitBreaker] = Field(default_factory=dict)
+    routes: RoutePolicy = RoutePolicy()
+    registry: RegistryConfig = RegistryConfig()
+
+    def breaker(self, workload: str) -> CircuitBreaker:
+        """The circuit breaker for ``workload``."""
+        return self.circuit_breaker_overrides.get(workload, self.circuit_breaker)
+
+
+#: Consul server replicas when the stack does not say (quorum of three outside dev).
+REGISTRY_REPLICAS: dict[str, int] = {"local": 1, "dev": 1, "staging": 3, "prod": 3}
+
+
+def cutover_rules(name: str, svc: WorkloadConfig) -> Iterator[Problem]:
+    cut = svc.cutover
+    path = f"services.{name}.cutover"
+    if cut.weight == 0 and not cut.mirror:
+        return
+    if catalog.workload(name).role != "service":
+        yield Problem(path, f"only extracted services have a cutover; {name} is not one")
+    elif not svc.enabled:
+        what = f"weight {cut.weight}" if cut.weight else "mirroring"
+        yield Problem(path, f"{what} on a disabled service would send traffic nowhere; enable it or set 0")
+    if cut.mirror and cut.weight:
+        yield Problem(
+            f"{path}.mirror",
+            f"mirroring is shadow testing at weight 0, but the weight is {cut.weight}; "
+            "turn mirror off or set the weight to 0",
+        )
+
+
+def traffic_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    traffic = cfg.traffic
+    if traffic.edge.allow_plain_http and cfg.environment == "prod":
+        yield Problem("traffic.edge.allowPlainHttp", "prod serves HTTPS only")
+    if traffic.mtls != "STRICT" and cfg.environment != "dev":
+        yield Problem(
+            "traffic.mtls", f"{traffic.mtls} mTLS is allowed in dev only; {cfg.environment} is STRICT"
+        )
+    known = set(catalog.names())
+    for name in traffic.circuit_breaker_overrides:
+        if name not in known:
+            yield Problem(f"traffic.circuitBreakerOverrides.{name}", "unknown workload")
+    routes = traffic.routes
+    if duration_seconds(routes.per_try_timeout) > duration_seconds(routes.timeout):
+        yield Problem(
+            "traffic.routes.perTryTimeout",
+            f"{routes.per_try_timeout} is longer than the route timeout {routes.timeout}",
+        )
+    replicas = cfg.registry_replicas()
+    if replicas % 2 == 0:
+        yield Problem(
+            "traffic.registry.serverReplicas",
+            f"{replicas} Consul servers cannot hold a majority; use an odd number",
+        )
+    if cfg.environment in ("staging", "prod") and replicas < 3:
+        yield Problem(
+            "traffic.registry.serverReplicas", f"{replicas} is below the {cfg.environment} minimum of 3"
+        )
