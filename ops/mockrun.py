@@ -32,9 +32,23 @@ _UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 # Stand-in outputs of providers that compute values, so dependent inputs are deterministic.
 _COMPUTED_OUTPUTS: dict[str, dict[str, Any]] = {
-    "random:index/randomPassword:RandomPassword": {"result": MASK, "bcryptHash": MASK},
     "random:index/randomString:RandomString": {"result": "generated"},
 }
+
+#: Generated secrets: each gets a value of its own, returned as a secret exactly as the real
+#: engine returns it (``additionalSecretOutputs``). The values are unique so a test can prove that
+#: none of them reaches any rendered file unmasked.
+_SECRET_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+}
+
+#: Every generated secret value starts with this; nothing rendered may contain it.
+SENTINEL_PREFIX = "vinylhound-offline-secret-"
+
+
+def sentinel(name: str, output: str) -> str:
+    """The stand-in value of one generated secret (unique per resource and output)."""
+    return f"{SENTINEL_PREFIX}{name}-{output}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,8 @@ class _Mocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
         outputs.update(_COMPUTED_OUTPUTS.get(args.typ, {}))
+        for output in _SECRET_OUTPUTS.get(args.typ, ()):
+            outputs[output] = {_SIG_KEY: _SECRET_SIG, "value": sentinel(args.name, output)}
         if args.typ in _IMAGE_ID_FROM_INPUT:
             output, source = _IMAGE_ID_FROM_INPUT[args.typ]
             outputs[output] = args.inputs.get(source)

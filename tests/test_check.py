@@ -106,6 +106,27 @@ def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -
     assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
 
 
+def _findings_about(findings: set[tuple[str, str, str]], policy: str, subject: str) -> list[str]:
+    return [urn for name, level, urn in findings if (name, level) == (policy, "mandatory") and subject in urn]
+
+
+def test_prod_with_a_circuit_breaker_removed_fails_circuit_breaker(pack: PolicyPackProcess) -> None:
+    def remove(inputs: dict[str, Any]) -> None:
+        del inputs["spec"]["trafficPolicy"]["outlierDetection"]
+
+    run = _edit(rendered("prod"), "DestinationRule", "rating-service", remove)
+    assert _findings_about(_check_prod(pack, run), "circuit-breaker", "rating-service")
+
+
+def test_prod_with_backups_off_fails_database_backups(pack: PolicyPackProcess) -> None:
+    def remove(inputs: dict[str, Any]) -> None:
+        inputs["spec"].pop("backup", None)
+
+    run = _drop(rendered("prod"), "ScheduledBackup", "rating-service-db-backup")
+    run = _edit(run, "Cluster", "rating-service-db", remove)
+    assert _findings_about(_check_prod(pack, run), "database-backups", "rating-service-db")
+
+
 def test_prod_without_its_durable_consumer_fails_for_the_consuming_workload(pack: PolicyPackProcess) -> None:
     # The policy reads the program's vinylhound.dev/consumes annotation, not the catalog.
     run = _drop(rendered("prod"), "Consumer", "playlist-service-vinylhound-user")
@@ -156,8 +177,9 @@ def _project_with(tmp_path: Path, stack: str, change: Any) -> Project:
             lambda c: c["services"]["user-service"].update(replicas=1, autoscaling=None),
             "below the prod minimum",
         ),
+        (lambda c: c["databases"].pop("backup"), "prod requires backups"),
     ],
-    ids=["image tag latest", "one replica"],
+    ids=["image tag latest", "one replica", "backups off"],
 )
 def test_prod_config_mutations_fail_the_check_before_anything_renders(
     pack: PolicyPackProcess, tmp_path: Path, change: Any, expected: str
