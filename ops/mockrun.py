@@ -62,6 +62,11 @@ class Registration:
     custom: bool
     dependencies: tuple[str, ...]
     inputs: dict[str, Any]
+    #: Resource options the engine acts on (not written to ``resources.json``).
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    replace_on_changes: tuple[str, ...] = ()
 
     def record(self) -> dict[str, Any]:
         """The ``resources.json`` entry."""
@@ -183,6 +188,10 @@ class _RecordingMonitor(mocks.MockMonitor):
                 custom=bool(request.custom),
                 dependencies=tuple(sorted(set(request.dependencies))),
                 inputs=inputs,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+                replace_on_changes=tuple(request.replaceOnChanges),
             )
             with self._lock:
                 self.registrations.append(registration)

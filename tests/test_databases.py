@@ -163,6 +163,77 @@ def test_a_five_field_backup_schedule_is_rejected() -> None:
     assert "databases.backup.schedule" in line and "six-field" in line
 
 
+def test_wal_level_in_the_parameters_is_rejected_in_one_line() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["parameters"] = {"wal_level": "replica", "work_mem": "16MB"}
+    (line,) = problems(raw)
+    path = "vinylhound:platform.databases.parameters.wal_level"
+    assert line.startswith(f"{SOURCE}: {path}: set by the platform")
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("schedule", "reason"),
+    [
+        ("a b c d e f", "seconds field 'a'"),
+        ("60 0 3 * * *", "seconds field '60' is out of range (0-59)"),
+        ("0 60 3 * * *", "minutes field '60'"),
+        ("0 0 24 * * *", "hours field '24'"),
+        ("0 0 3 0 * *", "day-of-month field '0'"),
+        ("0 0 3 * 13 *", "month field '13'"),
+        ("0 0 3 * foo *", "month field 'foo'"),
+        ("0 0 3 * * 8", "day-of-week field '8'"),
+        ("0 0 3 * * mon-xyz", "day-of-week field 'mon-xyz'"),
+        ("0 0 5-3 * * *", "hours field '5-3' is a backwards range"),
+        ("0 */0 3 * * *", "minutes field '*/0' has a zero step"),
+        ("0 0 3,,4 * * *", "hours field ''"),
+        ("0 0 3 * * * *", "not a six-field cron schedule"),
+    ],
+)
+def test_a_backup_schedule_with_an_invalid_field_is_rejected_naming_the_field(
+    schedule: str, reason: str
+) -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["backup"]["schedule"] = schedule
+    (line,) = problems(raw)
+    assert "databases.backup.schedule" in line and reason in line
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["0 0 3 * * *", "0 */15 9-17 * * mon-fri", "30 5 2 1,15 jan-jun,dec ?", "0 0 0 1-31/2 * 0"],
+)
+def test_valid_six_field_schedules_are_accepted(schedule: str) -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["backup"]["schedule"] = schedule
+    assert parse_platform_config(raw, SOURCE).databases.backup is not None
+
+
+def test_restoring_a_protected_database_is_rejected_with_what_to_do() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
+    (line,) = problems(raw)
+    assert line == (
+        f"{SOURCE}: vinylhound:platform.databases.restore.catalog-service: restoring replaces the cluster, "
+        "which protection refuses: first deploy catalog-service in databases.unprotected on its own, "
+        "then the restore"
+    )
+
+
+def test_restoring_is_allowed_where_databases_are_unprotected_by_default() -> None:
+    raw = stack_raw("dev")
+    raw["databases"]["backup"] = stack_raw("prod")["databases"]["backup"]
+    raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
+    assert "catalog-service" in parse_platform_config(raw, SOURCE).databases.restore
+
+
+def test_unprotecting_a_workload_without_a_database_is_rejected() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["unprotected"] = ["web"]
+    (line,) = problems(raw)
+    assert "databases.unprotected.web: no database to unprotect" in line
+
+
 # --- the component's specs --------------------------------------------------------------------
 
 
@@ -195,6 +266,11 @@ def test_restore_mode_bootstraps_from_the_named_backup_and_archives_elsewhere() 
     assert "initdb" not in spec["bootstrap"]
     assert spec["bootstrap"]["recovery"]["backup"] == {"name": "catalog-2026-11-24"}
     assert spec["backup"]["barmanObjectStore"]["serverName"] != "catalog-service-db"
+
+
+def test_a_user_parameter_cannot_override_the_platforms_wal_level() -> None:
+    params = sdb.cluster_spec(_args(parameters={"wal_level": "replica", "work_mem": "16MB"}))["postgresql"]
+    assert params["parameters"] == {"wal_level": "logical", "work_mem": "16MB"}
 
 
 def test_the_connection_uri_requires_tls_and_escapes_the_password() -> None:
@@ -412,6 +488,7 @@ def test_each_workload_depends_on_its_database_credentials() -> None:
 def test_restore_mode_renders_a_cluster_bootstrapped_from_the_named_backup() -> None:
     raw = stack_raw("prod")
     raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
+    raw["databases"]["unprotected"] = ["catalog-service"]
     clusters = of_kind([manifest(r) for r in run_with(raw).registrations if is_manifest(r)], "Cluster")
     assert clusters["catalog-service-db"]["spec"]["bootstrap"] == {
         "recovery": {
@@ -429,3 +506,71 @@ def test_the_monolith_schema_job_can_be_left_to_the_monoliths_own_migrations() -
     raw["databases"]["initMonolithSchema"] = False
     jobs = of_kind([manifest(r) for r in run_with(raw).registrations if is_manifest(r)], "Job")
     assert "monolith-db-schema" not in jobs and "user-service-db-schema" in jobs
+
+
+# --- deletion guard and restore ---------------------------------------------------------------
+
+GUARDED = ("cluster", "credentials", "replication")
+
+
+def _guarded(run: Run) -> dict[str, tuple[bool, bool]]:
+    """Per database resource (cluster and Secrets): its (protect, retain_on_delete) options."""
+    return {
+        r.name: (r.protect, r.retain_on_delete)
+        for r in run.registrations
+        if r.type in ("kubernetes:postgresql.cnpg.io/v1:Cluster", "kubernetes:core/v1:Secret")
+        and "-db-" in r.name
+        and r.name.rsplit("-", 1)[-1] in GUARDED
+    }
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_outside_dev_every_cluster_and_its_secrets_are_protected_and_retained(stack: str) -> None:
+    guarded = _guarded(rendered(stack))
+    assert {f"{w}-db-cluster" for w in DB_OWNERS} <= guarded.keys()
+    assert {f"{w}-db-credentials" for w in DB_OWNERS} <= guarded.keys()
+    assert set(guarded.values()) == {(True, True)}
+
+
+def test_dev_databases_can_be_deleted() -> None:
+    guarded = _guarded(rendered("dev"))
+    assert guarded and set(guarded.values()) == {(False, False)}
+
+
+def test_the_protect_setting_turns_the_guard_off_everywhere() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["protect"] = False
+    assert set(_guarded(run_with(raw)).values()) == {(False, False)}
+
+
+def test_unprotecting_one_database_lifts_only_its_guard() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["unprotected"] = ["catalog-service"]
+    guarded = _guarded(run_with(raw))
+    lifted = {name for name, options in guarded.items() if options == (False, False)}
+    assert lifted == {"catalog-service-db-cluster", "catalog-service-db-credentials"}
+    assert guarded["rating-service-db-cluster"] == (True, True)
+
+
+def test_the_schedule_and_monitor_are_not_guarded() -> None:
+    run = rendered("prod")
+    assert not registration(run, "catalog-service-db-backup").protect
+    assert not registration(run, "catalog-service-db-monitor").protect
+
+
+def test_a_new_recovery_source_replaces_the_cluster_deleting_the_old_one_first() -> None:
+    for w in DB_OWNERS:
+        cluster = registration(rendered("prod"), f"{w}-db-cluster")
+        assert cluster.replace_on_changes == ("spec.bootstrap.recovery",)
+        assert cluster.delete_before_replace
+    # The path the engine compares exists in what is registered, where the restore puts it.
+    raw = stack_raw("prod")
+    raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
+    raw["databases"]["unprotected"] = ["catalog-service"]
+    inputs = registration(run_with(raw), "catalog-service-db-cluster").inputs
+    assert inputs["spec"]["bootstrap"]["recovery"]["backup"]["name"] == "catalog-service-db-20261124"
+
+
+def test_resources_json_keeps_its_shape() -> None:
+    record = registration(rendered("prod"), "catalog-service-db-cluster").record()
+    assert set(record) == {"urn", "type", "name", "parent", "dependencies", "inputs"}

@@ -24,10 +24,18 @@ CNPG_API = "postgresql.cnpg.io/v1"
 MONITORING_API = "monitoring.coreos.com/v1"
 #: CloudNativePG labels every instance pod with its cluster's name.
 CLUSTER_LABEL = "cnpg.io/cluster"
+#: CloudNativePG reads ``spec.bootstrap`` only when it creates a cluster. A change of the
+#: recovery source therefore replaces the Cluster (delete first: the new one has the same name).
+#: Only ``recovery`` triggers it: a change of ``initdb`` (an extension added to the catalog) must
+#: not re-create a database.
+REPLACE_ON = ("spec.bootstrap.recovery",)
 #: The instances' metrics port name (CloudNativePG's exporter on 9187).
 METRICS_PORT = "metrics"
 #: Role that may stream logical changes out of this database (replication + read everything).
 REPLICATION_ROLE = "vinylhound_replication"
+#: postgresql.conf settings the platform decides; they win over ``ServiceDatabaseArgs.parameters``.
+#: Logical replication moves tables in and out, so every cluster must allow it.
+PLATFORM_PARAMETERS: Mapping[str, str] = {"wal_level": "logical"}
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,10 @@ class ServiceDatabaseArgs:
     pod_monitor: bool = True
     #: Namespace of the PodMonitor. Default: the database's own namespace.
     monitor_namespace: str | None = None
+    #: Guard the data: Pulumi refuses to delete or replace the Cluster and its credentials
+    #: Secrets (``protect``), and leaves them in Kubernetes if they leave the program or the state
+    #: (``retain_on_delete``). Lift it in one update before deleting or restoring the database.
+    protect: bool = False
 
     @property
     def rw_host(self) -> str:
@@ -174,8 +186,8 @@ def cluster_spec(args: ServiceDatabaseArgs) -> KubeObject:
         "primaryUpdateStrategy": "unsupervised",
         "storage": storage,
         "resources": args.resources.to_kube(),
-        # Logical replication moves tables in and out; wal_level must allow it on every cluster.
-        "postgresql": {"parameters": {"wal_level": "logical", **dict(args.parameters)}},
+        # The platform's settings last: a user parameter cannot override them.
+        "postgresql": {"parameters": {**dict(args.parameters), **PLATFORM_PARAMETERS}},
         "bootstrap": _bootstrap(args),
         "enableSuperuserAccess": False,
         "affinity": {
@@ -274,7 +286,14 @@ class ServiceDatabase(pulumi.ComponentResource):
             secrets.append(
                 self._secret(f"{name}-replication", args, args.replication_secret, REPLICATION_ROLE)
             )
-        on_crds = pulumi.ResourceOptions(parent=self, depends_on=[*args.crds, *secrets])
+        on_crds = pulumi.ResourceOptions(
+            parent=self,
+            depends_on=[*args.crds, *secrets],
+            protect=args.protect,
+            retain_on_delete=args.protect,
+            replace_on_changes=list(REPLACE_ON),
+            delete_before_replace=True,
+        )
         self.cluster = custom_resource(
             f"{name}-cluster",
             {
@@ -333,7 +352,7 @@ class ServiceDatabase(pulumi.ComponentResource):
             metadata=metadata(args, k8s_name),
             type="kubernetes.io/basic-auth",
             string_data=data,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
 
     def _pod_monitor(self, name: str, args: ServiceDatabaseArgs) -> None:

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
+from components.kubernetes.service_database import PLATFORM_PARAMETERS
 from infra import catalog, migration, schema
 from infra.config.types import (
-    _CNPG_CRON,
     _OBJECT_STORE,
     _PG_PARAMETER,
     _RETENTION,
+    CnpgCron,
     DnsLabel,
     Hostname,
     Model,
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 #: PostgreSQL instances per database (primary + read replicas): the default and the minimum.
 MIN_DB_INSTANCES: dict[str, int] = {"local": 1, "dev": 1, "staging": 2, "prod": 3}
+
+#: Environments whose databases are guarded against deletion unless ``databases.protect`` says.
+UNPROTECTED_BY_DEFAULT: frozenset[str] = frozenset({"local", "dev"})
 
 #: Environments whose databases must have backups.
 BACKUP_REQUIRED: frozenset[str] = frozenset({"staging", "prod"})
@@ -61,7 +65,7 @@ class BackupTarget(Model):
     endpoint_url: Url | None = None
     credentials_secret: DnsLabel
     #: Six-field cron (seconds first). Default: every day at 03:00.
-    schedule: Annotated[str, _matching(_CNPG_CRON, "six-field cron schedule (seconds first)")] = "0 0 3 * * *"
+    schedule: CnpgCron = "0 0 3 * * *"
     #: Default: keep 30 days of backups and WAL.
     retention: Annotated[str, _matching(_RETENTION, "retention (e.g. 30d, 4w, 6m)")] = "30d"
 
@@ -103,7 +107,8 @@ class DatabasesConfig(Model):
     storage: DatabaseStorage = DatabaseStorage()
     #: Default: 250m/512Mi requested, 1 CPU/1Gi limit per instance.
     resources: Resources = Field(default_factory=_default_db_resources)
-    #: Extra postgresql.conf settings for every cluster (``wal_level`` is always ``logical``).
+    #: Extra postgresql.conf settings for every cluster; ``wal_level`` (always ``logical``) is the
+    #: platform's and is rejected here.
     parameters: dict[str, str] = Field(default_factory=dict)
     #: The PostgreSQL image of the clusters and of the migration Jobs (they run its psql).
     image: PinnedImage = (
@@ -121,6 +126,17 @@ class DatabasesConfig(Model):
     #: Apply the generated monolith schema (idempotent) to the platform-run monolith database, for
     #: new environments. Turn off where the monolith's own migrations manage that schema.
     init_monolith_schema: bool = True
+    #: Guard every CloudNativePG cluster and its credentials against deletion (Pulumi ``protect``
+    #: and ``retainOnDelete``). Default: on, except in local and dev.
+    protect: bool | None = None
+    #: Workloads whose database guard is lifted, to delete or restore that one database; deploy
+    #: the lift on its own first (``pulumi up``), then the deletion or restore.
+    unprotected: list[str] = Field(default_factory=list)
+
+    def protected(self, workload: str, environment: str) -> bool:
+        """Whether ``workload``'s database is guarded against deletion and replacement."""
+        guarded = self.protect if self.protect is not None else environment not in UNPROTECTED_BY_DEFAULT
+        return guarded and workload not in self.unprotected
 
     def instances_for(self, environment: str) -> int:
         """The instance count of every cluster in ``environment``."""
@@ -147,6 +163,12 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     for key in dbs.parameters:
         if not _PG_PARAMETER.match(key):
             yield Problem(f"databases.parameters.{key}", "not a PostgreSQL parameter name")
+        elif key in PLATFORM_PARAMETERS:
+            yield Problem(
+                f"databases.parameters.{key}",
+                f"set by the platform ({key} = {PLATFORM_PARAMETERS[key]}, logical replication needs it); "
+                "remove it",
+            )
     owners = {w.name for w in catalog.WORKLOADS if w.database is not None}
     for name in dbs.restore:
         if name not in owners:
@@ -161,6 +183,18 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
         if dbs.backup is None:
             yield Problem(
                 f"databases.restore.{name}", "restoring needs databases.backup (where the backup is)"
+            )
+        if name in owners and dbs.protected(name, env):
+            yield Problem(
+                f"databases.restore.{name}",
+                f"restoring replaces the cluster, which protection refuses: first deploy {name} "
+                "in databases.unprotected on its own, then the restore",
+            )
+    for name in dbs.unprotected:
+        if name not in owners:
+            yield Problem(
+                f"databases.unprotected.{name}",
+                f"no database to unprotect; workloads with one: {', '.join(sorted(owners))}",
             )
     enabled = {w.name for w, _ in cfg.enabled()}
     services = {w.name for w in catalog.WORKLOADS if w.database is not None and w.role == "service"}

@@ -34,9 +34,69 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 _STORAGE = re.compile(r"^[0-9]+(Mi|Gi|Ti)$")
 _OBJECT_STORE = re.compile(r"^(s3|gs|https)://[^\s]+$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
-# CloudNativePG schedules have six fields: seconds first.
-_CNPG_CRON = re.compile(r"^\S+( \S+){5}$")
 _PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
+
+
+# CloudNativePG schedules (robfig/cron with seconds): six fields, seconds first.
+_CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("seconds", 0, 59, ()),
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day-of-week", 0, 6, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+_CRON_TERM = re.compile(r"^(?:(\*|\?)|([0-9a-z]+)(?:-([0-9a-z]+))?)(?:/([0-9]+))?$")
+
+
+def _cron_value(token: str, low: int, high: int, names: tuple[str, ...]) -> int | None:
+    if token.isdigit():
+        value = int(token)
+    elif token in names:
+        value = names.index(token) + low
+    else:
+        return None
+    return value if low <= value <= high else None
+
+
+def _cron_field_problem(text: str, low: int, high: int, names: tuple[str, ...]) -> str | None:
+    """Why one cron field is invalid (``None`` if it is valid): lists of ``*``, ``?``, values,
+    ranges, each with an optional ``/step``."""
+    for term in text.lower().split(","):
+        match = _CRON_TERM.match(term)
+        if match is None:
+            return f"{term!r} is not *, ?, a value, a range or a step"
+        wildcard, start, end, step = match.groups()
+        if step is not None and int(step) == 0:
+            return f"{term!r} has a zero step"
+        if wildcard is not None:
+            continue
+        first = _cron_value(start, low, high, names)
+        last = first if end is None else _cron_value(end, low, high, names)
+        if first is None or last is None:
+            allowed = f"{low}-{high}" + (f" or {names[0]}-{names[-1]}" if names else "")
+            return f"{term!r} is out of range ({allowed})"
+        if last < first:
+            return f"{term!r} is a backwards range"
+    return None
+
+
+def _cnpg_cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != len(_CRON_FIELDS):
+        raise ValueError(
+            f"{value!r} is not a six-field cron schedule "
+            "(seconds minutes hours day-of-month month day-of-week, e.g. '0 0 3 * * *')"
+        )
+    for text, (what, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        problem = _cron_field_problem(text, low, high, names)
+        if problem is not None:
+            raise ValueError(f"{value!r}: {what} field {problem}")
+    return value
+
+
+#: A CloudNativePG ``ScheduledBackup`` schedule: six validated cron fields, seconds first.
+CnpgCron = Annotated[str, AfterValidator(_cnpg_cron)]
 
 
 def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:

@@ -219,6 +219,7 @@ def deploy_databases(
             crds=[operator],
             monitoring_crds=monitoring_crds,
             monitor_namespace=monitoring_namespace,
+            protect=dbs.protected(w.name, cfg.environment),
         )
         db = ServiceDatabase(f"{w.name}-db", args, opts=opts)
         result.clusters[w.name] = db
