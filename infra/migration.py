@@ -27,7 +27,7 @@ from infra.catalog import Workload
 from infra.schema import Table
 
 Side = Literal["monolith", "service", "both"]
-StepKind = Literal["execute", "wait", "verify"]
+StepKind = Literal["execute", "wait", "verify", "require"]
 
 #: Session settings that make ``row::text`` render identically on every server.
 CHECK_SETTINGS = (
@@ -425,12 +425,18 @@ def consistency_check_sql(tables: Sequence[Table]) -> str:
 @dataclass(frozen=True)
 class Step:
     """One step of a plan. ``execute`` runs ``sql``; ``wait`` polls ``sql`` until it returns true;
-    ``verify`` runs ``sql`` on both databases and requires equal results."""
+    ``verify`` runs ``sql`` on both databases and requires equal results; ``require`` runs ``sql``
+    once and fails the plan (naming the step) unless it returns true.
+
+    ``undo`` (on ``side``) reverts the step if a later step fails; ``commit`` marks the step after
+    which the plan no longer undoes anything (the move is then decided)."""
 
     name: str
     side: Side
     kind: StepKind
     sql: str
+    undo: str | None = None
+    commit: bool = False
 
 
 def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = "") -> list[Step]:
@@ -451,20 +457,72 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     ]
 
 
+def fenced_sql(tables: Sequence[Table]) -> str:
+    """True where every one of ``tables`` carries the write fence (a cutover already happened)."""
+    names = ", ".join(literal(t.name) for t in tables)
+    return (
+        "SELECT count(*) = "
+        f"{len(tables)} FROM pg_trigger WHERE tgname = 'vinylhound_write_fence' AND tgrelid IN "
+        f"(SELECT to_regclass(n) FROM unnest(ARRAY[{names}]) AS n);"
+    )
+
+
+def subscribing_sql(names: ReplicationNames, back: ReplicationNames) -> str:
+    """True on the service while it subscribes to the monolith with an enabled subscription, or
+    once the cutover happened (the service then publishes back)."""
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = {literal(names.subscription)}"
+        f" AND subdbid = {_THIS_DB} AND subenabled) "
+        f"OR EXISTS (SELECT 1 FROM pg_publication WHERE pubname = {literal(back.publication)});"
+    )
+
+
+def slot_ready_sql(slot: str, tables: Sequence[Table]) -> str:
+    """True on the monolith while the forward slot exists, or once the cutover happened (the
+    slot is then gone and the tables are fenced)."""
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = {literal(slot)}) "
+        f"OR ({fenced_sql(tables).rstrip(';')});"
+    )
+
+
 def stop_and_verify_steps(workload: Workload, suffix: str = "") -> list[Step]:
-    """Stop writes in the monolith, wait until the service has everything, verify. A slot that
-    is already gone (a re-run, or a new environment) has nothing in flight; the data check decides."""
-    forward = forward_names(workload, suffix)
+    """Check the replication is in place, then stop writes in the monolith, wait until the service
+    has everything and verify. The checks come first, so a cutover without replication (the phase
+    ``not-started`` skipped) fails with the monolith still open. The fence is undone when the wait
+    or the verification fails: the monolith stays the writer and the replication carries on.
+
+    A re-run after a finished cutover passes the checks (the monolith's tables are fenced and the
+    service publishes back); its slot is gone, nothing is in flight, the data check decides."""
+    forward, back = forward_names(workload, suffix), reverse_names(workload, suffix)
     tables = owned_tables(workload)
     return [
-        Step("stop writes in the monolith", "monolith", "execute", freeze_writes_sql(tables, workload.name)),
+        Step(
+            "require an enabled subscription in the service",
+            "service",
+            "require",
+            subscribing_sql(forward, back),
+        ),
+        Step(
+            "require the replication slot in the monolith",
+            "monolith",
+            "require",
+            slot_ready_sql(forward.slot, tables),
+        ),
+        Step(
+            "stop writes in the monolith",
+            "monolith",
+            "execute",
+            freeze_writes_sql(tables, workload.name),
+            undo=unfreeze_writes_sql(tables),
+        ),
         Step(
             "wait until the service has caught up",
             "monolith",
             "wait",
             caught_up_sql(forward.slot, missing_ok=True),
         ),
-        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
+        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables), commit=True),
     ]
 
 
@@ -541,14 +599,20 @@ def _stop_service_and_verify(workload: Workload, suffix: str = "") -> list[Step]
     back = reverse_names(workload, suffix)
     tables = owned_tables(workload)
     return [
-        Step("stop writes in the service", "service", "execute", freeze_writes_sql(tables, "monolith")),
+        Step(
+            "stop writes in the service",
+            "service",
+            "execute",
+            freeze_writes_sql(tables, "monolith"),
+            undo=unfreeze_writes_sql(tables),
+        ),
         Step(
             "wait until the monolith has caught up",
             "service",
             "wait",
             caught_up_sql(back.slot, missing_ok=True),
         ),
-        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
+        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables), commit=True),
     ]
 
 
@@ -565,19 +629,52 @@ def _reopen_monolith(workload: Workload) -> list[Step]:
 _URI_VAR: dict[str, str] = {"monolith": "MONOLITH_URI", "service": "SERVICE_URI"}
 
 
+def _psql(side: str, tag: str, sql: str, flags: str = "-q") -> list[str]:
+    return [f"psql -X {flags} -v ON_ERROR_STOP=1 \"${_URI_VAR[side]}\" <<'{tag}'", sql, tag]
+
+
 def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
     """A POSIX shell script running ``steps`` with ``psql`` against ``$MONOLITH_URI`` and
-    ``$SERVICE_URI`` (the same SQL the tests run). Exits non-zero on the first failure."""
-    lines = ["#!/bin/sh", "set -eu", 'export PGOPTIONS="-c client_min_messages=warning"']
+    ``$SERVICE_URI`` (the same SQL the tests run). Exits non-zero on the first failure; every
+    armed ``undo`` then runs (newest first) from an EXIT trap, until a ``commit`` step disarms them.
+
+    The fence cannot share a transaction with the wait: the wait compares the slot's confirmed
+    position with the monolith's WAL, which only covers committed work, and the verification
+    reads the service over another connection. So the fence commits, and failure undoes it."""
+    lines = [
+        "#!/bin/sh",
+        "set -eu",
+        'export PGOPTIONS="-c client_min_messages=warning"',
+        'UNDO=""',
+        "on_exit() {",
+        "  rc=$?",
+        '  if [ "$rc" -ne 0 ] && [ -n "$UNDO" ]; then',
+        "    set +e",
+        '    for u in $UNDO; do echo "== failed: $u" >&2; "$u" || echo "!! $u failed" >&2; done',
+        "  fi",
+        '  exit "$rc"',
+        "}",
+        "trap on_exit EXIT",
+    ]
+    for i, step in enumerate(steps):
+        if step.undo is not None and step.side != "both":
+            lines.append(f"undo_{i}() {{")
+            lines += _psql(step.side, f"UNDO_{i}", step.undo)
+            lines.append("}")
     for i, step in enumerate(steps):
         lines.append(f"echo '== {step.name}'")
         if step.kind == "execute":
-            lines.append(f"psql -X -q -v ON_ERROR_STOP=1 \"${_URI_VAR[step.side]}\" <<'SQL_{i}'")
+            lines += _psql(step.side, f"SQL_{i}", step.sql)
+        elif step.kind == "require":
+            lines.append(f'[ "$({_psql(step.side, f"SQL_{i}", step.sql, "-At")[0]}')
             lines += [step.sql, f"SQL_{i}"]
+            lines.append(
+                f')" = t ] || {{ echo {literal("precondition failed: " + step.name)} >&2; exit 1; }}'
+            )
         elif step.kind == "wait":
             lines += [
                 f"tries={wait_seconds // 2}",
-                f'until [ "$(psql -X -At -v ON_ERROR_STOP=1 "${_URI_VAR[step.side]}" <<\'SQL_{i}\'',
+                f'until [ "$({_psql(step.side, f"SQL_{i}", step.sql, "-At")[0]}',
                 step.sql,
                 f"SQL_{i}",
                 ')" = t ]; do',
@@ -593,5 +690,9 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
                 lines += [CHECK_SETTINGS, step.sql, f"SQL_{i}"]
             lines.append("diff -u /tmp/monolith.out /tmp/service.out")
             lines.append("cat /tmp/service.out")
+        if step.undo is not None and step.side != "both":
+            lines.append(f'UNDO="undo_{i} $UNDO"')
+        if step.commit:
+            lines.append('UNDO=""')
     lines.append("echo '== done'")
     return "\n".join(lines) + "\n"

@@ -212,21 +212,46 @@ def run_steps(
     service: psycopg.Connection[tuple[Any, ...]],
     timeout: float = 30.0,
 ) -> None:
-    """Run a plan the way the Kubernetes Job's script does, through psycopg."""
+    """Run a plan the way the Kubernetes Job's script does, through psycopg: on a failure every
+    armed ``undo`` runs (newest first) before the error propagates; a ``commit`` step disarms them."""
     sides = {"monolith": monolith, "service": service}
-    for step in steps:
-        if step.kind == "execute":
-            sides[step.side].execute(step.sql)
-        elif step.kind == "wait":
-            deadline = time.monotonic() + timeout
-            while not sides[step.side].execute(step.sql).fetchone()[0]:  # type: ignore[index]
-                if time.monotonic() > deadline:
-                    raise PlanError(f"timed out: {step.name}")
-                time.sleep(0.05)
-        else:
-            left, right = check_result(monolith, step.sql), check_result(service, step.sql)
-            if left != right:
-                raise PlanError(f"{step.name}: monolith {left} != service {right}")
+    undo: list[Step] = []
+    try:
+        for step in steps:
+            _run_step(step, sides, monolith, service, timeout)
+            if step.undo is not None:
+                undo.append(step)
+            if step.commit:
+                undo.clear()
+    except BaseException:
+        for done in reversed(undo):
+            assert done.undo is not None
+            sides[done.side].execute(done.undo)
+        raise
+
+
+def _run_step(
+    step: Step,
+    sides: dict[str, psycopg.Connection[tuple[Any, ...]]],
+    monolith: psycopg.Connection[tuple[Any, ...]],
+    service: psycopg.Connection[tuple[Any, ...]],
+    timeout: float,
+) -> None:
+    if step.kind == "execute":
+        sides[step.side].execute(step.sql)
+    elif step.kind == "require":
+        if not sides[step.side].execute(step.sql).fetchone()[0]:  # type: ignore[index]
+            raise PlanError(f"precondition failed: {step.name}")
+    elif step.kind == "wait":
+        deadline = time.monotonic() + timeout
+        while not sides[step.side].execute(step.sql).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() > deadline:
+                raise PlanError(f"timed out: {step.name}")
+            time.sleep(0.05)
+    else:
+        left, right = check_result(monolith, step.sql), check_result(service, step.sql)
+        if left != right:
+            raise PlanError(f"{step.name}: monolith {left} != service {right}")
 
 
 def wait_until_equal(

@@ -3,6 +3,7 @@ cutover and rollback between two databases of one server, with ``wal_level=logic
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import subprocess
@@ -71,6 +72,34 @@ def replicate(server: pg.Server, w: Workload, monolith: Conn, service: Conn, suf
 def cut_over(server: pg.Server, w: Workload, monolith: Conn, service: Conn, suffix: str) -> None:
     """Run the generated cutover plan."""
     pg.run_steps(migration.cutover_steps(w, server.conninfo(_dbname(service)), suffix), monolith, service)
+
+
+def with_suffix(steps: list[migration.Step], w: Workload, suffix: str) -> list[migration.Step]:
+    """A Job's steps (default object names) on this test's replication names (``suffix``)."""
+    base = f"vh_{w.name.replace('-', '_')}"
+
+    def rename(sql: str | None) -> str | None:
+        return None if sql is None else sql.replace(f"{base}_", f"{base}{suffix}_")
+
+    return [dataclasses.replace(s, sql=rename(s.sql) or "", undo=rename(s.undo)) for s in steps]
+
+
+def run_job_script(
+    server: pg.Server, w: Workload, monolith: Conn, service: Conn, suffix: str, tmp_path: Any
+) -> subprocess.CompletedProcess[str]:
+    """The cutover Job's shell script, run with the server's psql against the two databases."""
+    steps = with_suffix(migration.cutover_job_steps(w), w, suffix)
+    script = tmp_path / "cutover.sh"
+    script.write_text(migration.job_script(steps, wait_seconds=30).replace("/tmp/", f"{tmp_path}/"))
+    env = {
+        **os.environ,
+        "PATH": f"{pg.BIN}:{os.environ['PATH']}",
+        "MONOLITH_URI": f"postgresql://postgres@127.0.0.1:{server.port}/{_dbname(monolith)}",
+        "SERVICE_URI": f"postgresql://postgres@127.0.0.1:{server.port}/{_dbname(service)}",
+    }
+    return subprocess.run(
+        ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def check(w: Workload) -> str:
@@ -352,28 +381,7 @@ def test_the_cutover_jobs_shell_script_cuts_over_with_psql(
 ) -> None:
     w = catalog.workload("catalog-service")
     replicate(server, w, monolith, service, suffix)
-    steps = migration.cutover_job_steps(w)
-    # The Job's steps use the default names; this test's replication used a suffix.
-    steps = [
-        migration.Step(
-            s.name,
-            s.side,
-            s.kind,
-            s.sql.replace(migration.forward_names(w).slot, migration.forward_names(w, suffix).slot),
-        )
-        for s in steps
-    ]
-    script = tmp_path / "cutover.sh"
-    script.write_text(migration.job_script(steps, wait_seconds=30).replace("/tmp/", f"{tmp_path}/"))
-    env = {
-        **os.environ,
-        "PATH": f"{pg.BIN}:{os.environ['PATH']}",
-        "MONOLITH_URI": f"postgresql://postgres@127.0.0.1:{server.port}/{_dbname(monolith)}",
-        "SERVICE_URI": f"postgresql://postgres@127.0.0.1:{server.port}/{_dbname(service)}",
-    }
-    done = subprocess.run(
-        ["sh", str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_job_script(server, w, monolith, service, suffix, tmp_path)
     assert done.returncode == 0, done.stderr
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         monolith.execute("INSERT INTO artists (name) VALUES ('too late')")
@@ -389,19 +397,91 @@ def test_the_rollback_jobs_steps_reopen_the_monolith_with_the_services_writes(
     service.execute(
         "INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'in service', 'x')"
     )
-    steps = [
-        migration.Step(
-            s.name,
-            s.side,
-            s.kind,
-            s.sql.replace(migration.reverse_names(w).slot, migration.reverse_names(w, suffix).slot),
-        )
-        for s in migration.rollback_job_steps(w)
-    ]
-    pg.run_steps(steps, monolith, service)
+    pg.run_steps(with_suffix(migration.rollback_job_steps(w), w, suffix), monolith, service)
     assert scalar(monolith, "SELECT count(*) FROM reviews WHERE title = 'in service'") == 1
     monolith.execute(
         "INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'back home', 'x')"
     )
     with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         service.execute("INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'late', 'x')")
+
+
+# --- failed cutovers leave the monolith open --------------------------------------------------
+
+
+def _monolith_accepts_writes(monolith: Conn) -> bool:
+    monolith.execute("INSERT INTO reviews (user_id, album_id, title, content) VALUES (1, 1, 'open?', 'x')")
+    return bool(scalar(monolith, "SELECT count(*) = 1 FROM reviews WHERE title = 'open?'"))
+
+
+def _fences(conn: Conn) -> int:
+    return int(scalar(conn, "SELECT count(*) FROM pg_trigger WHERE tgname = 'vinylhound_write_fence'"))
+
+
+def test_a_cutover_without_replication_fails_before_closing_the_monolith(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str
+) -> None:
+    w = catalog.workload("rating-service")
+    service.execute(migration.service_schema_sql(w))  # not-started: the schema only
+    with pytest.raises(pg.PlanError, match="precondition failed: require an enabled subscription"):
+        cut_over(server, w, monolith, service, suffix)
+    assert _fences(monolith) == 0
+    assert _monolith_accepts_writes(monolith)
+
+
+def test_a_cutover_with_a_disabled_subscription_fails_before_closing_the_monolith(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str
+) -> None:
+    w = catalog.workload("rating-service")
+    replicate(server, w, monolith, service, suffix)
+    service.execute(
+        migration.set_subscription_enabled_sql(migration.forward_names(w, suffix).subscription, False)
+    )
+    with pytest.raises(pg.PlanError, match="precondition failed"):
+        cut_over(server, w, monolith, service, suffix)
+    assert _monolith_accepts_writes(monolith)
+
+
+def test_a_checksum_mismatch_fails_the_cutover_and_reopens_the_monolith_losing_no_row(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str
+) -> None:
+    w = catalog.workload("rating-service")
+    replicate(server, w, monolith, service, suffix)
+    before = pg.check_result(monolith, check(w))
+    service.execute(
+        "INSERT INTO reviews (id, user_id, album_id, title, content) VALUES (999999, 1, 1, 'stray', 'x')"
+    )
+    with pytest.raises(pg.PlanError, match="verify row counts and checksums"):
+        cut_over(server, w, monolith, service, suffix)
+    assert _fences(monolith) == 0
+    assert pg.check_result(monolith, check(w)) == before
+    assert _monolith_accepts_writes(monolith)
+    # Replication still runs: the write made after the failure reaches the service.
+    pg.wait_until_equal(monolith, service, "SELECT count(*) FROM reviews WHERE title = 'open?';")
+
+
+def test_the_cutover_jobs_script_reopens_the_monolith_when_verification_fails(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str, tmp_path: Any
+) -> None:
+    w = catalog.workload("rating-service")
+    replicate(server, w, monolith, service, suffix)
+    before = pg.check_result(monolith, check(w))
+    service.execute("UPDATE reviews SET content = 'diverged' WHERE id = 3")
+    done = run_job_script(server, w, monolith, service, suffix, tmp_path)
+    assert done.returncode != 0
+    assert "== failed: undo_" in done.stderr
+    assert _fences(monolith) == 0
+    assert pg.check_result(monolith, check(w)) == before
+    assert _monolith_accepts_writes(monolith)
+
+
+def test_the_cutover_jobs_script_refuses_to_start_without_a_subscription(
+    server: pg.Server, monolith: Conn, service: Conn, suffix: str, tmp_path: Any
+) -> None:
+    w = catalog.workload("rating-service")
+    service.execute(migration.service_schema_sql(w))
+    done = run_job_script(server, w, monolith, service, suffix, tmp_path)
+    assert done.returncode != 0
+    assert "precondition failed: require an enabled subscription in the service" in done.stderr
+    assert "== stop writes in the monolith" not in done.stdout
+    assert _monolith_accepts_writes(monolith)
