@@ -12,11 +12,24 @@ Route table (one list, first match wins, as Istio evaluates a VirtualService):
 2. ``/api/`` -> the monolith (every route not cut over, and the legacy ``/api/signup`` etc.);
 3. everything else -> the front end (the single-page app serves its own client-side routes).
 
-Cutover: a service's routes are split ``weight`` : ``100 - weight`` between the service and the
-monolith. With ``mirror`` (weight 0 only) the monolith keeps serving and the service receives a
-copy of every read (GET/HEAD). Writes are never mirrored: during shadow testing the service's
-database is a logical-replication subscriber of the monolith's, and a mirrored write would
-collide with the replicated row and stop replication.
+Cutover, "writes follow the data": each service route becomes a write route (POST, PUT, PATCH,
+DELETE; named ``<route>-writes``), a read route (GET, HEAD; named ``<route>``) and a route for any
+other method (``<route>-other``, treated as a write). The service's migration phase
+(``databases.migration``) decides where writes go; the cutover weight splits only the reads
+``weight`` : ``100 - weight`` between the service and the monolith:
+
+- ``not-started`` / ``rolled-back``: the monolith owns the tables; the config rules hold the
+  weight at 0 (and forbid mirroring before replication), so everything goes to the monolith;
+- ``replicating``: the service's database is a logical-replication subscriber of the monolith's,
+  read-consistent but eventually; reads are split (or mirrored at weight 0) and every write stays
+  on the monolith, since a write to the subscriber would collide with a replicated row and stop
+  replication;
+- ``cut-over``: the service owns the tables; every write goes to it, reads are still split (the
+  monolith's fenced copy is fed back by reverse replication).
+
+A service without a database keeps one split for both. With ``mirror`` (weight 0 only) the
+monolith answers and the service receives a copy of every read; writes are never mirrored.
+Writes retry only where the request cannot have reached the upstream (``istio.WRITE_RETRY_ON``).
 
 With the api-gateway enabled the edge sends ``/api/`` to it instead, and the same table is
 applied inside the mesh: a VirtualService per host that ``*_SERVICE_URL`` can point at (each
@@ -48,10 +61,6 @@ INGRESS_RELEASE = "istio-ingressgateway"
 INGRESS_SELECTOR = {"istio": "ingressgateway"}
 #: The edge Gateway object, in the ingress namespace beside its TLS secret.
 EDGE_GATEWAY = "vinylhound-edge"
-
-#: Methods that are safe to copy to a shadow service.
-MIRRORED_METHODS = ("GET", "HEAD")
-
 
 def host(workload: Workload, namespace: str) -> str:
     """The in-cluster DNS name of a workload's Service."""
@@ -88,49 +97,57 @@ def route_entries() -> list[tuple[Workload, Route]]:
 def route_name(route: Route) -> str:
     """The http route's name for a catalog route: its prefix as a slug (``/me/albums`` ->
     ``me-albums``). Istio reports it in request metrics, so dashboards can split each route's
-    traffic between the monolith and the service. Mirrored reads get ``-mirrored-reads`` appended."""
+    traffic between the monolith and the service. The reads route carries this name; the writes
+    get ``-writes`` (and other methods ``-other``) appended."""
     return re.sub(r"[^a-z0-9]+", "-", route.prefix.lower()).strip("-")
 
 
+def write_owner(owner: Workload, cfg: PlatformConfig) -> str | None:
+    """Where writes to ``owner``'s routes go: the workload that owns its tables in this phase
+    (the service once cut over, the monolith before and after a rollback), or ``None`` for a
+    service without a database, whose writes follow the read split."""
+    if owner.database is None:
+        return None
+    return owner.name if cfg.databases.phase(owner.name) == "cut-over" else MONOLITH
+
+
 def service_routes(cfg: PlatformConfig) -> list[KubeObject]:
-    """The routes of every extracted service, split between it and the monolith by cutover."""
+    """The routes of every extracted service: writes to the owner of its data, reads split
+    between it and the monolith by the cutover weight (see the module docstring)."""
     policy = resilience(cfg)
     routes: list[KubeObject] = []
     for owner, route in route_entries():
         name = route_name(route)
         matches = istio.uri_matches(route.path)
         if not cfg.is_enabled(owner.name):
-            routes.append(istio.http_route(name, matches, [backend(MONOLITH, cfg)], policy))
+            to_monolith = [backend(MONOLITH, cfg)]
+            routes += istio.read_write_routes(name, matches, to_monolith, to_monolith, policy)
             continue
         cut = cfg.services[owner.name].cutover
-        if cut.mirror:
-            # Reads are copied to the service; the same paths' writes fall through to the next
-            # route, which sends them to the monolith only.
-            routes.append(
-                istio.http_route(
-                    f"{name}-mirrored-reads",
-                    istio.with_methods(matches, MIRRORED_METHODS),
-                    [backend(MONOLITH, cfg)],
-                    policy,
-                    mirror=backend(owner.name, cfg),
-                )
-            )
-        split = [backend(owner.name, cfg, cut.weight), backend(MONOLITH, cfg, 100 - cut.weight)]
-        routes.append(istio.http_route(name, matches, split, policy))
+        reads = [backend(owner.name, cfg, cut.weight), backend(MONOLITH, cfg, 100 - cut.weight)]
+        writer = write_owner(owner, cfg)
+        writes = reads if writer is None else [backend(writer, cfg)]
+        # Mirroring (weight 0 only) copies the reads to the service; writes are never mirrored.
+        mirror = backend(owner.name, cfg) if cut.mirror else None
+        routes += istio.read_write_routes(name, matches, reads, writes, policy, mirror=mirror)
     return routes
 
 
-def api_default_route(cfg: PlatformConfig) -> KubeObject:
+def _to(name: str, matches: list[KubeObject] | None, target: str, cfg: PlatformConfig) -> list[KubeObject]:
+    """Every method of ``matches`` to ``target``, with write-safe retries on the writes."""
+    dest = [backend(target, cfg)]
+    return istio.read_write_routes(name, matches, dest, dest, resilience(cfg))
+
+
+def api_default_route(cfg: PlatformConfig) -> list[KubeObject]:
     """Every other API path (including the legacy ``/api/...`` routes) -> the monolith."""
-    return istio.http_route(
-        "monolith-api", istio.uri_matches("/api"), [backend(MONOLITH, cfg)], resilience(cfg)
-    )
+    return _to("monolith-api", istio.uri_matches("/api"), MONOLITH, cfg)
 
 
-def frontend_route(cfg: PlatformConfig) -> KubeObject:
+def frontend_route(cfg: PlatformConfig) -> list[KubeObject]:
     """The catch-all: the front end, or the monolith in a stack without one."""
     target = FRONTEND if cfg.is_enabled(FRONTEND) else MONOLITH
-    return istio.http_route(f"{target}-default", None, [backend(target, cfg)], resilience(cfg))
+    return _to(f"{target}-default", None, target, cfg)
 
 
 def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
@@ -138,20 +155,14 @@ def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
     if gateway_mode(cfg):
         # The reference topology: all of /api/ to the gateway (as the front end's nginx does),
         # which routes by prefix and sends everything else, legacy routes included, to the monolith.
-        to_gateway = istio.http_route(
-            "api-gateway", istio.uri_matches("/api"), [backend(API_GATEWAY, cfg)], resilience(cfg)
-        )
-        return [to_gateway, frontend_route(cfg)]
-    return [*service_routes(cfg), api_default_route(cfg), frontend_route(cfg)]
+        return [*_to("api-gateway", istio.uri_matches("/api"), API_GATEWAY, cfg), *frontend_route(cfg)]
+    return [*service_routes(cfg), *api_default_route(cfg), *frontend_route(cfg)]
 
 
 def mesh_routes(cfg: PlatformConfig, host_workload: str) -> list[KubeObject]:
     """The route table for requests addressed to ``host_workload`` inside the mesh (gateway
     mode); a path outside the table stays on the addressed workload."""
-    fallback = istio.http_route(
-        f"{host_workload}-direct", None, [backend(host_workload, cfg)], resilience(cfg)
-    )
-    return [*service_routes(cfg), fallback]
+    return [*service_routes(cfg), *_to(f"{host_workload}-direct", None, host_workload, cfg)]
 
 
 def mesh_routed_hosts(cfg: PlatformConfig) -> list[str]:

@@ -390,13 +390,13 @@ def test_a_replicating_service_publishes_exactly_its_tables_and_subscribes_after
 
 
 def test_a_service_not_started_has_no_replication_resources() -> None:
-    objects = manifests_of(rendered("prod"))  # playlist-service: not-started
+    objects = manifests_of(rendered("prod"))  # rating-service: not-started
     names = (
         set(of_kind(objects, "Publication"))
         | set(of_kind(objects, "Subscription"))
         | set(of_kind(objects, "Job"))
     )
-    assert {n for n in names if n.startswith("playlist-service")} == {"playlist-service-db-schema"}
+    assert {n for n in names if n.startswith("rating-service")} == {"rating-service-db-schema"}
 
 
 def test_a_cut_over_service_has_a_cutover_job_and_reverse_replication_instead_of_forward() -> None:
@@ -440,6 +440,7 @@ def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
 def test_a_rolled_back_service_runs_the_rollback_job_and_drops_the_reverse_replication() -> None:
     raw = stack_raw("dev")
     raw["databases"]["migration"]["user-service"] = "rolled-back"
+    raw["services"]["user-service"]["cutover"] = {"weight": 0}  # reads back on the monolith too
     objects = [manifest(r) for r in run_with(raw, stack="dev").registrations if is_manifest(r)]
     jobs, subs = of_kind(objects, "Job"), of_kind(objects, "Subscription")
     assert "user-service-db-rollback" in jobs and "user-service-db-cutover" not in jobs

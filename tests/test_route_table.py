@@ -20,9 +20,16 @@ def stack(
     mirror: tuple[str, ...] = (),
     absent: tuple[str, ...] = (),
     gateway: bool = False,
+    phases: dict[str, str] | None = None,
 ) -> PlatformConfig:
-    """A dev config with every workload, the given cutover weights (default 0) and mirrors."""
+    """A dev config with every workload, the given cutover weights (default 0) and mirrors.
+
+    Migration phases default to what the weights need: cut-over for a service with weight,
+    replicating for a mirrored one, not-started otherwise."""
     weights = weights or {}
+    migration = {n: "cut-over" for n, w in weights.items() if w and n not in absent}
+    migration |= {n: "replicating" for n in mirror}
+    migration |= phases or {}
     services: dict[str, Any] = {
         "monolith": {"image": {"tag": "2.14.0"}},
         "web-frontend": {"image": {"tag": "3"}},
@@ -40,6 +47,7 @@ def stack(
         "domain": "dev.vinylhound.app",
         "imageRegistry": "ghcr.io/vinylhound",
         "services": services,
+        "databases": {"migration": migration},
     }
     return parse_platform_config(raw, "stacks/Pulumi.test.yaml")
 
@@ -98,11 +106,68 @@ def test_at_weight_zero_every_api_path_stays_on_the_monolith(path: str, owner: s
     assert route(edge(stack()), path).weights == {expected: 100}
 
 
-def test_weight_ten_sends_a_tenth_of_a_services_routes_to_it() -> None:
+def test_weight_ten_sends_a_tenth_of_a_services_reads_to_it() -> None:
     cfg = stack({"catalog-service": 10})
     for path in ("/api/v1/albums", "/api/v1/artists/1", "/api/v1/songs", "/api/v1/catalog/albums"):
-        assert route(edge(cfg), path, "PUT").weights == {"catalog-service": 10, "monolith": 90}
+        for method in READS:
+            assert route(edge(cfg), path, method).weights == {"catalog-service": 10, "monolith": 90}
     assert route(edge(cfg), "/api/v1/users").weights == {"monolith": 100}
+
+
+# --- writes follow the data --------------------------------------------------------------------
+
+READS = ("GET", "HEAD")
+WRITES = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND")
+CATALOG_PATHS = ("/api/v1/albums", "/api/v1/artists/1", "/api/v1/songs?q=x", "/api/v1/catalog/albums")
+
+
+@pytest.mark.parametrize("gateway", [False, True])
+@pytest.mark.parametrize("method", WRITES)
+def test_while_replicating_every_write_stays_on_the_monolith(method: str, gateway: bool) -> None:
+    cfg = stack({"catalog-service": 50}, phases={"catalog-service": "replicating"}, gateway=gateway)
+    table = {"http": traffic.mesh_routes(cfg, "catalog-service")} if gateway else edge(cfg)
+    for path in CATALOG_PATHS:
+        decision = route(table, path, method)
+        assert decision.weights == {"monolith": 100} and decision.mirror is None
+
+
+@pytest.mark.parametrize("gateway", [False, True])
+def test_while_replicating_reads_are_split_by_the_weight(gateway: bool) -> None:
+    cfg = stack({"catalog-service": 50}, phases={"catalog-service": "replicating"}, gateway=gateway)
+    table = {"http": traffic.mesh_routes(cfg, "catalog-service")} if gateway else edge(cfg)
+    for path in CATALOG_PATHS:
+        for method in READS:
+            assert route(table, path, method).weights == {"catalog-service": 50, "monolith": 50}
+
+
+@pytest.mark.parametrize("gateway", [False, True])
+@pytest.mark.parametrize("method", WRITES)
+def test_after_cut_over_every_write_goes_to_the_service_whatever_the_weight(
+    method: str, gateway: bool
+) -> None:
+    cfg = stack({"catalog-service": 10}, phases={"catalog-service": "cut-over"}, gateway=gateway)
+    table = {"http": traffic.mesh_routes(cfg, "monolith")} if gateway else edge(cfg)
+    for path in CATALOG_PATHS:
+        assert route(table, path, method).weights == {"catalog-service": 100}
+        assert route(table, path, "GET").weights == {"catalog-service": 10, "monolith": 90}
+
+
+def test_writes_retry_only_where_the_request_cannot_have_reached_the_upstream() -> None:
+    cfg = stack({"user-service": 100}, gateway=False)
+    for path in ("/api/v1/auth/signup", "/api/signup", "/api/v1/venues", "/albums"):
+        for method in WRITES:
+            retries = route(edge(cfg), path, method).retries
+            assert retries is not None and 0 < retries["attempts"] <= 5
+            assert set(retries["retryOn"].split(",")) == {"connect-failure", "refused-stream"}
+        retries = route(edge(cfg), path, "GET").retries
+        assert retries is not None and set(retries["retryOn"].split(",")) == {"5xx", "reset", "connect-failure"}
+
+
+def test_writes_through_the_api_gateway_are_not_retried_on_5xx() -> None:
+    cfg = stack(gateway=True)
+    for table in (edge(cfg), {"http": traffic.mesh_routes(cfg, "monolith")}):
+        retries = route(table, "/api/signup", "POST").retries
+        assert retries is not None and "5xx" not in retries["retryOn"]
 
 
 def test_me_albums_goes_to_the_monolith_while_rating_service_is_absent() -> None:
@@ -113,7 +178,7 @@ def test_me_albums_goes_to_the_monolith_while_rating_service_is_absent() -> None
 
 def test_me_albums_follows_rating_service_weight_not_user_service_weight() -> None:
     cfg = stack({"user-service": 100, "rating-service": 10})
-    assert route(edge(cfg), "/api/v1/me/albums/42/preference", "PUT").weights == {
+    assert route(edge(cfg), "/api/v1/me/albums/42/preference", "GET").weights == {
         "rating-service": 10,
         "monolith": 90,
     }
@@ -214,9 +279,13 @@ def test_rendered_dev_routes_the_api_through_the_gateway_and_splits_in_the_mesh(
     vs = virtual_services("dev")
     assert route(vs["edge"], "/api/v1/ratings").weights == {"api-gateway": 100}
     # dev: rating-service at 50, reached through USER_SERVICE_URL for the /me path.
-    assert route(vs["user-service-routes"], "/api/v1/me/albums/1/preference", "PUT").weights == {
+    assert route(vs["user-service-routes"], "/api/v1/me/albums/1/preference", "GET").weights == {
         "rating-service": 50,
         "monolith": 50,
+    }
+    # ...while rating-service is still replicating, so its writes stay on the monolith.
+    assert route(vs["user-service-routes"], "/api/v1/me/albums/1/preference", "PUT").weights == {
+        "monolith": 100
     }
     assert vs["user-service-routes"]["gateways"] == ["mesh"]
 
@@ -228,4 +297,9 @@ def test_every_rendered_route_has_a_timeout_and_bounded_retries(stack_name: str)
             retries = r["retries"]
             assert r["timeout"] == "15s"
             assert 0 < retries["attempts"] <= 5 and retries["perTryTimeout"]
-            assert set(retries["retryOn"].split(",")) == {"5xx", "reset", "connect-failure"}
+            expected = (
+                {"5xx", "reset", "connect-failure"}
+                if all(m.get("method", {}).get("exact") in ("GET", "HEAD") for m in r.get("match", [{}]))
+                else {"connect-failure", "refused-stream"}
+            )
+            assert set(retries["retryOn"].split(",")) == expected

@@ -71,10 +71,50 @@ def test_mirroring_a_disabled_service_is_an_error() -> None:
 def test_mirroring_with_a_non_zero_weight_is_an_error() -> None:
     raw = baseline()
     raw["services"]["catalog-service"]["cutover"] = {"weight": 25, "mirror": True}
+    raw["databases"]["migration"] = {"catalog-service": "replicating"}
     assert problems(raw) == [
         f"{SOURCE}: {KEY}.services.catalog-service.cutover.mirror: mirroring is shadow testing at "
         "weight 0, but the weight is 25; turn mirror off or set the weight to 0"
     ]
+
+
+def test_a_weight_before_replication_is_an_error_naming_the_phase() -> None:
+    raw = baseline()
+    raw["services"]["catalog-service"]["cutover"] = {"weight": 10}
+    assert problems(raw) == [
+        f"{SOURCE}: {KEY}.services.catalog-service.cutover.weight: 10 while "
+        "databases.migration.catalog-service is not-started: the service's database is empty "
+        "(its tables are still only in the monolith); set 0, or start replication (replicating) first"
+    ]
+
+
+def test_mirroring_before_replication_is_an_error() -> None:
+    raw = baseline()
+    raw["services"]["catalog-service"]["cutover"] = {"mirror": True}
+    assert problems(raw) == [
+        f"{SOURCE}: {KEY}.services.catalog-service.cutover.mirror: mirroring while "
+        "databases.migration.catalog-service is not-started: the service has no data to answer "
+        "the copied reads from; start replication (replicating) first"
+    ]
+
+
+def test_a_weight_after_a_rollback_is_an_error() -> None:
+    raw = baseline()
+    raw["services"]["user-service"]["cutover"] = {"weight": 100}
+    raw["databases"]["migration"] = {"user-service": "rolled-back"}
+    assert problems(raw) == [
+        f"{SOURCE}: {KEY}.services.user-service.cutover.weight: 100 while "
+        "databases.migration.user-service is rolled-back: the monolith owns the tables again and "
+        "the service's copy is no longer fed; set 0"
+    ]
+
+
+@pytest.mark.parametrize("phase", ["replicating", "cut-over"])
+def test_any_weight_is_valid_once_the_data_is_replicated(phase: str) -> None:
+    raw = baseline()
+    raw["services"]["user-service"]["cutover"] = {"weight": 30}
+    raw["databases"]["migration"] = {"user-service": phase}
+    assert parse_platform_config(raw, SOURCE).services["user-service"].cutover.weight == 30
 
 
 def test_a_cutover_on_the_monolith_is_an_error() -> None:
@@ -166,6 +206,7 @@ def test_dev_defaults_to_one_consul_server() -> None:
 def test_an_invalid_cutover_registers_nothing() -> None:
     raw = baseline()
     raw["services"]["catalog-service"]["cutover"] = {"weight": 25, "mirror": True}
+    raw["databases"]["migration"] = {"catalog-service": "replicating"}
     with pytest.raises(ProgramError) as caught:
         run_offline(
             program, project="vinylhound", stack="prod", config={KEY: json.dumps(raw)}, secret_keys=[]

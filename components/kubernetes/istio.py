@@ -8,7 +8,7 @@ workloads or stacks; ``infra`` decides what to route where. Field names follow t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 KubeObject = dict[str, Any]
@@ -16,8 +16,18 @@ KubeObject = dict[str, Any]
 NETWORKING = "networking.istio.io/v1"
 SECURITY = "security.istio.io/v1"
 
-#: The conditions a route retries on: server errors, resets and refused connections.
+#: The conditions a read route retries on: server errors, resets and refused connections.
 RETRY_ON = "5xx,reset,connect-failure"
+#: The conditions a write route retries on: only failures where the request cannot have reached
+#: the upstream (the connection was never made, or HTTP/2 refused the stream before processing).
+#: A 5xx or a reset may come after the upstream applied the write, so retrying it could repeat a
+#: side effect (a second signup, a duplicate rating).
+WRITE_RETRY_ON = "connect-failure,refused-stream"
+
+#: Methods that only read: safe to retry on 5xx, to mirror and to split between two copies.
+READ_METHODS = ("GET", "HEAD")
+#: Methods that change data; they go where the data is owned and are never mirrored.
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 #: Sidecar ports Prometheus scrapes: pilot-agent's merged metrics and Envoy's own stats.
 METRICS_PORTS = (15020, 15090)
@@ -43,6 +53,11 @@ class Resilience:
     timeout: str
     attempts: int
     per_try_timeout: str
+    retry_on: str = RETRY_ON
+
+    def for_writes(self) -> Resilience:
+        """The same timeout and bound, retrying only where the request never reached the upstream."""
+        return replace(self, retry_on=WRITE_RETRY_ON)
 
     def to_route(self) -> KubeObject:
         """The ``timeout`` and ``retries`` fields of an HTTP route."""
@@ -51,7 +66,7 @@ class Resilience:
             "retries": {
                 "attempts": self.attempts,
                 "perTryTimeout": self.per_try_timeout,
-                "retryOn": RETRY_ON,
+                "retryOn": self.retry_on,
             },
         }
 
@@ -80,9 +95,10 @@ def uri_matches(path: str) -> list[KubeObject]:
     return [{"uri": {"exact": base}}, {"uri": {"prefix": base + "/"}}]
 
 
-def with_methods(matches: Sequence[KubeObject], methods: Sequence[str]) -> list[KubeObject]:
-    """Restrict each match to the given HTTP methods (one match per method, since matches OR)."""
-    return [{**m, "method": {"exact": method}} for m in matches for method in methods]
+def with_methods(matches: Sequence[KubeObject] | None, methods: Sequence[str]) -> list[KubeObject]:
+    """Restrict each match to the given HTTP methods (one match per method, since matches OR);
+    ``None`` (match everything) becomes a match on the methods alone."""
+    return [{**m, "method": {"exact": method}} for m in (matches or [{}]) for method in methods]
 
 
 def http_route(
@@ -106,6 +122,28 @@ def http_route(
         route["mirrorPercentage"] = {"value": 100.0}
     route.update(resilience.to_route())
     return route
+
+
+def read_write_routes(
+    name: str,
+    matches: Sequence[KubeObject] | None,
+    reads: Sequence[Backend],
+    writes: Sequence[Backend],
+    resilience: Resilience,
+    mirror: Backend | None = None,
+) -> list[KubeObject]:
+    """Three routes for the same ``matches``, in this order: ``name-writes`` (POST, PUT, PATCH,
+    DELETE) to ``writes`` with write-safe retries; ``name`` (GET, HEAD) to ``reads``, optionally
+    mirrored, with the full retry policy; ``name-other`` (any other method: OPTIONS, a custom
+    verb) to ``writes`` with write-safe retries. Only GET and HEAD are ever split, mirrored or
+    retried on 5xx; a method the lists do not know is treated as a write.
+    """
+    write_policy = resilience.for_writes()
+    return [
+        http_route(f"{name}-writes", with_methods(matches, WRITE_METHODS), writes, write_policy),
+        http_route(name, with_methods(matches, READ_METHODS), reads, resilience, mirror=mirror),
+        http_route(f"{name}-other", matches, writes, write_policy),
+    ]
 
 
 def virtual_service_spec(

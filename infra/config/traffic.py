@@ -112,7 +112,45 @@ def cutover_rules(name: str, svc: WorkloadConfig) -> Iterator[Problem]:
         )
 
 
+def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Reads may only go where the data is: a service's cutover must fit its migration phase.
+
+    Where writes go follows from the phase alone (see ``infra/traffic.py``); what the weight may
+    be does too. A docker stack has no replication (each container database is seeded on its
+    own), so its all-or-nothing cutover is left to the target rules.
+    """
+    if cfg.target == "docker":
+        return
+    for name, svc in cfg.services.items():
+        w = catalog.workload(name) if name in catalog.names() else None
+        if w is None or w.role != "service" or w.database is None or not svc.enabled:
+            continue
+        cut, phase = svc.cutover, cfg.databases.phase(name)
+        field = f"databases.migration.{name}"
+        if phase == "not-started":
+            if cut.weight:
+                yield Problem(
+                    f"services.{name}.cutover.weight",
+                    f"{cut.weight} while {field} is not-started: the service's database is empty "
+                    "(its tables are still only in the monolith); set 0, or start replication "
+                    "(replicating) first",
+                )
+            if cut.mirror:
+                yield Problem(
+                    f"services.{name}.cutover.mirror",
+                    f"mirroring while {field} is not-started: the service has no data to answer "
+                    "the copied reads from; start replication (replicating) first",
+                )
+        elif phase == "rolled-back" and cut.weight:
+            yield Problem(
+                f"services.{name}.cutover.weight",
+                f"{cut.weight} while {field} is rolled-back: the monolith owns the tables again "
+                "and the service's copy is no longer fed; set 0",
+            )
+
+
 def traffic_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    yield from data_ownership_rules(cfg)
     traffic = cfg.traffic
     if traffic.edge.allow_plain_http and cfg.environment == "prod":
         yield Problem("traffic.edge.allowPlainHttp", "prod serves HTTPS only")
