@@ -62,6 +62,7 @@ INGRESS_SELECTOR = {"istio": "ingressgateway"}
 #: The edge Gateway object, in the ingress namespace beside its TLS secret.
 EDGE_GATEWAY = "vinylhound-edge"
 
+
 def host(workload: Workload, namespace: str) -> str:
     """The in-cluster DNS name of a workload's Service."""
     return f"{workload.name}.{namespace}.svc.cluster.local"

@@ -3,12 +3,14 @@ reference gateway (corrected for its /me mismatch) and the cutover weights say."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from infra import traffic
+from infra import catalog, traffic
 from infra.config import PlatformConfig, parse_platform_config
+from infra.observability import dashboards
 from tests.conftest import manifests_of, rendered
 from tests.istio_routing import route
 
@@ -28,7 +30,7 @@ def stack(
     replicating for a mirrored one, not-started otherwise."""
     weights = weights or {}
     migration = {n: "cut-over" for n, w in weights.items() if w and n not in absent}
-    migration |= {n: "replicating" for n in mirror}
+    migration |= dict.fromkeys(mirror, "replicating")
     migration |= phases or {}
     services: dict[str, Any] = {
         "monolith": {"image": {"tag": "2.14.0"}},
@@ -159,8 +161,8 @@ def test_writes_retry_only_where_the_request_cannot_have_reached_the_upstream() 
             retries = route(edge(cfg), path, method).retries
             assert retries is not None and 0 < retries["attempts"] <= 5
             assert set(retries["retryOn"].split(",")) == {"connect-failure", "refused-stream"}
-        retries = route(edge(cfg), path, "GET").retries
-        assert retries is not None and set(retries["retryOn"].split(",")) == {"5xx", "reset", "connect-failure"}
+        reads = route(edge(cfg), path, "GET").retries
+        assert reads is not None and set(reads["retryOn"].split(",")) == {"5xx", "reset", "connect-failure"}
 
 
 def test_writes_through_the_api_gateway_are_not_retried_on_5xx() -> None:
@@ -271,6 +273,22 @@ def test_rendered_prod_edge_applies_prods_cutover_weights() -> None:
     assert route(vs, "/").weights == {"web-frontend": 100}
 
 
+def test_rendered_stacks_send_writes_to_whoever_owns_the_data() -> None:
+    staging = virtual_services("staging")["edge"]
+    # staging: user-service cut over, catalog-service replicating at 50.
+    assert route(staging, "/api/v1/users/1", "PUT").weights == {"user-service": 100}
+    assert route(staging, "/api/v1/albums", "POST").weights == {"monolith": 100}
+    assert route(staging, "/api/v1/albums").weights == {"catalog-service": 50, "monolith": 50}
+    # prod: nothing cut over, so no write reaches a service.
+    prod = virtual_services("prod")["edge"]
+    for path in ("/api/v1/users/1", "/api/v1/albums", "/api/v1/playlists", "/api/v1/ratings"):
+        assert route(prod, path, "POST").weights == {"monolith": 100}
+    # dev (api-gateway mode): user-service cut over, rating-service replicating, in the mesh.
+    dev = virtual_services("dev")["monolith-routes"]
+    assert route(dev, "/api/v1/auth/signup", "POST").weights == {"user-service": 100}
+    assert route(dev, "/api/v1/ratings", "POST").weights == {"monolith": 100}
+
+
 def test_rendered_prod_has_one_edge_virtual_service_and_no_mesh_routing() -> None:
     assert set(virtual_services("prod")) == {"edge"}
 
@@ -303,3 +321,14 @@ def test_every_rendered_route_has_a_timeout_and_bounded_retries(stack_name: str)
                 else {"connect-failure", "refused-stream"}
             )
             assert set(retries["retryOn"].split(",")) == expected
+
+
+@pytest.mark.parametrize("stack_name", ["staging", "prod"])
+def test_the_migration_dashboard_counts_the_reads_and_the_writes_of_every_route(stack_name: str) -> None:
+    vs = virtual_services(stack_name)["edge"]
+    board = dashboards.migration_dashboard([w for w in catalog.WORKLOADS if w.role == "service"])
+    selectors = {m for e in dashboards.expressions(board) for m in re.findall(r'route=~"([^"]+)"', e)}
+    for _, r in traffic.route_entries():
+        (pattern,) = [s for s in selectors if s.startswith(dashboards.route_name(r) + "(")]
+        for method in ("GET", "POST", "OPTIONS"):
+            assert re.fullmatch(pattern, route(vs, r.path, method).route), (r.path, method)

@@ -24,8 +24,9 @@ Panel = dict[str, Any]
 
 
 def route_name(route: Route) -> str:
-    """The name the edge VirtualService gives the http route for ``route`` (``/me/albums`` ->
-    ``me-albums``). The mesh's Telemetry copies it into the ``route`` label of request metrics."""
+    """The name the edge VirtualService gives the http route for ``route``'s reads (``/me/albums``
+    -> ``me-albums``; its writes are ``me-albums-writes`` and ``me-albums-other``). The mesh's
+    Telemetry copies it into the ``route`` label of request metrics."""
     return re.sub(r"[^a-z0-9]+", "-", route.prefix.lower()).strip("-")
 
 
@@ -108,7 +109,8 @@ def migration_dashboard(services: list[Workload]) -> dict[str, Any]:
         for route in workload.routes:
             sel = (
                 f'reporter="source",source_workload_namespace="{EDGE_NAMESPACE}",'
-                f'route="{route_name(route)}",destination_workload=~"{MONOLITH}|{workload.name}"'
+                f'route=~"{route_name(route)}(-writes|-other)?",'
+                f'destination_workload=~"{MONOLITH}|{workload.name}"'
             )
             requests = f"rate(istio_requests_total{{{sel}}}[5m])"
             errors = f'rate(istio_requests_total{{{sel},response_code=~"5.."}}[5m])'
