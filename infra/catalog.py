@@ -72,6 +72,8 @@ class Workload:
     #: Hostname the image's own proxy forwards ``/api/`` to (baked into the front end's nginx.conf);
     #: whatever serves as the edge must answer to it.
     api_upstream_host: str | None = None
+    #: The port the image's proxy forwards ``/api/`` to on ``api_upstream_host``.
+    api_upstream_port: int | None = None
     description: str = ""
 
     @property
@@ -202,6 +204,7 @@ WORKLOADS: tuple[Workload, ...] = (
         run_as_user=101,
         # nginx.conf in vinylhound/frontend: `location /api/ { proxy_pass http://vinylhound-backend:8080; }`
         api_upstream_host="vinylhound-backend",
+        api_upstream_port=8080,
         description="The Svelte single-page app behind nginx.",
     ),
 )

@@ -175,6 +175,15 @@ def mesh_routed_hosts(cfg: PlatformConfig) -> list[str]:
     return [w.name for w, _ in cfg.enabled() if w.role in ("service", "monolith")]
 
 
+def frontend_backend(cfg: PlatformConfig) -> str | None:
+    """The workload behind the front end's hard-coded API upstream (``Workload.api_upstream_host``):
+    the api-gateway when it is enabled (as in the docker target), else the monolith; ``None``
+    without a front end."""
+    if not cfg.is_enabled(FRONTEND):
+        return None
+    return API_GATEWAY if gateway_mode(cfg) else MONOLITH
+
+
 @dataclass(frozen=True)
 class Callers:
     """Who may open requests to a workload inside the mesh, besides the ingress gateway."""
@@ -182,7 +191,8 @@ class Callers:
     #: Callers the catalog lists (``Workload.calls``).
     direct: tuple[str, ...]
     #: Callers whose requests to some service the mesh may route to this workload instead
-    #: (the monolith while a service is not cut over, or another service by path).
+    #: (the monolith while a service is not cut over, or another service by path), and the front
+    #: end when this workload is behind its API upstream Service (``frontend_backend``).
     routed: tuple[str, ...]
 
     @property
@@ -202,6 +212,8 @@ def callers(workload: Workload, cfg: PlatformConfig) -> Callers:
             for w, _ in cfg.enabled()
             if any(catalog.workload(c).role == "service" for c in w.calls) and w.name not in direct
         )
+    if workload.name == frontend_backend(cfg) and FRONTEND not in direct + routed:
+        routed = (*routed, FRONTEND)
     return Callers(direct=direct, routed=routed)
 
 

@@ -14,6 +14,7 @@ from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.databases import deploy_databases
 from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.frontend import deploy_frontend_upstream
 from infra.targets.kubernetes.mesh import deploy_mesh
 from infra.targets.kubernetes.observability import deploy_observability
 from infra.targets.kubernetes.registry import deploy_registry
@@ -57,6 +58,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         monitoring_namespace=monitors.NAMESPACE,
     )
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
+    deploy_frontend_upstream(cfg, context, in_namespace)
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,
