@@ -122,6 +122,30 @@ def consul_pod_monitor(labels: Mapping[str, str]) -> KubeObject:
     )
 
 
+def ingress_gateway_pod_monitor(
+    namespace: str, selector: Mapping[str, str], labels: Mapping[str, str]
+) -> KubeObject:
+    """The Istio ingress gateway's Envoy stats (``http-envoy-prom``, ``/stats/prometheus``).
+
+    The migration dashboard's edge series (``reporter="source"`` from the ``istio-ingress``
+    namespace) come from these pods, which no sidecar monitor covers: the gateway is a standalone
+    Envoy, not a workload of the app namespace. Lives beside the gateway pods (Prometheus selects
+    PodMonitors in every namespace, see ``stack_values``).
+    """
+    return _object(
+        "PodMonitor",
+        "istio-ingressgateway",
+        namespace,
+        labels,
+        {
+            "selector": {"matchLabels": dict(selector)},
+            "podMetricsEndpoints": [
+                {"port": SIDECAR_PORT_NAME, "path": SIDECAR_PATH, "interval": SCRAPE_INTERVAL}
+            ],
+        },
+    )
+
+
 def scrape_ingress(workload: Workload) -> list[KubeObject]:
     """NetworkPolicy ingress letting Prometheus (monitoring namespace) reach what it scrapes."""
     ports = [SIDECAR_PORT] + ([workload.port] if workload.metrics_path else [])

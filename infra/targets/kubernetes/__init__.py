@@ -39,7 +39,13 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     mesh = deploy_mesh(cfg, context, extras, namespace, extra_mesh_config=tracing.mesh_config())
     consul = deploy_registry(cfg, extras)
     observability = deploy_observability(
-        cfg, context, extras, in_namespace, mesh_crds=[mesh.base], consul=[consul]
+        cfg,
+        context,
+        extras,
+        in_namespace,
+        mesh_crds=[mesh.base],
+        consul=[consul],
+        ingress_gateway=[mesh.gateway],
     )
     event_bus = deploy_events(
         cfg,

@@ -19,7 +19,7 @@ import pulumi_random as random
 
 from components.kubernetes.custom_resource import custom_resource
 from components.labels import LabelContext
-from infra import env
+from infra import env, traffic
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.observability import alerts, dashboards, monitors, tracing
@@ -59,12 +59,14 @@ def deploy_observability(
     in_namespace: pulumi.ResourceOptions,
     mesh_crds: Sequence[pulumi.Resource],
     consul: Sequence[pulumi.Resource] = (),
+    ingress_gateway: Sequence[pulumi.Resource] = (),
 ) -> Observability:
     """Declare the observability stack and contribute tracing and scrape access to every workload.
 
     ``mesh_crds`` are the resources that install Istio's CRDs (the Istio base release); the mesh
     ``Telemetry`` waits for them. ``consul`` is what creates the consul namespace and servers (the
-    Consul release); the Consul PodMonitor waits for it.
+    Consul release); the Consul PodMonitor waits for it. ``ingress_gateway`` is what creates the
+    edge namespace and gateway pods (the gateway release); the edge PodMonitor waits for it.
     """
     obs = cfg.observability
     storage = obs.trace_storage(cfg.environment)
@@ -195,6 +197,14 @@ def deploy_observability(
         "consul-monitor",
         monitors.consul_pod_monitor(common),
         pulumi.ResourceOptions(depends_on=[stack, *consul]),
+    )
+    # The edge's own metrics (the migration dashboard's source). The gateway chart renders no
+    # NetworkPolicy unless ``global.networkPolicy.enabled`` (the mesh feature leaves it off), so
+    # Prometheus reaches :15090 there without an exception.
+    custom_resource(
+        "ingress-gateway-monitor",
+        monitors.ingress_gateway_pod_monitor(traffic.INGRESS_NAMESPACE, traffic.INGRESS_SELECTOR, common),
+        pulumi.ResourceOptions(depends_on=[stack, *ingress_gateway]),
     )
     extras.ingress.append(monitors.scrape_ingress)
 
