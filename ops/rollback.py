@@ -170,13 +170,13 @@ def rollback(
     out(f"rolling {stack_name} back to v{target.version}: commit {sha[:12]}, deployed {target.start_time}")
     with temporary_worktree(root, sha, link_venv=True) as tree:
         policy = live.policy_for(tree, stack_name, enabled=use_policy)
-        # `deploy` previews first whenever it is given a way to confirm; --yes still shows the preview.
+        # `deploy` always previews first; --yes (confirm=None) only skips the question.
         return live.deploy(
             tree,
             stack_name,
             policy,
             message=message,
-            confirm=confirm or (lambda _question: True),
+            confirm=confirm,
             create=False,
             out=out,
         )
