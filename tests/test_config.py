@@ -179,3 +179,44 @@ def test_render_of_an_unknown_stack_lists_the_stacks(tmp_path: Path, monkeypatch
     result = CliRunner().invoke(app, ["render", "qa"])
     assert result.exit_code == 1
     assert result.stderr.strip() == "unknown stack 'qa'; stacks: prod"
+
+
+MISMATCH = (
+    "stacks/Pulumi.prod.yaml: vinylhound:platform.environment: 'dev' does not match the stack name 'prod'"
+)
+
+
+def test_a_stack_named_after_an_environment_must_set_that_environment() -> None:
+    raw = baseline() | {"environment": "dev"}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, SOURCE, stack="prod")
+    assert caught.value.lines() == [MISMATCH]
+
+
+def test_a_personal_stack_may_set_any_environment() -> None:
+    cfg = parse_platform_config(baseline(), "stacks/Pulumi.dev-alice.yaml", stack="dev-alice")
+    assert cfg.environment == "prod"
+
+
+def test_the_program_rejects_the_mismatch_before_registering_anything() -> None:
+    raw = baseline() | {"environment": "dev"}
+    with pytest.raises(ProgramError) as caught:
+        run_offline(
+            program,
+            project="vinylhound",
+            stack="prod",
+            config={"vinylhound:platform": json.dumps(raw)},
+            secret_keys=[],
+        )
+    assert str(caught.value).strip().splitlines()[-1] == MISMATCH
+    assert caught.value.registrations == []
+
+
+def test_render_rejects_the_mismatch_with_the_same_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project_with(tmp_path, "prod", baseline() | {"environment": "dev"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["render", "prod"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == MISMATCH

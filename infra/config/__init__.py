@@ -9,7 +9,7 @@ per-environment rules run. Every problem is reported at once as
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
@@ -244,8 +244,22 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
     yield from database_rules(cfg)
 
 
-def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
-    """Validate the raw ``vinylhound:platform`` value; raise ``ConfigError`` listing every problem."""
+#: Stack names that ARE environments: such a stack must say that environment (a personal stack
+#: such as ``dev-alice`` may set any). The policy config is chosen by stack name, the rules by
+#: ``environment``; a prod stack saying ``environment: dev`` would skip every prod rule.
+ENVIRONMENT_STACKS: frozenset[str] = frozenset(get_args(Environment))
+
+
+def stack_rules(cfg: PlatformConfig, stack: str | None) -> Iterator[Problem]:
+    """The stack name and ``environment`` agree when the stack is named after an environment."""
+    name = stack.rsplit("/", 1)[-1] if stack is not None else None
+    if name in ENVIRONMENT_STACKS and cfg.environment != name:
+        yield Problem("environment", f"{cfg.environment!r} does not match the stack name {name!r}")
+
+
+def parse_platform_config(raw: Any, source: str, *, stack: str | None = None) -> PlatformConfig:
+    """Validate the raw ``vinylhound:platform`` value of ``stack`` (when given, its name is checked
+    against ``environment``); raise ``ConfigError`` listing every problem."""
     if raw is None:
         raise ConfigError(source, [Problem("", "missing; every stack must set this key")])
     if not isinstance(raw, Mapping):
@@ -254,7 +268,7 @@ def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
         cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
     except ValidationError as err:
         raise ConfigError(source, _pydantic_problems(err)) from None
-    problems = [*_rules(cfg), *target_rules(cfg)]
+    problems = [*stack_rules(cfg, stack), *_rules(cfg), *target_rules(cfg)]
     if problems:
         raise ConfigError(source, problems)
     return cfg
@@ -267,6 +281,7 @@ __all__ = [
     "DEFAULT_SAMPLING_PERCENT",
     "DOCKER_KEYS",
     "DOCKER_WORKLOAD_KEYS",
+    "ENVIRONMENT_STACKS",
     "FULL_KEY",
     "MIN_DB_INSTANCES",
     "MIN_REPLICAS",
@@ -327,6 +342,7 @@ __all__ = [
     "parse_platform_config",
     "quantity_bytes",
     "stack_file",
+    "stack_rules",
     "target_rules",
     "traffic_rules",
 ]
