@@ -220,3 +220,33 @@ def test_render_rejects_the_mismatch_with_the_same_line(
     result = CliRunner().invoke(app, ["render", "prod"])
     assert result.exit_code == 1
     assert result.stderr.strip() == MISMATCH
+
+
+def _from_yaml(text: str) -> dict[str, Any]:
+    """The stack file's value as the Pulumi CLI hands it over (YAML -> JSON object)."""
+    loaded: dict[str, Any] = json.loads(json.dumps(yaml.safe_load(text)))
+    return baseline() | loaded
+
+
+def test_cors_origins_are_read_from_a_yaml_list() -> None:
+    raw = _from_yaml("corsAllowedOrigins:\n  - https://vinylhound.app\n  - http://localhost:5173\n")
+    cfg = parse_platform_config(raw, SOURCE)
+    assert cfg.origins() == ("https://vinylhound.app", "http://localhost:5173")
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://vinylhound.app/", "https://vinylhound.app/app", "ftp://x.io", "*"]
+)
+def test_a_cors_origin_with_a_path_or_another_scheme_is_rejected(origin: str) -> None:
+    raw = _from_yaml(f"corsAllowedOrigins: ['{origin}']\n")
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.corsAllowedOrigins.0: "
+        f"{origin!r} is not a valid http(s) origin (scheme://host[:port], no path)"
+    ]
+
+
+def test_an_empty_cors_origin_list_is_rejected() -> None:
+    assert problems(_from_yaml("corsAllowedOrigins: []\n")) == [
+        f"{SOURCE}: vinylhound:platform.corsAllowedOrigins: "
+        "empty: list at least one origin, or leave it out for the default"
+    ]

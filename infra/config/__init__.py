@@ -9,9 +9,9 @@ per-environment rules run. Every problem is reported at once as
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from infra import catalog
 from infra.config.databases import (
@@ -67,6 +67,7 @@ from infra.config.types import (
     ImageTag,
     MemoryQuantity,
     Model,
+    Origin,
     Percent,
     PinnedImage,
     Problem,
@@ -108,8 +109,8 @@ class PlatformConfig(Model):
     namespace: DnsLabel = "vinylhound"
     domain: Hostname
     image_registry: Registry
-    #: Default: ``https://<domain>`` only.
-    cors_allowed_origins: tuple[str, ...] | None = None
+    #: Default: ``https://<domain>`` only. A YAML list, hence not strict (strict wants a tuple).
+    cors_allowed_origins: Annotated[tuple[Origin, ...], Field(strict=False)] | None = None
     services: dict[str, WorkloadConfig]
     #: The monolith's Spotify client id (not secret); its secret is ``vinylhound:spotifyClientSecret``.
     spotify_client_id: str | None = None
@@ -205,6 +206,11 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
     monolith = cfg.services.get("monolith")
     if monolith is None or not monolith.enabled:
         yield Problem("services.monolith", "the monolith must be enabled: it serves every route not cut over")
+
+    if cfg.cors_allowed_origins == ():
+        yield Problem(
+            "corsAllowedOrigins", "empty: list at least one origin, or leave it out for the default"
+        )
 
     minimum = MIN_REPLICAS[cfg.environment]
     for name, svc in cfg.services.items():
@@ -314,6 +320,7 @@ __all__ = [
     "MigrationPhase",
     "Model",
     "ObservabilityConfig",
+    "Origin",
     "Percent",
     "PinnedImage",
     "PlatformConfig",

@@ -169,6 +169,10 @@ ByteSize = Annotated[str, _matching(re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB)$"), "
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$")
 Url = Annotated[str, _matching(_URL, "http(s) URL")]
 StorageSize = Annotated[str, _matching(_STORAGE, "storage size (e.g. 10Gi)")]
+# What a browser sends in the Origin header: scheme, host and optional port; no path, no slash.
+_ORIGIN = re.compile(r"^https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+#: A CORS origin such as ``https://vinylhound.app`` or ``http://localhost:5173``.
+Origin = Annotated[str, _matching(_ORIGIN, "http(s) origin (scheme://host[:port], no path)")]
 
 
 class Model(BaseModel):
