@@ -120,12 +120,17 @@ def test_up_with_yes_still_previews_before_it_deploys(repo: Path, fake: FakePulu
 
 def test_declining_after_the_preview_deploys_nothing(repo: Path, fake: FakePulumi) -> None:
     questions: list[str] = []
+
+    def decline(question: str) -> bool:
+        questions.append(question)
+        return False
+
     summary = live.deploy(
         repo,
         "dev",
         live.Policy(),
         message=None,
-        confirm=lambda q: questions.append(q) or False,
+        confirm=decline,
         create=True,
         out=lambda _: None,
     )
