@@ -250,3 +250,30 @@ def test_an_empty_cors_origin_list_is_rejected() -> None:
         f"{SOURCE}: vinylhound:platform.corsAllowedOrigins: "
         "empty: list at least one origin, or leave it out for the default"
     ]
+
+
+def _with_resources(requests: dict[str, str], limits: dict[str, str]) -> dict[str, Any]:
+    raw = baseline()
+    raw["services"]["user-service"]["resources"] = {"requests": requests, "limits": limits}
+    return raw
+
+
+def test_a_cpu_request_above_its_limit_is_rejected() -> None:
+    raw = _with_resources({"cpu": "2", "memory": "128Mi"}, {"cpu": "500m", "memory": "256Mi"})
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.services.user-service.resources.requests.cpu: "
+        "2 is above the limit 500m"
+    ]
+
+
+def test_a_memory_request_above_its_limit_is_rejected() -> None:
+    raw = _with_resources({"cpu": "100m", "memory": "1Gi"}, {"cpu": "500m", "memory": "512Mi"})
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.services.user-service.resources.requests.memory: "
+        "1Gi is above the limit 512Mi"
+    ]
+
+
+def test_requests_equal_to_limits_in_other_units_are_accepted() -> None:
+    raw = _with_resources({"cpu": "1.5", "memory": "1Gi"}, {"cpu": "1500m", "memory": "1024Mi"})
+    assert parse_platform_config(raw, SOURCE).services["user-service"].resources.requests.cpu == "1.5"

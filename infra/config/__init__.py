@@ -76,6 +76,7 @@ from infra.config.types import (
     StorageSize,
     Target,
     Url,
+    cpu_millicores,
     duration_seconds,
     quantity_bytes,
 )
@@ -89,6 +90,7 @@ from infra.config.workloads import (
     ResourceAmounts,
     Resources,
     WorkloadConfig,
+    resource_rules,
 )
 
 CONFIG_NAMESPACE = "vinylhound"
@@ -241,6 +243,7 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
                 )
         elif cfg.environment == "prod" and svc.enabled:
             yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
+        yield from resource_rules(f"{path}.resources", svc.resources)
         if svc.image.tag is None and svc.image.digest is None:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
         yield from cutover_rules(name, svc)
@@ -341,6 +344,7 @@ __all__ = [
     "TrafficConfig",
     "Url",
     "WorkloadConfig",
+    "cpu_millicores",
     "cutover_rules",
     "database_rules",
     "duration_seconds",
@@ -348,6 +352,7 @@ __all__ = [
     "observability_rules",
     "parse_platform_config",
     "quantity_bytes",
+    "resource_rules",
     "stack_file",
     "stack_rules",
     "target_rules",

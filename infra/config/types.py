@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -160,6 +161,13 @@ _QUANTITY_FACTORS = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
 def quantity_bytes(value: str) -> int:
     """Bytes in a ``MemoryQuantity`` string (``1Gi`` -> 1073741824)."""
     return int(value[:-2]) * _QUANTITY_FACTORS[value[-2:]]
+
+
+def cpu_millicores(value: str) -> int:
+    """Millicores in a ``CpuQuantity`` string (``250m`` -> 250, ``1.5`` -> 1500)."""
+    if value.endswith("m"):
+        return int(value[:-1])
+    return int(Decimal(value) * 1000)
 
 
 #: A Prometheus duration such as ``15d`` or ``168h`` (Go durations have no days).
