@@ -111,14 +111,18 @@ def summarize(changes: Mapping[Any, int] | None) -> str:
     return ", ".join([*parts, f"unchanged {counts.get('same', 0)}"])
 
 
-def open_stack(work_dir: Path, stack: str, *, create: bool) -> auto.Stack:
-    """The stack in a local workspace on ``work_dir`` (the project with its stack files)."""
+def open_stack(
+    work_dir: Path, stack: str, *, create: bool, env: Mapping[str, str] | None = None
+) -> auto.Stack:
+    """The stack in a local workspace on ``work_dir`` (the project with its stack files); ``env``
+    is added to the environment of every pulumi command (and so of the program it runs)."""
     from pulumi import automation as auto
 
+    opts = auto.LocalWorkspaceOptions(env_vars=dict(env)) if env else None
     try:
         if create:
-            return auto.create_or_select_stack(stack_name=stack, work_dir=str(work_dir))
-        return auto.select_stack(stack_name=stack, work_dir=str(work_dir))
+            return auto.create_or_select_stack(stack_name=stack, work_dir=str(work_dir), opts=opts)
+        return auto.select_stack(stack_name=stack, work_dir=str(work_dir), opts=opts)
     except auto.errors.CommandError as err:
         raise failed("stack select", err) from None
 
@@ -186,11 +190,12 @@ def deploy(
     confirm: Callable[[str], bool] | None,
     create: bool,
     out: Output = _out,
+    env: Mapping[str, str] | None = None,
 ) -> str | None:
     """Preview, ask ``confirm`` (not asked when ``None``: ``--yes``), then update; ``None`` when
     declined. The preview always runs, so ``--yes`` deploys only what a preview (and the policy
     pack) accepted, and its output is in the log."""
-    stack = open_stack(work_dir, stack_name, create=create)
+    stack = open_stack(work_dir, stack_name, create=create, env=env)
     summary = preview(stack, policy, out=out)
     out(f"preview of {stack_name}: {summary}")
     if confirm is not None and not confirm(f"Deploy these changes to {stack_name}?"):

@@ -16,6 +16,7 @@ whether the tree had uncommitted changes (``git.dirty``). Rollback therefore:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,7 +180,17 @@ def rollback(
             confirm=confirm,
             create=False,
             out=out,
+            env={"PYTHONPATH": program_path(tree)},
         )
+
+
+def program_path(tree: Path) -> str:
+    """``PYTHONPATH`` that makes the program import the worktree's packages. The linked venv's
+    editable install maps ``infra`` to the main checkout; ``infra/__main__.py`` overrides that
+    since it was fixed, but a target commit older than the fix does not, and PYTHONPATH entries
+    come before the editable finder for every commit."""
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(tree), inherited] if inherited else [str(tree)])
 
 
 # --- commands -------------------------------------------------------------------------------------

@@ -6,10 +6,13 @@ this checkout's venv). Run for real: a subprocess of this venv's python runs a t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from ops.rollback import program_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,10 +32,19 @@ def main() -> None:
 """
 
 
-def run_tree(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+#: What infra/__main__.py said before it fixed sys.path itself (every commit deployed until then).
+OLD_MAIN = "from infra.program import main\n\nmain()\n"
+
+
+def run_tree(
+    tmp_path: Path, main: str | None = None, env: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
     tree = tmp_path / "rolled-back"
     (tree / "infra").mkdir(parents=True)
-    shutil.copy(ROOT / "infra" / "__main__.py", tree / "infra" / "__main__.py")
+    if main is None:
+        shutil.copy(ROOT / "infra" / "__main__.py", tree / "infra" / "__main__.py")
+    else:
+        (tree / "infra" / "__main__.py").write_text(main)
     (tree / "infra" / "__init__.py").write_text('MARKER = "old commit"\n')
     (tree / "infra" / "program.py").write_text(PROGRAM)
     host = tmp_path / "host" / "pulumi-language-python-exec.py"
@@ -45,6 +57,7 @@ def run_tree(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
         text=True,
         timeout=60,
         check=True,
+        env={**os.environ, **(env or {})},
     )
     before, after = (json.loads(line) for line in done.stdout.splitlines())
     return before, after
@@ -58,3 +71,8 @@ def test_the_venvs_editable_install_would_resolve_infra_to_this_checkout(tmp_pat
 def test_the_entry_point_imports_the_program_of_its_own_checkout(tmp_path: Path) -> None:
     _, after = run_tree(tmp_path)
     assert after == {"infra": str(tmp_path / "rolled-back" / "infra" / "__init__.py"), "marker": "old commit"}
+
+
+def test_an_older_entry_point_imports_its_own_checkout_with_rollbacks_pythonpath(tmp_path: Path) -> None:
+    _, after = run_tree(tmp_path, OLD_MAIN, {"PYTHONPATH": program_path(tmp_path / "rolled-back")})
+    assert after["marker"] == "old commit"
