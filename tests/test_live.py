@@ -147,3 +147,18 @@ def test_no_policy_is_refused_for_staging_and_prod(repo: Path, stack: str) -> No
 @pytest.mark.parametrize("stack", ["local", "dev", "dev-alice"])
 def test_no_policy_is_allowed_for_the_other_stacks(repo: Path, stack: str) -> None:
     assert live.policy_for(repo, stack, enabled=False) == live.Policy()
+
+
+def test_up_prod_with_no_policy_says_why_in_one_line_and_runs_nothing(repo: Path, fake: FakePulumi) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "up", "prod", "--no-policy", "--yes"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "--no-policy is refused for prod: staging and prod always run the policy pack"
+    ]
+    assert fake.command("preview") == [] and fake.command("up") == []
