@@ -1,5 +1,6 @@
 # The two commands the README opens with: `make render` and `make test`.
-# Both create .venv and install this project into it on first use; nothing else is needed.
+# Both create .venv and install this project into it on first use. `test` also needs promtool,
+# nats-server and Node.js/npm: scripts/install-*.sh installs them with apt-get when run as root.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

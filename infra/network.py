@@ -12,13 +12,18 @@ from typing import Any
 from components import labels
 from infra import catalog
 from infra.catalog import Workload
-from infra.env import DatabaseEndpoint
+from infra.env import DatabaseEndpoint, Wiring
 
 Rule = dict[str, Any]
 
 #: The namespace of the edge (the Istio ingress gateway).
 EDGE_NAMESPACE = "istio-ingress"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+#: RFC 1918 ranges, where pod, service and node addresses live: "the internet" excludes them, so
+#: an internet rule never opens a path to something inside the cluster.
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+#: The contract variables that mean the binary calls the Spotify Web API (HTTPS, public addresses).
+SPOTIFY_ENV = frozenset({"SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET"})
 
 
 def _namespace(name: str) -> Rule:
@@ -67,3 +72,13 @@ def egress_rules(
         callee = catalog.workload(callee_name if callee_name in enabled else "monolith")
         rules.append({"to": [_pods(callee.name)], "ports": _tcp(callee.port)})
     return rules
+
+
+def internet_egress_rules(workload: Workload, wiring: Wiring) -> list[Rule]:
+    """HTTPS to public addresses for a workload that reads the Spotify credentials (the monolith),
+    when the stack configures them (client id or secret); nothing otherwise."""
+    configured = bool(wiring.spotify_client_id) or wiring.spotify_client_secret is not None
+    if not configured or not SPOTIFY_ENV & set(workload.env):
+        return []
+    internet = {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}
+    return [{"to": [internet], "ports": _tcp(443)}]

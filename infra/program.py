@@ -30,9 +30,10 @@ TARGETS: dict[str, Target] = {"kubernetes": kubernetes.deploy, "docker": docker.
 
 def load_config() -> PlatformConfig:
     """The current stack's validated config; ``ConfigError`` names the stack file and fields."""
-    source = stack_file(pulumi.get_stack())
+    stack = pulumi.get_stack()
+    source = stack_file(stack)
     raw = pulumi.Config(CONFIG_NAMESPACE).get_object(CONFIG_KEY)
-    cfg = parse_platform_config(raw, source)
+    cfg = parse_platform_config(raw, source, stack=stack)
     if cfg.target not in TARGETS:
         raise ConfigError(source, [Problem("target", f"no {cfg.target!r} target in this program")])
     return cfg

@@ -31,6 +31,8 @@ POLICY_PACK = Path("policies")
 POLICY_CONFIG = POLICY_PACK / "config"
 #: Stacks that are never deployed from uncommitted code unless the user insists.
 PROTECTED_STACKS = frozenset({"prod"})
+#: Stacks that always run with the policy pack: ``--no-policy`` is refused for them.
+POLICY_REQUIRED_STACKS = frozenset({"staging", "prod"})
 
 PULUMI_MISSING = (
     "the Pulumi CLI is not installed (no `pulumi` on PATH): install it with "
@@ -63,14 +65,23 @@ class Policy:
 
 
 def policy_for(root: Path, stack: str, *, enabled: bool = True) -> Policy:
-    """The policy pack at ``policies/`` with ``policies/config/<stack>.json``; both must exist."""
+    """The policy pack at ``policies/`` with ``policies/config/<stack>.json``; both must exist.
+
+    ``enabled=False`` (``--no-policy``) is refused for staging and prod."""
+    short = stack.rsplit("/", 1)[-1]
+    required = short in POLICY_REQUIRED_STACKS
     if not enabled:
+        if required:
+            raise LiveError(
+                f"--no-policy is refused for {stack}: staging and prod always run the policy pack"
+            )
         return Policy()
-    pack, config = root / POLICY_PACK, root / POLICY_CONFIG / f"{stack.rsplit('/', 1)[-1]}.json"
+    pack, config = root / POLICY_PACK, root / POLICY_CONFIG / f"{short}.json"
+    hint = "" if required else "; pass --no-policy to run without it"
     if not (pack / "PulumiPolicy.yaml").is_file():
-        raise LiveError(f"no policy pack at {pack} (PulumiPolicy.yaml); pass --no-policy to run without it")
+        raise LiveError(f"no policy pack at {pack} (PulumiPolicy.yaml){hint}")
     if not config.is_file():
-        raise LiveError(f"no policy config for {stack} at {config}; pass --no-policy to run without the pack")
+        raise LiveError(f"no policy config for {stack} at {config}{hint}")
     return Policy(packs=(str(pack),), configs=(str(config),))
 
 
@@ -100,14 +111,18 @@ def summarize(changes: Mapping[Any, int] | None) -> str:
     return ", ".join([*parts, f"unchanged {counts.get('same', 0)}"])
 
 
-def open_stack(work_dir: Path, stack: str, *, create: bool) -> auto.Stack:
-    """The stack in a local workspace on ``work_dir`` (the project with its stack files)."""
+def open_stack(
+    work_dir: Path, stack: str, *, create: bool, env: Mapping[str, str] | None = None
+) -> auto.Stack:
+    """The stack in a local workspace on ``work_dir`` (the project with its stack files); ``env``
+    is added to the environment of every pulumi command (and so of the program it runs)."""
     from pulumi import automation as auto
 
+    opts = auto.LocalWorkspaceOptions(env_vars=dict(env)) if env else None
     try:
         if create:
-            return auto.create_or_select_stack(stack_name=stack, work_dir=str(work_dir))
-        return auto.select_stack(stack_name=stack, work_dir=str(work_dir))
+            return auto.create_or_select_stack(stack_name=stack, work_dir=str(work_dir), opts=opts)
+        return auto.select_stack(stack_name=stack, work_dir=str(work_dir), opts=opts)
     except auto.errors.CommandError as err:
         raise failed("stack select", err) from None
 
@@ -175,14 +190,16 @@ def deploy(
     confirm: Callable[[str], bool] | None,
     create: bool,
     out: Output = _out,
+    env: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Preview, ask ``confirm`` (skipped when ``None``), then update; ``None`` when declined."""
-    stack = open_stack(work_dir, stack_name, create=create)
-    if confirm is not None:
-        summary = preview(stack, policy, out=out)
-        out(f"preview of {stack_name}: {summary}")
-        if not confirm(f"Deploy these changes to {stack_name}?"):
-            return None
+    """Preview, ask ``confirm`` (not asked when ``None``: ``--yes``), then update; ``None`` when
+    declined. The preview always runs, so ``--yes`` deploys only what a preview (and the policy
+    pack) accepted, and its output is in the log."""
+    stack = open_stack(work_dir, stack_name, create=create, env=env)
+    summary = preview(stack, policy, out=out)
+    out(f"preview of {stack_name}: {summary}")
+    if confirm is not None and not confirm(f"Deploy these changes to {stack_name}?"):
+        return None
     return up(stack, policy, message=message, out=out)
 
 
@@ -193,7 +210,11 @@ AllowDirty = Annotated[
     bool, typer.Option("--allow-dirty", help="Deploy prod even with uncommitted changes (not reproducible).")
 ]
 UsePolicy = Annotated[
-    bool, typer.Option("--policy/--no-policy", help="Run the policy pack policies/ with its stack config.")
+    bool,
+    typer.Option(
+        "--policy/--no-policy",
+        help="Run the policy pack policies/ with its stack config (required for staging and prod).",
+    ),
 ]
 
 
@@ -225,7 +246,9 @@ def up_command(
     stack: StackArg,
     allow_dirty: AllowDirty = False,
     use_policy: UsePolicy = True,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Skip the preview and the confirmation.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Deploy after the preview without asking.")
+    ] = False,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Message for the update.")] = None,
 ) -> None:
     """Deploy a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""

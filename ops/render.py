@@ -91,7 +91,7 @@ def _dump(data: Any) -> str:
 def validate_config(config: StackConfig, stack: str) -> None:
     """Parse the stack's platform config the way the program will; raise ``ConfigError``."""
     raw = config.values.get(FULL_KEY)
-    parse_platform_config(json.loads(raw) if raw is not None else None, stack_file(stack))
+    parse_platform_config(json.loads(raw) if raw is not None else None, stack_file(stack), stack=stack)
 
 
 def run_stack(project: Project, stack: str) -> Run:

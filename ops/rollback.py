@@ -16,6 +16,7 @@ whether the tree had uncommitted changes (``git.dirty``). Rollback therefore:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -170,16 +171,26 @@ def rollback(
     out(f"rolling {stack_name} back to v{target.version}: commit {sha[:12]}, deployed {target.start_time}")
     with temporary_worktree(root, sha, link_venv=True) as tree:
         policy = live.policy_for(tree, stack_name, enabled=use_policy)
-        # `deploy` previews first whenever it is given a way to confirm; --yes still shows the preview.
+        # `deploy` always previews first; --yes (confirm=None) only skips the question.
         return live.deploy(
             tree,
             stack_name,
             policy,
             message=message,
-            confirm=confirm or (lambda _question: True),
+            confirm=confirm,
             create=False,
             out=out,
+            env={"PYTHONPATH": program_path(tree)},
         )
+
+
+def program_path(tree: Path) -> str:
+    """``PYTHONPATH`` that makes the program import the worktree's packages. The linked venv's
+    editable install maps ``infra`` to the main checkout; ``infra/__main__.py`` overrides that
+    since it was fixed, but a target commit older than the fix does not, and PYTHONPATH entries
+    come before the editable finder for every commit."""
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(tree), inherited] if inherited else [str(tree)])
 
 
 # --- commands -------------------------------------------------------------------------------------

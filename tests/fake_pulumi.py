@@ -4,7 +4,8 @@ It exists to check the arguments the Automation API is made to pass (policy pack
 stack, message, working directory); it deploys nothing and proves nothing about the real CLI.
 Installed as ``pulumi`` on PATH by ``tests/test_live.py``. Environment:
 
-- ``FAKE_PULUMI_LOG``: JSON lines, one per call: ``{"argv": [...], "cwd": "..."}``;
+- ``FAKE_PULUMI_LOG``: JSON lines, one per call: ``{"argv": [...], "cwd": "...", "head": "<sha>",
+  "pythonpath": "..."}``;
 - ``FAKE_PULUMI_HISTORY``: a JSON file in the ``pulumi stack history --json`` shape (newest
   first); ``up`` prepends a new succeeded update carrying its ``--message``;
 - ``FAKE_PULUMI_FAIL``: a command name (``up``, ``preview``) that fails with an error on stderr.
@@ -54,7 +55,17 @@ def main(argv: list[str]) -> int:
     """Answer one invocation."""
     if log := os.environ.get("FAKE_PULUMI_LOG"):
         with open(log, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"argv": argv, "cwd": os.getcwd(), "head": _head()}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "argv": argv,
+                        "cwd": os.getcwd(),
+                        "head": _head(),
+                        "pythonpath": os.environ.get("PYTHONPATH"),
+                    }
+                )
+                + "\n"
+            )
     args = [a for a in argv if a != "--non-interactive"]
     command = args[0] if args else ""
     if command == os.environ.get("FAKE_PULUMI_FAIL"):

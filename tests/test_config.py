@@ -179,3 +179,101 @@ def test_render_of_an_unknown_stack_lists_the_stacks(tmp_path: Path, monkeypatch
     result = CliRunner().invoke(app, ["render", "qa"])
     assert result.exit_code == 1
     assert result.stderr.strip() == "unknown stack 'qa'; stacks: prod"
+
+
+MISMATCH = (
+    "stacks/Pulumi.prod.yaml: vinylhound:platform.environment: 'dev' does not match the stack name 'prod'"
+)
+
+
+def test_a_stack_named_after_an_environment_must_set_that_environment() -> None:
+    raw = baseline() | {"environment": "dev"}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, SOURCE, stack="prod")
+    assert caught.value.lines() == [MISMATCH]
+
+
+def test_a_personal_stack_may_set_any_environment() -> None:
+    cfg = parse_platform_config(baseline(), "stacks/Pulumi.dev-alice.yaml", stack="dev-alice")
+    assert cfg.environment == "prod"
+
+
+def test_the_program_rejects_the_mismatch_before_registering_anything() -> None:
+    raw = baseline() | {"environment": "dev"}
+    with pytest.raises(ProgramError) as caught:
+        run_offline(
+            program,
+            project="vinylhound",
+            stack="prod",
+            config={"vinylhound:platform": json.dumps(raw)},
+            secret_keys=[],
+        )
+    assert str(caught.value).strip().splitlines()[-1] == MISMATCH
+    assert caught.value.registrations == []
+
+
+def test_render_rejects_the_mismatch_with_the_same_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project_with(tmp_path, "prod", baseline() | {"environment": "dev"})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["render", "prod"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == MISMATCH
+
+
+def _from_yaml(text: str) -> dict[str, Any]:
+    """The stack file's value as the Pulumi CLI hands it over (YAML -> JSON object)."""
+    loaded: dict[str, Any] = json.loads(json.dumps(yaml.safe_load(text)))
+    return baseline() | loaded
+
+
+def test_cors_origins_are_read_from_a_yaml_list() -> None:
+    raw = _from_yaml("corsAllowedOrigins:\n  - https://vinylhound.app\n  - http://localhost:5173\n")
+    cfg = parse_platform_config(raw, SOURCE)
+    assert cfg.origins() == ("https://vinylhound.app", "http://localhost:5173")
+
+
+@pytest.mark.parametrize(
+    "origin", ["https://vinylhound.app/", "https://vinylhound.app/app", "ftp://x.io", "*"]
+)
+def test_a_cors_origin_with_a_path_or_another_scheme_is_rejected(origin: str) -> None:
+    raw = _from_yaml(f"corsAllowedOrigins: ['{origin}']\n")
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.corsAllowedOrigins.0: "
+        f"{origin!r} is not a valid http(s) origin (scheme://host[:port], no path)"
+    ]
+
+
+def test_an_empty_cors_origin_list_is_rejected() -> None:
+    assert problems(_from_yaml("corsAllowedOrigins: []\n")) == [
+        f"{SOURCE}: vinylhound:platform.corsAllowedOrigins: "
+        "empty: list at least one origin, or leave it out for the default"
+    ]
+
+
+def _with_resources(requests: dict[str, str], limits: dict[str, str]) -> dict[str, Any]:
+    raw = baseline()
+    raw["services"]["user-service"]["resources"] = {"requests": requests, "limits": limits}
+    return raw
+
+
+def test_a_cpu_request_above_its_limit_is_rejected() -> None:
+    raw = _with_resources({"cpu": "2", "memory": "128Mi"}, {"cpu": "500m", "memory": "256Mi"})
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.services.user-service.resources.requests.cpu: "
+        "2 is above the limit 500m"
+    ]
+
+
+def test_a_memory_request_above_its_limit_is_rejected() -> None:
+    raw = _with_resources({"cpu": "100m", "memory": "1Gi"}, {"cpu": "500m", "memory": "512Mi"})
+    assert problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.services.user-service.resources.requests.memory: "
+        "1Gi is above the limit 512Mi"
+    ]
+
+
+def test_requests_equal_to_limits_in_other_units_are_accepted() -> None:
+    raw = _with_resources({"cpu": "1.5", "memory": "1Gi"}, {"cpu": "1500m", "memory": "1024Mi"})
+    assert parse_platform_config(raw, SOURCE).services["user-service"].resources.requests.cpu == "1.5"

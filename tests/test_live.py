@@ -105,3 +105,60 @@ def test_a_missing_policy_config_is_one_clear_error(repo: Path) -> None:
     with pytest.raises(live.LiveError, match=r"no policy config for dev at .*dev\.json; pass --no-policy"):
         live.policy_for(repo, "dev")
     assert live.policy_for(repo, "dev", enabled=False) == live.Policy()
+
+
+def test_up_with_yes_still_previews_before_it_deploys(repo: Path, fake: FakePulumi) -> None:
+    fake.set_history([])
+    lines: list[str] = []
+    summary = live.deploy(
+        repo, "dev", live.policy_for(repo, "dev"), message=None, confirm=None, create=True, out=lines.append
+    )
+    assert [c["argv"][0] for c in fake.calls() if c["argv"][0] in ("preview", "up")] == ["preview", "up"]
+    assert "preview of dev: created 1, updated 2, replaced 1, deleted 0, unchanged 30" in lines
+    assert summary is not None
+
+
+def test_declining_after_the_preview_deploys_nothing(repo: Path, fake: FakePulumi) -> None:
+    questions: list[str] = []
+
+    def decline(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    summary = live.deploy(
+        repo,
+        "dev",
+        live.Policy(),
+        message=None,
+        confirm=decline,
+        create=True,
+        out=lambda _: None,
+    )
+    assert summary is None and questions == ["Deploy these changes to dev?"]
+    assert fake.command("preview") and not fake.command("up")
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod", "org/vinylhound/prod"])
+def test_no_policy_is_refused_for_staging_and_prod(repo: Path, stack: str) -> None:
+    with pytest.raises(live.LiveError, match=r"^--no-policy is refused for .*: staging and prod always run"):
+        live.policy_for(repo, stack, enabled=False)
+
+
+@pytest.mark.parametrize("stack", ["local", "dev", "dev-alice"])
+def test_no_policy_is_allowed_for_the_other_stacks(repo: Path, stack: str) -> None:
+    assert live.policy_for(repo, stack, enabled=False) == live.Policy()
+
+
+def test_up_prod_with_no_policy_says_why_in_one_line_and_runs_nothing(repo: Path, fake: FakePulumi) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "up", "prod", "--no-policy", "--yes"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "--no-policy is refused for prod: staging and prod always run the policy pack"
+    ]
+    assert fake.command("preview") == [] and fake.command("up") == []

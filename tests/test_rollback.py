@@ -5,6 +5,7 @@ shaped data), the temporary worktree (on a real git repository), and the whole f
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -287,3 +288,15 @@ def test_a_failed_rollback_update_still_removes_the_worktree_with_a_fake_pulumi(
     with pytest.raises(live.LiveError, match="pulumi up failed"):
         rollback(repo, "dev", to=None, confirm=lambda _: True, out=lambda _: None)
     assert len(worktrees(repo)) == 1
+
+
+def test_rollback_runs_the_program_with_the_worktree_first_on_pythonpath_with_a_fake_pulumi(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    # For target commits whose infra/__main__.py predates its own sys.path fix.
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)])
+    rollback(repo, "dev", to=None, confirm=lambda _: True, out=lambda _: None)
+    (preview,) = fake.command("preview")
+    (up,) = fake.command("up")
+    assert preview["pythonpath"].split(os.pathsep)[0] == up["pythonpath"].split(os.pathsep)[0] == up["cwd"]

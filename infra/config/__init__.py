@@ -9,9 +9,9 @@ per-environment rules run. Every problem is reported at once as
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any, get_args
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from infra import catalog
 from infra.config.databases import (
@@ -67,6 +67,7 @@ from infra.config.types import (
     ImageTag,
     MemoryQuantity,
     Model,
+    Origin,
     Percent,
     PinnedImage,
     Problem,
@@ -75,6 +76,7 @@ from infra.config.types import (
     StorageSize,
     Target,
     Url,
+    cpu_millicores,
     duration_seconds,
     quantity_bytes,
 )
@@ -88,6 +90,7 @@ from infra.config.workloads import (
     ResourceAmounts,
     Resources,
     WorkloadConfig,
+    resource_rules,
 )
 
 CONFIG_NAMESPACE = "vinylhound"
@@ -108,8 +111,8 @@ class PlatformConfig(Model):
     namespace: DnsLabel = "vinylhound"
     domain: Hostname
     image_registry: Registry
-    #: Default: ``https://<domain>`` only.
-    cors_allowed_origins: tuple[str, ...] | None = None
+    #: Default: ``https://<domain>`` only. A YAML list, hence not strict (strict wants a tuple).
+    cors_allowed_origins: Annotated[tuple[Origin, ...], Field(strict=False)] | None = None
     services: dict[str, WorkloadConfig]
     #: The monolith's Spotify client id (not secret); its secret is ``vinylhound:spotifyClientSecret``.
     spotify_client_id: str | None = None
@@ -206,6 +209,11 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
     if monolith is None or not monolith.enabled:
         yield Problem("services.monolith", "the monolith must be enabled: it serves every route not cut over")
 
+    if cfg.cors_allowed_origins == ():
+        yield Problem(
+            "corsAllowedOrigins", "empty: list at least one origin, or leave it out for the default"
+        )
+
     minimum = MIN_REPLICAS[cfg.environment]
     for name, svc in cfg.services.items():
         if name not in known:
@@ -235,6 +243,7 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
                 )
         elif cfg.environment == "prod" and svc.enabled:
             yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
+        yield from resource_rules(f"{path}.resources", svc.resources)
         if svc.image.tag is None and svc.image.digest is None:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
         yield from cutover_rules(name, svc)
@@ -244,8 +253,22 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
     yield from database_rules(cfg)
 
 
-def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
-    """Validate the raw ``vinylhound:platform`` value; raise ``ConfigError`` listing every problem."""
+#: Stack names that ARE environments: such a stack must say that environment (a personal stack
+#: such as ``dev-alice`` may set any). The policy config is chosen by stack name, the rules by
+#: ``environment``; a prod stack saying ``environment: dev`` would skip every prod rule.
+ENVIRONMENT_STACKS: frozenset[str] = frozenset(get_args(Environment))
+
+
+def stack_rules(cfg: PlatformConfig, stack: str | None) -> Iterator[Problem]:
+    """The stack name and ``environment`` agree when the stack is named after an environment."""
+    name = stack.rsplit("/", 1)[-1] if stack is not None else None
+    if name in ENVIRONMENT_STACKS and cfg.environment != name:
+        yield Problem("environment", f"{cfg.environment!r} does not match the stack name {name!r}")
+
+
+def parse_platform_config(raw: Any, source: str, *, stack: str | None = None) -> PlatformConfig:
+    """Validate the raw ``vinylhound:platform`` value of ``stack`` (when given, its name is checked
+    against ``environment``); raise ``ConfigError`` listing every problem."""
     if raw is None:
         raise ConfigError(source, [Problem("", "missing; every stack must set this key")])
     if not isinstance(raw, Mapping):
@@ -254,7 +277,7 @@ def parse_platform_config(raw: Any, source: str) -> PlatformConfig:
         cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
     except ValidationError as err:
         raise ConfigError(source, _pydantic_problems(err)) from None
-    problems = [*_rules(cfg), *target_rules(cfg)]
+    problems = [*stack_rules(cfg, stack), *_rules(cfg), *target_rules(cfg)]
     if problems:
         raise ConfigError(source, problems)
     return cfg
@@ -267,6 +290,7 @@ __all__ = [
     "DEFAULT_SAMPLING_PERCENT",
     "DOCKER_KEYS",
     "DOCKER_WORKLOAD_KEYS",
+    "ENVIRONMENT_STACKS",
     "FULL_KEY",
     "MIN_DB_INSTANCES",
     "MIN_REPLICAS",
@@ -299,6 +323,7 @@ __all__ = [
     "MigrationPhase",
     "Model",
     "ObservabilityConfig",
+    "Origin",
     "Percent",
     "PinnedImage",
     "PlatformConfig",
@@ -319,6 +344,7 @@ __all__ = [
     "TrafficConfig",
     "Url",
     "WorkloadConfig",
+    "cpu_millicores",
     "cutover_rules",
     "database_rules",
     "duration_seconds",
@@ -326,7 +352,9 @@ __all__ = [
     "observability_rules",
     "parse_platform_config",
     "quantity_bytes",
+    "resource_rules",
     "stack_file",
+    "stack_rules",
     "target_rules",
     "traffic_rules",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -162,6 +163,13 @@ def quantity_bytes(value: str) -> int:
     return int(value[:-2]) * _QUANTITY_FACTORS[value[-2:]]
 
 
+def cpu_millicores(value: str) -> int:
+    """Millicores in a ``CpuQuantity`` string (``250m`` -> 250, ``1.5`` -> 1500)."""
+    if value.endswith("m"):
+        return int(value[:-1])
+    return int(Decimal(value) * 1000)
+
+
 #: A Prometheus duration such as ``15d`` or ``168h`` (Go durations have no days).
 PromDuration = Annotated[str, _matching(re.compile(r"^[0-9]+(ms|s|m|h|d|w|y)$"), "duration (e.g. 15d, 168h)")]
 #: A Prometheus byte size such as ``45GB`` (``retentionSize``).
@@ -169,6 +177,10 @@ ByteSize = Annotated[str, _matching(re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB)$"), "
 _URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s]*)?$")
 Url = Annotated[str, _matching(_URL, "http(s) URL")]
 StorageSize = Annotated[str, _matching(_STORAGE, "storage size (e.g. 10Gi)")]
+# What a browser sends in the Origin header: scheme, host and optional port; no path, no slash.
+_ORIGIN = re.compile(r"^https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+#: A CORS origin such as ``https://vinylhound.app`` or ``http://localhost:5173``.
+Origin = Annotated[str, _matching(_ORIGIN, "http(s) origin (scheme://host[:port], no path)")]
 
 
 class Model(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 from pydantic import Field
 
@@ -16,11 +16,10 @@ from infra.config.types import (
     Model,
     Percent,
     PinnedImage,
+    Problem,
+    cpu_millicores,
+    quantity_bytes,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 # --- workloads -------------------------------------------------------------------------------
 
@@ -51,6 +50,15 @@ class Resources(Model):
 
     requests: ResourceAmounts = ResourceAmounts(cpu="100m", memory="128Mi")
     limits: ResourceAmounts = ResourceAmounts(cpu="500m", memory="256Mi")
+
+
+def resource_rules(path: str, resources: Resources) -> Iterator[Problem]:
+    """Requests may not exceed limits (the API server would reject the Deployment at apply time)."""
+    requests, limits = resources.requests, resources.limits
+    if cpu_millicores(requests.cpu) > cpu_millicores(limits.cpu):
+        yield Problem(f"{path}.requests.cpu", f"{requests.cpu} is above the limit {limits.cpu}")
+    if quantity_bytes(requests.memory) > quantity_bytes(limits.memory):
+        yield Problem(f"{path}.requests.memory", f"{requests.memory} is above the limit {limits.memory}")
 
 
 class Autoscaling(Model):

@@ -81,6 +81,7 @@ def workload_spec(
         ingress=[*network.ingress_rules(workload, enabled), *extras.ingress_for(workload)],
         egress=[
             *network.egress_rules(workload, enabled, wiring.databases),
+            *network.internet_egress_rules(workload, wiring),
             *extras.egress_for(workload),
         ],
     )
