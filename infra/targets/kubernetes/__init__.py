@@ -15,7 +15,7 @@ from infra.targets.kubernetes.databases import deploy_databases
 from infra.targets.kubernetes.events import deploy_events
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import deploy_frontend_upstream
-from infra.targets.kubernetes.mesh import deploy_mesh
+from infra.targets.kubernetes.mesh import deploy_mesh, deploy_routes
 from infra.targets.kubernetes.observability import deploy_observability
 from infra.targets.kubernetes.registry import deploy_registry
 from infra.targets.kubernetes.workloads import deploy_workloads
@@ -63,6 +63,8 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         monitoring_crds=[observability.prometheus_stack],
         monitoring_namespace=monitors.NAMESPACE,
     )
+    # The routes after the databases: writes move only once the migration Jobs have completed.
+    deploy_routes(cfg, context, mesh, databases.write_route_gates)
     workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
     deploy_frontend_upstream(cfg, context, in_namespace)
     return {

@@ -15,6 +15,10 @@ Migration phases (``databases.migration.<service>`` in the stack):
   the program. The service's database keeps its (frozen) copy: recreate it before replicating
   again.
 
+The cutover and rollback Jobs are awaited (no ``pulumi.com/skipAwait``): the routes that move the
+service's writes (``mesh.deploy_routes``) depend on them, so ``pulumi up`` moves writes only after
+the Job has completed, and fails with the routes unchanged when it fails.
+
 Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run the same).
 """
 
@@ -61,6 +65,9 @@ class Databases:
     operator: k8s.helm.v3.Release
     clusters: dict[str, ServiceDatabase] = field(default_factory=dict)
     endpoints: dict[str, env.DatabaseEndpoint] = field(default_factory=dict)
+    #: Per service at ``cut-over`` or ``rolled-back``: the Job that moves its tables (the cutover
+    #: or the rollback Job). Routes that send the service's writes by its phase wait for it.
+    write_route_gates: dict[str, k8s.batch.v1.Job] = field(default_factory=dict)
 
     def exports(self) -> dict[str, dict[str, object]]:
         """Per workload: read-write and read-only hosts, port, database and credentials Secret."""
@@ -468,9 +475,10 @@ def _declare_schema_and_migration(
         job("consistency", "consistency.sh", both, [subscription], skip_await=True)
         return
     if phase == "rolled-back":
-        job("rollback", "rollback.sh", both, [schema_job])
+        dbs.write_route_gates[w.name] = job("rollback", "rollback.sh", both, [schema_job])
         return
     cutover = job("cutover", "cutover.sh", both, [schema_job])
+    dbs.write_route_gates[w.name] = cutover
     if monolith_db is None:
         return  # reverse replication into an external monolith is not declared here
     reverse_pub = custom_resource(

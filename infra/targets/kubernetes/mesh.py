@@ -3,7 +3,8 @@
 Order on an empty cluster: ``base`` (CRDs) -> ``istiod`` (control plane, sidecar injector) ->
 the ``gateway`` chart (ingress pods). Every Istio custom resource depends on ``base``; every
 workload waits for ``istiod`` so its pods are created after the injector exists and get a
-sidecar.
+sidecar. The VirtualServices (``deploy_routes``) are declared after the databases: where writes
+go follows each service's migration phase, so they wait for the Job that moves its tables.
 
 Tracing is not configured here: the observability feature passes its mesh settings (e.g.
 ``extensionProviders``) as ``extra_mesh_config``, merged into istiod's ``meshConfig``.
@@ -152,6 +153,8 @@ class Mesh:
     base: k8s.helm.v3.Release
     istiod: k8s.helm.v3.Release
     gateway: k8s.helm.v3.Release
+    #: The workloads' namespace, which the namespaced Istio objects wait for.
+    namespace: pulumi.Resource
 
 
 def deploy_mesh(
@@ -161,10 +164,11 @@ def deploy_mesh(
     namespace: pulumi.Resource,
     extra_mesh_config: Mapping[str, Any] | None = None,
 ) -> Mesh:
-    """Install Istio, declare the edge, mTLS and per-workload traffic policy; register what every
-    workload needs (istiod egress, mesh-routed callers, waiting for the injector) in ``extras``.
+    """Install Istio, declare the edge Gateway, mTLS and per-workload traffic policy; register what
+    every workload needs (istiod egress, mesh-routed callers, waiting for the injector) in ``extras``.
 
-    ``namespace`` is the workloads' namespace, which the namespaced Istio objects wait for.
+    The routes (VirtualServices) come later, from ``deploy_routes``: they wait for the migration
+    Jobs. ``namespace`` is the workloads' namespace, which the namespaced Istio objects wait for.
     """
     version = cfg.charts.istio
     base = helm.release(
@@ -193,22 +197,21 @@ def deploy_mesh(
         pulumi.ResourceOptions(depends_on=[istiod]),
         create_namespace=True,
     )
-    _edge(cfg, context, base, gateway, pulumi.ResourceOptions(depends_on=[namespace, base]))
+    _edge_gateway(cfg, context, base, gateway)
     _mesh_policy(cfg, context, [namespace, base])
 
     extras.egress.append(sidecar_egress)
     extras.ingress.append(routed_ingress(cfg))
     extras.egress.append(routed_egress(cfg))
     extras.depends_on.append(istiod)
-    return Mesh(base=base, istiod=istiod, gateway=gateway)
+    return Mesh(base=base, istiod=istiod, gateway=gateway, namespace=namespace)
 
 
-def _edge(
+def _edge_gateway(
     cfg: PlatformConfig,
     context: LabelContext,
     base: k8s.helm.v3.Release,
     gateway: k8s.helm.v3.Release,
-    opts: pulumi.ResourceOptions,
 ) -> None:
     edge = cfg.traffic.edge
     custom_resource(
@@ -232,6 +235,24 @@ def _edge(
         },
         pulumi.ResourceOptions(depends_on=[base, gateway]),
     )
+
+
+def deploy_routes(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    mesh: Mesh,
+    write_route_gates: Mapping[str, pulumi.Resource],
+) -> None:
+    """The edge VirtualService and, with the api-gateway, the mesh VirtualServices.
+
+    ``write_route_gates``: per service at ``cut-over`` or ``rolled-back``, the migration Job that
+    moves its tables. Every VirtualService whose routes carry the write routes (the edge without
+    the api-gateway, each mesh VirtualService with it) depends on all of them, so ``pulumi up``
+    changes where writes go only after the Jobs have completed (and not at all if one fails).
+    """
+    installed: list[pulumi.Resource] = [mesh.namespace, mesh.base]
+    gates = [write_route_gates[name] for name in sorted(write_route_gates)]
+    edge_after = installed if traffic.gateway_mode(cfg) else [*installed, *gates]
     custom_resource(
         "edge-routes",
         {
@@ -244,7 +265,7 @@ def _edge(
                 traffic.edge_routes(cfg),
             ),
         },
-        opts,
+        pulumi.ResourceOptions(depends_on=edge_after),
     )
     for service in traffic.mesh_routed_hosts(cfg):
         custom_resource(
@@ -263,7 +284,7 @@ def _edge(
                     traffic.mesh_routes(cfg, service),
                 ),
             },
-            opts,
+            pulumi.ResourceOptions(depends_on=[*installed, *gates]),
         )
 
 
