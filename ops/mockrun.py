@@ -67,6 +67,8 @@ class Registration:
     retain_on_delete: bool = False
     delete_before_replace: bool = False
     replace_on_changes: tuple[str, ...] = ()
+    #: ``customTimeouts`` as (create, update, delete); "" where the provider's default applies.
+    custom_timeouts: tuple[str, str, str] = ("", "", "")
 
     def record(self) -> dict[str, Any]:
         """The ``resources.json`` entry."""
@@ -134,6 +136,11 @@ class _Mocks(pulumi.runtime.Mocks):
         )
 
 
+def _timeouts(request: Any) -> tuple[str, str, str]:
+    timeouts = request.customTimeouts
+    return (timeouts.create, timeouts.update, timeouts.delete)
+
+
 class _RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, keeping every registration request it is sent."""
 
@@ -192,6 +199,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 replace_on_changes=tuple(request.replaceOnChanges),
+                custom_timeouts=_timeouts(request),
             )
             with self._lock:
                 self.registrations.append(registration)

@@ -119,3 +119,19 @@ def test_the_jobs_routes_wait_for_are_awaited_by_pulumi() -> None:
         assert is_manifest(job)
         annotations = manifest(job)["metadata"].get("annotations") or {}
         assert "pulumi.com/skipAwait" not in annotations, name
+
+
+def minutes(duration: str) -> int:
+    """A Pulumi custom timeout such as ``65m`` in minutes (the only unit used here)."""
+    assert duration.endswith("m"), duration
+    return int(duration.removesuffix("m"))
+
+
+def test_pulumi_waits_for_a_gating_job_longer_than_the_job_may_run() -> None:
+    run = run_with("staging", {"catalog-service": "rolled-back"}, {"catalog-service": 0})
+    gating = [j for n, j in jobs(run).items() if n.endswith(("-db-cutover", "-db-rollback"))]
+    assert len(gating) == 2
+    for job in gating:
+        create, update, _ = job.custom_timeouts
+        deadline = manifest(job)["spec"]["activeDeadlineSeconds"]
+        assert min(minutes(create), minutes(update)) * 60 > deadline, job.name

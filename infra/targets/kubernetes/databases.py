@@ -258,6 +258,13 @@ def _external_egress(workload: Workload, endpoints: dict[str, env.DatabaseEndpoi
 # --- migration ------------------------------------------------------------------------------
 
 
+#: How long a migration Job may run (``activeDeadlineSeconds``); Kubernetes then fails it.
+JOB_DEADLINE_SECONDS = 3600
+#: How long ``pulumi up`` waits for a cutover or rollback Job (the provider's default is 10
+#: minutes, shorter than the catch-up wait plus retries): a little beyond the Job's own deadline,
+#: so the up never gives up on a Job that may still close the tables.
+GATE_JOB_TIMEOUT = f"{JOB_DEADLINE_SECONDS // 60 + 5}m"
+
 #: Pod annotation carrying the hash of the Job's script: new SQL changes the (immutable) pod
 #: template, so Pulumi replaces the Job and the new SQL runs.
 SCRIPT_HASH = "vinylhound.dev/script-sha256"
@@ -281,7 +288,7 @@ def job_spec(
     }
     return {
         "backoffLimit": backoff_limit,
-        "activeDeadlineSeconds": 3600,
+        "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
         "template": {
             "metadata": {"labels": labels, "annotations": annotations},
             "spec": {
@@ -402,9 +409,15 @@ def _declare_schema_and_migration(
     )
 
     def job(
-        role: str, script: str, env_vars: list[EnvVar], after: list[pulumi.Resource], skip_await: bool = False
+        role: str,
+        script: str,
+        env_vars: list[EnvVar],
+        after: list[pulumi.Resource],
+        skip_await: bool = False,
+        timeout: str | None = None,
     ) -> k8s.batch.v1.Job:
         annotations = {"pulumi.com/skipAwait": "true"} if skip_await else None
+        timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if timeout else None
         return k8s.batch.v1.Job(
             f"{w.name}-db-{role}",
             metadata={
@@ -422,7 +435,9 @@ def _declare_schema_and_migration(
                 env_vars,
                 labels,
             ),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[configmap, *after])),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[configmap, *after], custom_timeouts=timeouts)
+            ),
         )
 
     uri_var = "MONOLITH_URI" if side == "monolith" else "SERVICE_URI"
@@ -475,9 +490,10 @@ def _declare_schema_and_migration(
         job("consistency", "consistency.sh", both, [subscription], skip_await=True)
         return
     if phase == "rolled-back":
-        dbs.write_route_gates[w.name] = job("rollback", "rollback.sh", both, [schema_job])
+        rollback = job("rollback", "rollback.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
+        dbs.write_route_gates[w.name] = rollback
         return
-    cutover = job("cutover", "cutover.sh", both, [schema_job])
+    cutover = job("cutover", "cutover.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
     dbs.write_route_gates[w.name] = cutover
     if monolith_db is None:
         return  # reverse replication into an external monolith is not declared here
