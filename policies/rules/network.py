@@ -12,18 +12,18 @@ from ._support import (
     EXEMPT_WORKLOADS,
     Rule,
     dig,
-    in_namespace,
     is_release,
     kube,
     labels_of,
     name_of,
-    of_kind,
-    selects,
+    selecting,
     string_list,
     text,
     walk,
     workloads,
 )
+
+NETWORKING = "networking.k8s.io"
 
 _coverage = Rule(
     name="network-policy-coverage",
@@ -38,10 +38,15 @@ _coverage = Rule(
 def _coverage_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    policies = of_kind(resources, "networking.k8s.io", "NetworkPolicy")
     for w in workloads(resources, config["exempt"]):
-        local = in_namespace(policies, w.namespace)
-        if not any(selects(dig(p.props, "spec", "podSelector"), w.pod_labels) for p in local):
+        if not selecting(
+            resources,
+            "networking.k8s.io",
+            ("NetworkPolicy",),
+            ("spec", "podSelector"),
+            w.pod_labels,
+            w.namespace,
+        ):
             yield w.urn, f"no NetworkPolicy selects the pods of {w.name}"
 
 
