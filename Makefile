@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: render test lint typecheck unit tools bench bench-migration clean
+.PHONY: render test test-slow lint typecheck unit tools bench bench-migration clean
 
 $(BIN)/vinylhound: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(BIN)/vinylhound: pyproject.toml
 render: $(BIN)/vinylhound
 	$(BIN)/vinylhound render $(STACK)
 
-## test: lint, type-check, then the whole test suite.
+## test: lint, type-check, then the fast lane of the test suite (everything not marked slow).
 test: lint typecheck unit
+
+## test-slow: the end-to-end lane (tests marked slow); .ci/run runs it after `make test`.
+test-slow: $(BIN)/vinylhound tools
+	$(BIN)/pytest -n 2 -m slow
 
 lint: $(BIN)/vinylhound
 	$(BIN)/ruff check .
@@ -29,15 +33,16 @@ typecheck: $(BIN)/vinylhound
 	$(BIN)/mypy
 
 unit: $(BIN)/vinylhound tools
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 -m "not slow"
 
 ## tools: system binaries the tests run for real (promtool, nats-server); installed when root.
 tools:
 	@bash scripts/install-tools.sh
 	@bash scripts/install-actionlint.sh
 
+## bench: render, check and diff 0-500 synthetic services; rewrites the tables in docs/benchmarks.md.
 bench: $(BIN)/vinylhound
-	$(BIN)/python benchmarks/render_bench.py
+	$(BIN)/python benchmarks/render_bench.py --write
 
 bench-migration: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/migration_bench.py
