@@ -27,9 +27,14 @@ C = TypeVar("C", bound=HasViews)
 _OWNER = "__owner__"
 
 
+#: Every function decorated with ``view`` (tests/test_scale.py checks each runs once per config).
+VIEWS: list[Callable[..., Any]] = []
+
+
 def view(compute: Callable[[C], T]) -> Callable[[C], T]:
     """Decorate a function of the config alone: computed once per config instance, then kept."""
     key = f"{compute.__module__}.{compute.__qualname__}"
+    VIEWS.append(compute)
 
     @functools.wraps(compute)
     def cached(cfg: C) -> T:
