@@ -24,7 +24,6 @@ a test: it prints, it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import re
 import sys
@@ -41,10 +40,10 @@ import pulumi
 from ops.analyzer import PolicyPackProcess, load_config
 from ops.check import PACK_DIR, check_run, check_stack, config_path
 from ops.diff import compare
-from ops.mockrun import Registration, Run, run_offline
+from ops.mockrun import Registration, run_offline
 from ops.project import Project
 from ops.render import run_stack
-from ops.scale import Synthetic
+from ops.scale import Synthetic, changed_records
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -72,14 +71,6 @@ def _floor(registrations: list[Registration], repeats: int) -> float:
         repeats,
     )
     return seconds
-
-
-def _changed_records(run: Run) -> list[dict[str, Any]]:
-    records = copy.deepcopy([r.record() for r in run.registrations])
-    for record in records:
-        if record["inputs"].get("kind") == "Deployment":
-            record["inputs"]["metadata"]["labels"]["bench"] = "changed"
-    return records
 
 
 @dataclass(frozen=True)
@@ -133,7 +124,7 @@ def measure(project: Project, pack: PolicyPackProcess, count: int) -> Row:
     check, report = _timed(lambda: check_run(run, pack, policy_config, str(path)), repeats)
     if report.errors or report.schema_errors:
         raise SystemExit(f"+{count}: the synthetic platform does not pass its schemas: {report.verdict()}")
-    base, head = [r.record() for r in run.registrations], _changed_records(run)
+    base, head = [r.record() for r in run.registrations], changed_records(run)
     diff, _ = _timed(lambda: compare(STACK, base, head), repeats)
     return Row(count, len(run.registrations), render, floor, check, diff, os.getloadavg()[0])
 

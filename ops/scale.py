@@ -9,10 +9,12 @@ the program's function calls over them to prove that per-workload work stays lin
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from infra import catalog
 from infra.config import FULL_KEY
@@ -82,3 +84,13 @@ class Synthetic:
                 config=self.config(**overrides),
                 secret_keys=self.project.stack_config(self.stack).secret_keys,
             )
+
+
+def changed_records(run: Run) -> list[dict[str, Any]]:
+    """The run's ``resources.json`` records with one label changed on every Deployment: the head
+    side of a diff in which every workload changed."""
+    records = copy.deepcopy([r.record() for r in run.registrations])
+    for record in records:
+        if record["inputs"].get("kind") == "Deployment":
+            record["inputs"]["metadata"]["labels"]["changed"] = "yes"
+    return records
