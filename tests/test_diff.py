@@ -62,8 +62,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(dev, OLD_CIPHERTEXT, NEW_CIPHERTEXT)
     edit(
         root / "infra" / "targets" / "kubernetes" / "workloads.py",
-        '_secret("jwt-secret", JWT_SECRET_NAME',
-        '_secret("jwt-signing-secret", JWT_SECRET_NAME',
+        '"jwt-secret", JWT_SECRET_NAME',
+        '"jwt-signing-secret", JWT_SECRET_NAME',
     )
     return root
 
