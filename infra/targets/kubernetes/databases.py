@@ -16,7 +16,7 @@ Migration phases (``databases.migration.<service>`` in the stack):
   again.
 
 The cutover and rollback Jobs are awaited (no ``pulumi.com/skipAwait``): the routes that move the
-service's writes (``mesh.deploy_routes``) depend on them, so ``pulumi up`` moves writes only after
+service's writes (``mesh.Mesh``) depend on them, so ``pulumi up`` moves writes only after
 the Job has completed, and fails with the routes unchanged when it fails.
 
 Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run the same).

@@ -205,7 +205,6 @@ class EventBus(pulumi.ComponentResource):
         self.nats_release = self.nack_release = None
         self.streams, self.consumers = {}, {}
         self.extras = WorkloadExtras()
-        self._enabled = cfg.events.enabled
         if not cfg.events.enabled:
             self.bus = events.EventBus(streams=(), consumers=(), users=())
         else:
