@@ -12,6 +12,7 @@ Nothing here can run without the Pulumi CLI; when it is missing the commands say
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 
 from ops.gitrepo import GitError, dirty_files
 from ops.project import ProjectError, find_root
@@ -82,7 +84,44 @@ def policy_for(root: Path, stack: str, *, enabled: bool = True) -> Policy:
         raise LiveError(f"no policy pack at {pack} (PulumiPolicy.yaml){hint}")
     if not config.is_file():
         raise LiveError(f"no policy config for {stack} at {config}{hint}")
+    venv = policy_venv(pack)
+    if venv is not None and (problem := venv_problem(venv)):
+        raise LiveError(
+            f"the policy pack cannot start: {problem}; the Pulumi CLI does not install a local pack's "
+            f"dependencies: python3 -m venv {venv} && {venv}/bin/pip install -r {pack}/requirements.txt"
+        )
     return Policy(packs=(str(pack),), configs=(str(config),))
+
+
+def policy_venv(pack: Path) -> Path | None:
+    """The virtualenv the Pulumi CLI starts the pack ``pack`` with, or ``None`` for the ambient
+    ``python3`` (or when ``pack`` has no manifest).
+
+    The Python language host runs a policy pack with ``<pack>/<virtualenv>/bin/python -m
+    pulumi.policy`` where ``virtualenv`` is the option in PulumiPolicy.yaml; unlike a plugin's, a
+    pack's is not defaulted (sdk/python/cmd/pulumi-language-python/main.go, parseOptions)."""
+    manifest = pack / "PulumiPolicy.yaml"
+    if not manifest.is_file():
+        return None
+    runtime = (yaml.safe_load(manifest.read_text()) or {}).get("runtime")
+    options = (runtime.get("options") if isinstance(runtime, dict) else None) or {}
+    virtualenv = options.get("virtualenv")
+    return pack / virtualenv if isinstance(virtualenv, str) and virtualenv else None
+
+
+def venv_problem(venv: Path) -> str | None:
+    """Why ``venv`` cannot run a policy pack (its interpreter must import ``pulumi.policy``), or
+    ``None`` when it can."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return f"{python} does not exist"
+    done = subprocess.run(
+        [str(python), "-c", "import pulumi.policy"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return f"{python} cannot import pulumi.policy ({lines[-1] if lines else f'exit {done.returncode}'})"
+    return None
 
 
 def dirty_refusal(root: Path, stack: str, *, allow_dirty: bool) -> str | None:

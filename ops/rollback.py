@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ops import live
-from ops.gitrepo import GitError, has_commit, temporary_worktree
+from ops.gitrepo import GitError, exclude_path, has_commit, temporary_worktree
 from ops.project import ProjectError, find_root
 
 SUCCEEDED = "succeeded"
@@ -170,6 +171,8 @@ def rollback(
     message = rollback_message(target, sha)
     out(f"rolling {stack_name} back to v{target.version}: commit {sha[:12]}, deployed {target.start_time}")
     with temporary_worktree(root, sha, link_venv=True) as tree:
+        if use_policy:
+            prepare_policy_venv(root, tree, sha, out=out)
         policy = live.policy_for(tree, stack_name, enabled=use_policy)
         # `deploy` always previews first; --yes (confirm=None) only skips the question.
         return live.deploy(
@@ -182,6 +185,44 @@ def rollback(
             out=out,
             env={"PYTHONPATH": program_path(tree)},
         )
+
+
+def prepare_policy_venv(root: Path, tree: Path, sha: str, *, out: live.Output = print) -> None:
+    """Give the worktree's policy pack the virtualenv the Pulumi CLI starts it with.
+
+    The CLI never installs a local pack's dependencies, and the worktree has no ``policies/venv``
+    (it is not in git). When the target commit's ``policies/requirements.txt`` is the checkout's,
+    the checkout's working venv is linked in; otherwise one is built from the target's file."""
+    venv = live.policy_venv(tree / live.POLICY_PACK)
+    if venv is None:
+        return
+    relative = venv.relative_to(tree)
+    exclude_path(root, str(relative))
+    requirements = relative.parent / "requirements.txt"
+    ours, theirs = root / requirements, tree / requirements
+    same = ours.is_file() and theirs.is_file() and ours.read_bytes() == theirs.read_bytes()
+    if same and live.venv_problem(root / relative) is None:
+        venv.symlink_to((root / relative).resolve(), target_is_directory=True)
+        out(f"policy pack: using {root / relative} ({requirements} is the same at {sha[:12]})")
+        return
+    out(f"policy pack: building {relative} from {requirements} at {sha[:12]}")
+    build_venv(venv, theirs)
+
+
+def build_venv(venv: Path, requirements: Path) -> None:
+    """A new virtualenv at ``venv`` with ``requirements`` installed; ``LiveError`` with pip's last
+    line when that fails."""
+    steps = [[sys.executable, "-m", "venv", str(venv)]]
+    if requirements.is_file():
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        steps.append([*pip, "--disable-pip-version-check", "-r", str(requirements)])
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False, timeout=1800)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise live.LiveError(
+                f"building the policy pack's virtualenv failed: {lines[-1] if lines else done.returncode}"
+            )
 
 
 def program_path(tree: Path) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ops import live
-from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
+from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, make_policy_venv, option
 from tests.gitrepos import ROOT, commit_all, project_copy
 
 
@@ -24,6 +24,7 @@ def repo(tmp_path: Path) -> Path:
     root = project_copy(tmp_path / "repo")
     add_policy_placeholders(root)
     commit_all(root, "policy pack placeholders")
+    make_policy_venv(root / "policies" / "venv")
     return root
 
 

@@ -17,7 +17,7 @@ import pytest
 from ops import live
 from ops.gitrepo import dirty_files, temporary_worktree
 from ops.rollback import RefusalError, Update, rollback, select_target
-from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
+from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, make_policy_venv, option
 from tests.gitrepos import ROOT, commit_all, edit, git, project_copy, worktrees
 
 SHA = {name: (name * 40)[:40] for name in "abcdef"}
@@ -169,6 +169,7 @@ def two_commits(tmp_path: Path) -> tuple[Path, str, str]:
         'image: {tag: "1.6.1"}\n        replicas: 2\n',
     )
     second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
     return repo, first, second
 
 
@@ -300,3 +301,37 @@ def test_rollback_runs_the_program_with_the_worktree_first_on_pythonpath_with_a_
     (preview,) = fake.command("preview")
     (up,) = fake.command("up")
     assert preview["pythonpath"].split(os.pathsep)[0] == up["pythonpath"].split(os.pathsep)[0] == up["cwd"]
+
+
+# --- the policy pack's virtualenv in the worktree, against the strict fake --------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_rollback_starts_the_mandatory_policy_pack_from_the_worktree_in_staging_and_prod(
+    two_commits: tuple[Path, str, str], fake: FakePulumi, stack: str
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack=stack)
+    summary = rollback(repo, stack, to=None, confirm=None, out=lambda _: None)
+    (up,) = fake.command("up")
+    assert summary is not None and option(up["argv"], "--policy-pack") == f"{up['cwd']}/policies"
+    assert fake.history(stack)[0]["environment"] == {"git.head": first, "git.dirty": "false"}
+
+
+def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_file(
+    tmp_path: Path, fake: FakePulumi
+) -> None:
+    # The target's requirements install nothing (no network here), so its venv cannot import
+    # pulumi.policy although the checkout's can: the checkout's venv was not reused.
+    repo = project_copy(tmp_path / "repo")
+    (repo / "policies" / "requirements.txt").write_text("# nothing\n")
+    first = commit_all(repo, "deployed as v1, other policy requirements")
+    (repo / "policies" / "requirements.txt").write_text((ROOT / "policies" / "requirements.txt").read_text())
+    second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack="staging")
+    lines: list[str] = []
+    with pytest.raises(live.LiveError, match=r"tree/policies/venv/bin/python cannot import pulumi.policy"):
+        rollback(repo, "staging", to=None, confirm=None, out=lines.append)
+    assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
+    assert fake.command("preview") == [] and live.venv_problem(repo / "policies" / "venv") is None
