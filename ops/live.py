@@ -214,6 +214,9 @@ def up(stack: auto.Stack, policy: Policy, *, message: str | None = None, out: Ou
             color="never",
             on_output=out,
             on_error=_err,
+            # The SDK reads the update's summary back from the history, decrypting every secret
+            # config value unless told not to; the summary needs none of them.
+            show_secrets=False,
         )
     except errors.CommandError as err:
         raise failed("up", err) from None

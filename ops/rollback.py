@@ -144,12 +144,26 @@ def rollback_message(target: Update, sha: str) -> str:
     return f"rollback to v{target.version} ({sha[:12]})"
 
 
+#: Entries per ``pulumi stack history`` call. Without ``--page-size`` the CLI returns only the
+#: newest 10 (pkg/cmd/pulumi/stack/stack_history.go), so the whole history is read page by page.
+HISTORY_PAGE_SIZE = 100
+
+
 def load_history(stack: Any) -> list[Update]:
-    """The stack's whole history through the Automation API (newest first)."""
+    """The stack's whole history through the Automation API (newest first), with secret config
+    values left encrypted: ``--show-secrets`` would make the CLI decrypt every one of them (a
+    passphrase prompt on a local backend, a decryption audit event in Pulumi Cloud)."""
     from pulumi.automation import errors
 
+    updates: list[Update] = []
+    page = 1
     try:
-        return [Update.from_summary(s) for s in stack.history()]
+        while True:
+            batch = stack.history(page_size=HISTORY_PAGE_SIZE, page=page, show_secrets=False)
+            updates.extend(Update.from_summary(s) for s in batch)
+            if len(batch) < HISTORY_PAGE_SIZE:
+                return updates
+            page += 1
     except errors.CommandError as err:
         raise live.failed("stack history", err) from None
 

@@ -335,3 +335,27 @@ def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_
         rollback(repo, "staging", to=None, confirm=None, out=lines.append)
     assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
     assert fake.command("preview") == [] and live.venv_problem(repo / "policies" / "venv") is None
+
+
+# --- reading the history --------------------------------------------------------------------------
+
+
+def test_history_is_read_without_decrypting_secrets_from_the_strict_fake(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    secret = {"value": "s3cr3t", "secret": True}
+    fake.set_history([entry(2, sha=second) | {"config": {"vinylhound:token": secret}}, entry(1, sha=first)])
+    rollback(repo, "dev", to=None, confirm=None, out=lambda _: None)
+    history_calls = [c["argv"] for c in fake.calls() if c["argv"][:2] == ["stack", "history"]]
+    assert history_calls and all("--show-secrets" not in argv for argv in history_calls)
+
+
+def test_rollback_finds_a_version_older_than_the_clis_default_page_of_ten(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(v, sha=second) for v in range(25, 3, -1)] + [entry(3, sha=first)])
+    rollback(repo, "dev", to=3, confirm=None, out=lambda _: None)
+    (up,) = fake.command("up")
+    assert up["head"] == first and option(up["argv"], "--message") == f"rollback to v3 ({first[:12]})"
