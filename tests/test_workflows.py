@@ -86,8 +86,9 @@ def all_steps(path: Path) -> list[dict[str, Any]]:
 
 
 def step(job: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [s for s in job["steps"] if s.get("name") == name]
-    return found
+    found: list[dict[str, Any]] = [s for s in job["steps"] if s.get("name") == name]
+    assert len(found) == 1, f"{len(found)} steps named {name!r}"
+    return found[0]
 
 
 @pytest.mark.parametrize("path", ACTION_FILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -115,7 +116,10 @@ def test_deploy_runs_dev_then_staging_then_prod() -> None:
 
 def test_deploys_run_only_for_main_whatever_triggered_them() -> None:
     deploy = load("deploy.yml")
-    assert deploy[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads the key `on` as True
+    triggers = yaml.safe_load((WORKFLOWS / "deploy.yml").read_text().replace("\non:", "\ntriggers:"))[
+        "triggers"
+    ]
+    assert triggers["push"]["branches"] == ["main"]  # (YAML 1.1 reads a key `on` as True)
     jobs = [*deploy["jobs"].values(), *load("up.yml")["jobs"].values()]
     assert jobs and all(job["if"] == MAIN_ONLY for job in jobs)
 
