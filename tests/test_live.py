@@ -9,6 +9,7 @@ changed. It deploys nothing: whether a real deployment works is not shown here (
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -266,3 +267,41 @@ def test_up_with_a_plan_for_another_stack_is_refused(repo: Path, fake: FakePulum
     assert done.returncode == 1 and done.stderr.strip() == (
         f"refusing to deploy staging: the plan in {saved} is for stack dev"
     )
+
+
+# --- the policy pack's project file ---------------------------------------------------------------
+
+#: pulumi/pulumi sdk/go/common/workspace/project.go PolicyPackProject: the keys the CLI reads.
+POLICY_PACK_KEYS = {"runtime", "version", "main", "description", "author", "website", "license"}
+#: sdk/python/cmd/pulumi-language-python/main.go parseOptions: the Python runtime's options.
+PYTHON_RUNTIME_OPTIONS = {"virtualenv", "toolchain", "typechecker"}
+
+
+def test_the_policy_pack_file_has_only_keys_the_cli_reads_and_names_its_toolchain() -> None:
+    import yaml
+
+    pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert set(pack) <= POLICY_PACK_KEYS and pack["runtime"]["name"] == "python"
+    assert set(pack["runtime"]["options"]) <= PYTHON_RUNTIME_OPTIONS
+    assert pack["runtime"]["options"]["toolchain"] == "pip"
+
+
+def test_the_policy_pack_runs_from_the_virtualenv_its_file_names(repo: Path) -> None:
+    assert live.policy_venv(repo / "policies") == repo / "policies" / "venv"
+
+
+def test_a_policy_pack_without_its_virtualenv_is_refused_with_how_to_create_it(repo: Path) -> None:
+    shutil.rmtree(repo / "policies" / "venv")
+    with pytest.raises(
+        live.LiveError,
+        match=r"^the policy pack cannot start: .*policies/venv/bin/python does not exist; the Pulumi CLI "
+        r"does not install a local pack's dependencies: python3 -m venv .*pip install -r",
+    ):
+        live.policy_for(repo, "staging")
+
+
+def test_the_strict_fake_refuses_to_start_a_pack_whose_venv_is_missing(repo: Path, fake: FakePulumi) -> None:
+    shutil.rmtree(repo / "policies" / "venv")
+    policy = live.Policy(packs=(str(repo / "policies"),), configs=(str(repo / "policies/config/dev.json"),))
+    with pytest.raises(live.LiveError, match=r"failed to start: fork/exec .*policies/venv/bin/python"):
+        live.preview(live.open_stack(repo, "dev", create=True), policy, out=lambda _: None)

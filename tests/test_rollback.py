@@ -359,3 +359,19 @@ def test_rollback_finds_a_version_older_than_the_clis_default_page_of_ten(
     rollback(repo, "dev", to=3, confirm=None, out=lambda _: None)
     (up,) = fake.command("up")
     assert up["head"] == first and option(up["argv"], "--message") == f"rollback to v3 ({first[:12]})"
+
+
+def test_the_strict_fake_shows_secret_config_values_only_with_show_secrets(fake: FakePulumi) -> None:
+    secret = {"value": "s3cr3t", "secret": True}
+    fake.set_history([entry(1, sha=SHA["a"]) | {"config": {"vinylhound:token": secret}}])
+
+    def listed(*flags: str) -> Any:
+        done = subprocess.run(
+            ["pulumi", "stack", "history", "--json", *flags, "--stack", "dev"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)[0]["config"]["vinylhound:token"]
+
+    assert (listed(), listed("--show-secrets")) == ({"secret": True}, secret)
