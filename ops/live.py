@@ -1,10 +1,11 @@
 """``vinylhound up`` / ``vinylhound preview``: the live path, through the Pulumi Automation API.
 
 The program is the same one ``pulumi up`` runs (a local workspace on the project directory); this
-module adds what a team wants around it: the policy pack with the stack's own policy config, the
-engine's output streamed as it comes, a one-line summary at the end, and a refusal to deploy prod
-from a tree whose code is not committed (the deployment would not be reproducible, and
-``vinylhound rollback`` could never return to it).
+module adds what a team wants around it: the policy pack with the stack's own policy config (and a
+clear refusal when the pack's virtualenv cannot start it), the engine's output streamed as it comes,
+a one-line summary at the end, updates that apply exactly the plan of the preview shown (see
+``ops/plan.py``), and a refusal to deploy prod from a tree whose code is not committed (the
+deployment would not be reproducible, and ``vinylhound rollback`` could never return to it).
 
 Nothing here can run without the Pulumi CLI; when it is missing the commands say so in one line.
 """

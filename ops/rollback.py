@@ -4,12 +4,14 @@ Pulumi has no rollback command; its advice is to deploy the previous code and co
 update records the git commit it was made from (``git.head`` in the update's environment) and
 whether the tree had uncommitted changes (``git.dirty``). Rollback therefore:
 
-1. reads the stack's history (``pulumi stack history --json`` through the Automation API);
+1. reads the stack's history (``pulumi stack history --json`` through the Automation API, page by
+   page, secrets left encrypted);
 2. picks the target (``select_target``, a pure function): the last successful update before the
    current one, or ``--to VERSION``; it refuses when the target did not succeed, was deployed from a
    dirty tree (its code is in no commit), recorded no commit, or its commit is not in this repository;
-3. checks that commit out into a temporary git worktree (removed however the command ends);
-4. previews from there, asks (unless ``--yes``), and updates with the message
+3. checks that commit out into a temporary git worktree (removed however the command ends) and gives
+   its policy pack a virtualenv (``prepare_policy_venv``), without which the CLI cannot start it;
+4. previews from there, asks (unless ``--yes``), and applies that preview's plan with the message
    ``rollback to vN (<sha>)``.
 """
 
