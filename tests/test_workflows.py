@@ -208,12 +208,24 @@ def test_a_pull_request_gets_one_comment_with_the_diff_and_every_stacks_preview(
     from ops.diff import COMMENT_MARKER
 
     assert all("comment-on-pr" not in s.get("with", {}) for path in ACTION_FILES for s in all_steps(path))
+    (post,) = [s for s in all_steps(ACTIONS / "pr-comment" / "action.yml") if "run" in s]
+    assert f"marker='{COMMENT_MARKER}'" in post["run"]
+    assert "for part in diff preview-dev preview-staging preview-prod; do" in post["run"]
+    assert "gh api --paginate" in post["run"] and "--method PATCH" in post["run"]
+
+
+def test_the_diff_is_commented_without_waiting_for_previews_and_comment_jobs_never_race() -> None:
     workflow = load("preview.yml")
-    comment = workflow["jobs"]["comment"]
-    assert comment["needs"] == ["diff", "preview"] and comment["if"].startswith("always() && ")
-    script = step(comment, "Post or update the one pull-request comment")["run"]
-    assert f"marker='{COMMENT_MARKER}'" in script
-    assert "for part in diff preview-dev preview-staging preview-prod; do" in script
-    assert "gh api --paginate" in script and "--method PATCH" in script
+    jobs = {name: job for name, job in workflow["jobs"].items() if name.startswith("comment")}
+    assert {name: job["needs"] for name, job in jobs.items()} == {
+        "comment-diff": "diff",
+        "comment": ["diff", "preview"],
+    }
+    assert all(
+        any(s.get("uses") == "./.github/actions/pr-comment" for s in job["steps"])
+        and job["concurrency"]
+        == {"group": "pr-comment-${{ github.event.pull_request.number }}", "cancel-in-progress": False}
+        and job["permissions"] == {"pull-requests": "write"}
+        for job in jobs.values()
+    )
     assert workflow["permissions"] == {"contents": "read"}
-    assert comment["permissions"] == {"pull-requests": "write"}
