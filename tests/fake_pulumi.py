@@ -312,7 +312,7 @@ def _log(argv: list[str], stack: str | None) -> None:
         "head": _git("rev-parse", "HEAD") or None,
         "pythonpath": os.environ.get("PYTHONPATH"),
     }
-    if stack and argv[:1] in (["preview"], ["up"]):
+    if stack and [a for a in argv if a != "--non-interactive"][:1] in (["preview"], ["up"]):
         try:
             path = stack_file(find_project(Path.cwd()), stack)
             record["stackFile"] = str(path)

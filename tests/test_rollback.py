@@ -245,6 +245,7 @@ def test_rollback_previews_and_deploys_the_target_commit_from_a_worktree_with_a_
     (preview,) = fake.command("preview")
     (up,) = fake.command("up")
     assert preview["head"] == up["head"] == first and up["cwd"] != str(repo)
+    assert up["stackFile"] == f"{up['cwd']}/stacks/Pulumi.dev.yaml"  # where the CLI looks, in the worktree
     assert option(up["argv"], "--message") == f"rollback to v1 ({first[:12]})"
     assert option(
         up["argv"],
@@ -375,3 +376,14 @@ def test_the_strict_fake_shows_secret_config_values_only_with_show_secrets(fake:
         return json.loads(done.stdout)[0]["config"]["vinylhound:token"]
 
     assert (listed(), listed("--show-secrets")) == ({"secret": True}, secret)
+
+
+def test_rolling_back_a_stack_the_backend_does_not_know_fails_in_one_line(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, _, _ = two_commits
+    with pytest.raises(
+        live.LiveError, match=r"^pulumi stack select failed: error: no stack named 'prod' found$"
+    ):
+        rollback(repo, "prod", to=None, confirm=None, out=lambda _: None)
+    assert len(worktrees(repo)) == 1
