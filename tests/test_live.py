@@ -305,3 +305,13 @@ def test_the_strict_fake_refuses_to_start_a_pack_whose_venv_is_missing(repo: Pat
     policy = live.Policy(packs=(str(repo / "policies"),), configs=(str(repo / "policies/config/dev.json"),))
     with pytest.raises(live.LiveError, match=r"failed to start: fork/exec .*policies/venv/bin/python"):
         live.preview(live.open_stack(repo, "dev", create=True), policy, out=lambda _: None)
+
+
+def test_a_stack_new_to_the_backend_is_created_by_its_first_preview(repo: Path, fake: FakePulumi) -> None:
+    done = _cli(repo, "preview", "prod")
+    assert done.returncode == 0, done.stderr
+    assert [c["argv"][:3] for c in fake.calls() if c["argv"][:1] == ["stack"]][:2] == [
+        ["stack", "select", "--stack"],
+        ["stack", "init", "prod"],
+    ]
+    assert fake.history("prod") == []

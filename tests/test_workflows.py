@@ -229,3 +229,12 @@ def test_the_diff_is_commented_without_waiting_for_previews_and_comment_jobs_nev
         for job in jobs.values()
     )
     assert workflow["permissions"] == {"contents": "read"}
+
+
+def test_every_stack_is_checked_offline_on_a_pull_request() -> None:
+    check = load("preview.yml")["jobs"]["check"]
+    assert check["strategy"]["matrix"]["stack"] == ["dev", "staging", "prod"]
+    assert (
+        step(check, "Check (offline, no credentials)")["run"]
+        == '.venv/bin/vinylhound check "${{ matrix.stack }}"'
+    )
