@@ -238,3 +238,32 @@ def test_every_stack_is_checked_offline_on_a_pull_request() -> None:
         step(check, "Check (offline, no credentials)")["run"]
         == '.venv/bin/vinylhound check "${{ matrix.stack }}"'
     )
+
+
+def _preview_step(tmp_path: Path, stub: str) -> tuple[int, str]:
+    """Run the pull request's `vinylhound preview` step with ``stub`` as .venv/bin/vinylhound."""
+    script = step(load("preview.yml")["jobs"]["preview"], "vinylhound preview")["run"]
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "vinylhound").write_text("#!/bin/sh\n" + stub)
+    (tmp_path / ".venv" / "bin" / "vinylhound").chmod(0o755)
+    (tmp_path / "comment").mkdir()
+    done = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "STACK": "prod", "RUNNER_TEMP": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, (tmp_path / "comment" / "preview-prod.md").read_text()
+
+
+def test_a_preview_summary_carries_the_result_line_and_the_engine_output(tmp_path: Path) -> None:
+    status, part = _preview_step(tmp_path, "echo '+ 1 to create'\necho\necho 'prod: created 1, updated 0'\n")
+    assert status == 0 and part.startswith("### pulumi preview: prod\n\nprod: created 1, updated 0\n")
+    assert "+ 1 to create" in part
+
+
+def test_a_failed_preview_still_reaches_the_comment_and_fails_its_job(tmp_path: Path) -> None:
+    status, part = _preview_step(tmp_path, "echo 'pulumi preview failed: error: boom' >&2\nexit 1\n")
+    assert status == 1 and "\n\nfailed: pulumi preview failed: error: boom\n" in part
