@@ -94,3 +94,23 @@ def add_policy_placeholders(root: Path) -> None:
         config = pack / "config" / f"{stack}.json"
         if not config.exists():
             config.write_text("{}\n")
+
+
+def site_wheel(directory: Path) -> Path:
+    """A wheel that installs nothing but a ``.pth`` file adding this interpreter's site-packages (with
+    pulumi-policy) to the path: a requirement pip installs without a network."""
+    import zipfile
+
+    name = "vh_test_site"
+    wheel = directory / f"{name}-0.0.0-py3-none-any.whl"
+    info = f"{name}-0.0.0.dist-info"
+    files = {
+        f"{name}.pth": sysconfig.get_paths()["purelib"] + "\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.0.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel

@@ -17,7 +17,14 @@ import pytest
 from ops import live
 from ops.gitrepo import dirty_files, temporary_worktree
 from ops.rollback import RefusalError, Update, rollback, select_target
-from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, make_policy_venv, option
+from tests.fakes import (
+    FakePulumi,
+    add_policy_placeholders,
+    install_fake_pulumi,
+    make_policy_venv,
+    option,
+    site_wheel,
+)
 from tests.gitrepos import ROOT, commit_all, edit, git, project_copy, worktrees
 
 SHA = {name: (name * 40)[:40] for name in "abcdef"}
@@ -336,6 +343,24 @@ def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_
         rollback(repo, "staging", to=None, confirm=None, out=lines.append)
     assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
     assert fake.command("preview") == [] and live.venv_problem(repo / "policies" / "venv") is None
+
+
+def test_a_venv_built_from_the_targets_own_requirements_runs_the_pack_in_prod(
+    tmp_path: Path, fake: FakePulumi
+) -> None:
+    # The target's requirements name a local wheel (no network here) that puts pulumi-policy on the
+    # path; the checkout's requirements differ, so its venv must not be the one used.
+    repo = project_copy(tmp_path / "repo")
+    (repo / "policies" / "requirements.txt").write_text(f"{site_wheel(tmp_path)}\n")
+    first = commit_all(repo, "deployed as v1 with its own policy requirements")
+    (repo / "policies" / "requirements.txt").write_text((ROOT / "policies" / "requirements.txt").read_text())
+    second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack="prod")
+    lines: list[str] = []
+    assert rollback(repo, "prod", to=None, confirm=None, out=lines.append) is not None
+    assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
+    assert fake.history("prod")[0]["environment"] == {"git.head": first, "git.dirty": "false"}
 
 
 # --- reading the history --------------------------------------------------------------------------
