@@ -14,7 +14,7 @@ For each count of extra services (copies of catalog-service added to the dev sta
 and then ``check --all`` (one pack, four stacks) against rendering the four stacks.
 
 Times are CPU seconds (this process's threads, plus the policy pack's process for check), the
-least of a few runs (one run from 250 services on), with the load average printed beside them:
+least of three runs (one run from 100 services on), with the load average printed beside them:
 the machine is shared, and other work stretches wall time far more than CPU time. Compare ratios
 and per-resource times, and rerun when the load was high. A count whose render takes more than
 ``--budget`` seconds ends the series.
@@ -132,7 +132,7 @@ HEADER = [
 
 def measure(project: Project, pack: PolicyPackProcess, count: int) -> Row:
     """Render, floor, check and diff for ``count`` synthetic services."""
-    repeats = 3 if count < 250 else 1
+    repeats = 3 if count < 100 else 1
     synthetic = Synthetic(project, STACK, count)
     render, run = _timed(synthetic.run, repeats)
     floor = _floor(run.registrations, repeats)
@@ -180,23 +180,25 @@ def main() -> None:
     global PACK_PID
     with PolicyPackProcess(ROOT / PACK_DIR) as pack:
         PACK_PID = pack.pid
+        render, check, load = check_all(project, pack)
+        everything = _table(
+            ["render every stack", "check --all", "ratio", "load"],
+            [[f"{render:.2f} s", f"{check:.2f} s", f"{check / render:.2f}", f"{load:.1f}"]],
+        )
+        print(everything, flush=True)
+        if args.write:
+            _write("all", everything)
         for count in args.counts:
             row = measure(project, pack, count)
             rows.append(row)
+            # Written after every count: a long series cut short keeps what it measured.
+            scale = _table(HEADER, [r.cells(rows[0]) for r in rows])
             print(" | ".join(row.cells(rows[0])), flush=True)
+            if args.write:
+                _write("scale", scale)
             if row.render > args.budget:
                 print(f"stopping: +{count} rendered in {row.render:.0f} s (budget {args.budget:.0f} s)")
                 break
-        render, check, load = check_all(project, pack)
-    scale = _table(HEADER, [r.cells(rows[0]) for r in rows])
-    everything = _table(
-        ["render every stack", "check --all", "ratio", "load"],
-        [[f"{render:.2f} s", f"{check:.2f} s", f"{check / render:.2f}", f"{load:.1f}"]],
-    )
-    print(scale, everything, sep="\n\n")
-    if args.write:
-        _write("scale", scale)
-        _write("all", everything)
 
 
 if __name__ == "__main__":
