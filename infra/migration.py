@@ -122,25 +122,6 @@ def _in_dependency_order(tables: Sequence[Table]) -> tuple[Table, ...]:
 
 # --- schema -----------------------------------------------------------------------------------
 
-_TOUCH_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    NEW.updated_at = now();
-    RETURN NEW;
-END
-$fn$;"""
-
-_FAVORITES_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_create_favorites_playlist() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM playlists WHERE user_id = NEW.id AND is_favorite) THEN
-        INSERT INTO playlists (title, owner, user_id, is_favorite, is_public)
-        VALUES ('Favorites', NEW.username, NEW.id, true, false);
-    END IF;
-    RETURN NEW;
-END
-$fn$;"""
-
 _FENCE_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_reject_writes() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -164,12 +145,12 @@ def _cols(columns: Sequence[str]) -> str:
 
 
 def create_table_sql(table: Table, keep_foreign_keys_to: set[str]) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` with the constraints and indexes; foreign keys only to
-    ``keep_foreign_keys_to``."""
+    """``CREATE TABLE IF NOT EXISTS`` with the constraints, indexes and comments; foreign keys
+    only to ``keep_foreign_keys_to``."""
     lines = [_column_sql(c) for c in table.columns]
     lines.append(f"CONSTRAINT {q(table.name + '_pkey')} PRIMARY KEY ({_cols(table.primary_key)})")
-    for cols in table.uniques:
-        lines.append(f"CONSTRAINT {q(table.name + '_' + '_'.join(cols) + '_key')} UNIQUE ({_cols(cols)})")
+    for u in table.uniques:
+        lines.append(f"CONSTRAINT {q(u.name)} UNIQUE ({_cols(u.columns)})")
     for check in table.checks:
         lines.append(f"CONSTRAINT {q(check.name)} CHECK ({check.expression})")
     for fk in table.foreign_keys:
@@ -189,48 +170,69 @@ def create_table_sql(table: Table, keep_foreign_keys_to: set[str]) -> str:
             f"CREATE {unique}INDEX IF NOT EXISTS {q(index.name)} "
             f"ON {q(table.name)} {index.definition}{where};"
         )
+    if table.comment is not None:
+        statements.append(f"COMMENT ON TABLE {q(table.name)} IS {literal(table.comment)};")
+    statements += [
+        f"COMMENT ON COLUMN {q(table.name)}.{q(c.name)} IS {literal(c.comment)};"
+        for c in table.columns
+        if c.comment is not None
+    ]
     return "\n".join(statements)
 
 
-def _touch_trigger(table: str) -> str:
+def trigger_sql(table: str, trigger: schema.Trigger) -> str:
+    """The trigger's function and the trigger, idempotently (a constraint trigger has no
+    ``CREATE OR REPLACE``, so it is created only where missing)."""
+    function = (
+        f"CREATE OR REPLACE FUNCTION {q(trigger.function)}() RETURNS trigger\n"
+        "LANGUAGE plpgsql AS $fn$\nBEGIN\n"
+        + "".join(f"    {line}\n" for line in trigger.body.splitlines())
+        + "    RETURN NEW;\nEND\n$fn$;"
+    )
+    execute = f"FOR EACH ROW EXECUTE FUNCTION {q(trigger.function)}()"
+    if not trigger.deferred:
+        create = f"CREATE OR REPLACE TRIGGER {q(trigger.name)} {trigger.event} ON {q(table)} {execute};"
+        return f"{function}\n{create}"
+    create = (
+        f"CREATE CONSTRAINT TRIGGER {q(trigger.name)} {trigger.event} ON {q(table)} "
+        f"DEFERRABLE INITIALLY DEFERRED {execute}"
+    )
     return (
-        f"CREATE OR REPLACE TRIGGER {q(table + '_touch_updated_at')} BEFORE UPDATE ON {q(table)} "
-        "FOR EACH ROW EXECUTE FUNCTION vinylhound_touch_updated_at();"
+        f"{function}\nDO $do$\nBEGIN\n"
+        f"    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = {literal(trigger.name)}"
+        f" AND tgrelid = {literal(q(table))}::regclass) THEN\n"
+        f"        EXECUTE {literal(create)};\n"
+        "    END IF;\nEND\n$do$;"
     )
 
 
-def _schema_sql(tables: Sequence[Table], extensions: Iterable[str], monolith: bool) -> str:
+def _schema_sql(tables: Sequence[Table], extensions: Iterable[str]) -> str:
     names = {t.name for t in tables}
     parts = [f"CREATE EXTENSION IF NOT EXISTS {q(ext)};" for ext in sorted(set(extensions))]
     parts += [create_table_sql(t, names) for t in _in_dependency_order(tables)]
-    touched = [t.name for t in tables if t.touch_updated_at]
-    if monolith:
-        touched += [n for n in schema.BROKEN_TOUCH_TRIGGERS if n in names]
-    if touched:
-        parts.append(_TOUCH_FUNCTION)
-        parts += [_touch_trigger(n) for n in touched]
-    if monolith or set(schema.FAVORITES_TRIGGER_TABLES) <= names:
-        parts.append(_FAVORITES_FUNCTION)
-        parts.append(
-            "CREATE OR REPLACE TRIGGER users_create_favorites_playlist AFTER INSERT ON users "
-            "FOR EACH ROW EXECUTE FUNCTION vinylhound_create_favorites_playlist();"
-        )
+    # A trigger that writes another table survives only where that table lives too.
+    parts += [
+        trigger_sql(t.name, trigger) for t in tables for trigger in t.triggers if set(trigger.writes) <= names
+    ]
     return "\n\n".join(parts) + "\n"
 
 
 def monolith_schema_sql() -> str:
     """The monolith database as it really is: all 17 tables, every constraint, index and trigger
-    (the buggy ``user_content`` update trigger too)."""
-    return _schema_sql(schema.TABLES, schema.EXTENSIONS, monolith=True)
+    (the buggy ``user_content`` update trigger too; the Favorites trigger deferred, see
+    ``schema.FAVORITES_TRIGGER``)."""
+    return _schema_sql(schema.TABLES, schema.EXTENSIONS)
 
 
 def service_schema_sql(workload: Workload) -> str:
-    """Exactly the workload's tables: intra-service foreign keys kept, cross-service ones dropped,
-    no trigger that reaches into another service's tables."""
+    """Exactly the workload's tables, as the model has them: intra-service foreign keys kept,
+    cross-service ones dropped, no trigger that writes into another service's tables. For dev's
+    fresh databases and the local stack; a live monolith's schema comes from its catalogs
+    (``infra.live_schema``)."""
     if workload.database is None:
         raise ValueError(f"{workload.name} owns no database")
     tables = owned_tables(workload)
-    return _schema_sql(tables, workload.database.extensions, monolith=False)
+    return _schema_sql(tables, workload.database.extensions)
 
 
 # --- replication -----------------------------------------------------------------------------
