@@ -409,13 +409,39 @@ def sync_sequences_sql(tables: Sequence[Table]) -> str:
     return "\n".join(lines)
 
 
+def canonical_text_sql(column: str, type_: str) -> str:
+    """An expression giving ``column``'s value as text that depends only on the value: not on the
+    session's time zone or date style, nor on a numeric's declared scale."""
+    c = q(column)
+    if type_.startswith(("timestamp", "date")):
+        # Seconds since the epoch, to the microsecond (exact numeric); 'Infinity' for infinity.
+        return f"extract(epoch FROM {c})::text"
+    if type_.startswith("numeric"):
+        return f"trim_scale({c})::text"
+    if type_ == "bytea":
+        return f"encode({c}, 'hex')"
+    if type_ == "json":
+        return f"{c}::jsonb::text"
+    # Integers, booleans, strings, jsonb and text arrays print one way only.
+    return f"{c}::text"
+
+
+def row_text_sql(table: Table) -> str:
+    """One row as canonical text: its columns sorted by name, each in canonical text, as a JSON
+    array (NULL and the string 'null' stay apart). Independent of the physical column order,
+    which differs between a table created once and one grown by ALTER TABLE."""
+    columns = sorted(table.columns, key=lambda c: c.name)
+    return "jsonb_build_array(" + ", ".join(canonical_text_sql(c.name, c.type) for c in columns) + ")::text"
+
+
 def consistency_check_sql(tables: Sequence[Table]) -> str:
     """Per table: name, row count and an order-independent checksum (the sum of a 64-bit hash of
-    each row's text). Run it with ``CHECK_SETTINGS`` on both sides and compare the results."""
+    each row's canonical text, see ``row_text_sql``). Run it on both sides (``CHECK_SETTINGS``
+    first, for whatever the canonical forms leave to the session) and compare the results."""
     selects = [
         f"SELECT {literal(t.name)} AS table_name, count(*) AS row_count, "
-        "coalesce(sum(('x' || left(md5(r::text), 16))::bit(64)::bigint::numeric), 0)::text AS checksum "
-        f"FROM {q(t.name)} AS r"
+        f"coalesce(sum(('x' || left(md5({row_text_sql(t)}), 16))::bit(64)::bigint::numeric), 0)::text"
+        f" AS checksum FROM {q(t.name)}"
         for t in sorted(tables, key=lambda t: t.name)
     ]
     return "\nUNION ALL\n".join(selects) + "\nORDER BY table_name;"
