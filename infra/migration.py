@@ -22,12 +22,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from infra import schema
+from infra import live_schema, schema
 from infra.catalog import Workload
 from infra.schema import Table
 
 Side = Literal["monolith", "service", "both"]
-StepKind = Literal["execute", "wait", "verify", "require"]
+StepKind = Literal["execute", "wait", "verify", "require", "relay"]
 
 #: Session settings that make ``row::text`` render identically on every server.
 CHECK_SETTINGS = (
@@ -233,6 +233,20 @@ def service_schema_sql(workload: Workload) -> str:
         raise ValueError(f"{workload.name} owns no database")
     tables = owned_tables(workload)
     return _schema_sql(tables, workload.database.extensions)
+
+
+def service_schema_step(workload: Workload) -> Step:
+    """Create the workload's tables in its database as the LIVE monolith has them: read from the
+    monolith's catalogs (``infra.live_schema``), minus foreign keys and triggers that reach into
+    tables the workload does not own; the Job's log lists what was left out."""
+    if workload.database is None:
+        raise ValueError(f"{workload.name} owns no database")
+    return Step(
+        "apply the service schema, read from the monolith",
+        "service",
+        "relay",
+        live_schema.read_service_schema_sql(workload.database.tables),
+    )
 
 
 # --- replication -----------------------------------------------------------------------------
@@ -454,7 +468,9 @@ def consistency_check_sql(tables: Sequence[Table]) -> str:
 class Step:
     """One step of a plan. ``execute`` runs ``sql``; ``wait`` polls ``sql`` until it returns true;
     ``verify`` runs ``sql`` on both databases and requires equal results; ``require`` runs ``sql``
-    once and fails the plan (naming the step) unless it returns true.
+    once and fails the plan (naming the step) unless it returns true; ``relay`` runs ``sql`` on
+    the monolith in one transaction and runs the statements it prints, in one transaction, on
+    ``side``.
 
     ``undo`` (on ``side``) reverts the step if a later step fails; ``commit`` marks the step after
     which the plan no longer undoes anything (the move is then decided)."""
@@ -472,7 +488,7 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     names = forward_names(workload, suffix)
     tables = owned_tables(workload)
     return [
-        Step("apply the service schema", "service", "execute", service_schema_sql(workload)),
+        service_schema_step(workload),
         Step(
             "publish the owned tables",
             "monolith",
@@ -710,6 +726,14 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
                 "  sleep 2",
                 "done",
             ]
+        elif step.kind == "relay":
+            # The printed script's comment lines (what was left out) go to the log.
+            lines.append(
+                f"psql -X -q -At -1 -v ON_ERROR_STOP=1 \"$MONOLITH_URI\" > /tmp/relay_{i}.sql <<'SQL_{i}'"
+            )
+            lines += [step.sql, f"SQL_{i}"]
+            lines.append(f"grep '^-- ' /tmp/relay_{i}.sql || true")
+            lines.append(f'psql -X -q -1 -v ON_ERROR_STOP=1 "${_URI_VAR[step.side]}" -f /tmp/relay_{i}.sql')
         else:
             for side in ("monolith", "service"):
                 lines.append(
