@@ -729,7 +729,8 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
         elif step.kind == "relay":
             # The printed script's comment lines (what was left out) go to the log.
             lines.append(
-                f"psql -X -q -At -1 -v ON_ERROR_STOP=1 \"$MONOLITH_URI\" > /tmp/relay_{i}.sql <<'SQL_{i}'"
+                f'psql -X -q -At -1 -v ON_ERROR_STOP=1 "$MONOLITH_URI" -f -'
+                f" > /tmp/relay_{i}.sql <<'SQL_{i}'"
             )
             lines += [step.sql, f"SQL_{i}"]
             lines.append(f"grep '^-- ' /tmp/relay_{i}.sql || true")
