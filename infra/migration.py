@@ -4,12 +4,14 @@ The catalog says who owns which table (``Workload.database.tables``); ``infra.sc
 each table is. From the two this module derives:
 
 - the monolith schema (all 17 tables, indexes, checks and triggers, the Favorites trigger too);
-- each service's schema: exactly its tables, intra-service foreign keys kept, every
-  cross-service foreign key (and the Favorites trigger) dropped;
+- each service's schema as the model has it (dev, local, tests): exactly its tables,
+  intra-service foreign keys kept, every cross-service foreign key (and the Favorites trigger)
+  dropped; and the step that reads it from the live monolith instead (``infra.live_schema``);
 - the replication plan: a publication in the monolith for exactly the owned tables, a
   subscription in the service database, the cutover (stop writes, wait until caught up, verify,
   drop the subscription, move sequences, start the reverse replication) and the rollback;
-- a consistency check: per table, the row count and an order-independent checksum.
+- a consistency check: per table, the row count and a checksum independent of row order and of
+  the physical column order.
 
 Every statement is idempotent: running a step twice changes nothing the second time. The tests
 run these exact strings on a real PostgreSQL; the Pulumi program ships the same strings in its
@@ -29,7 +31,8 @@ from infra.schema import Table
 Side = Literal["monolith", "service", "both"]
 StepKind = Literal["execute", "wait", "verify", "require", "relay"]
 
-#: Session settings that make ``row::text`` render identically on every server.
+#: Session settings that make a value's text render identically on every server (the checksum's
+#: canonical forms already cover timestamps, numerics and bytea; these cover the rest).
 CHECK_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
     "SET extra_float_digits = 1; SET bytea_output = 'hex';"
