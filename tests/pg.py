@@ -74,6 +74,19 @@ class Server:
         with self.connect() as conn:
             conn.execute(f"CREATE DATABASE {migration.q(name)} TEMPLATE {migration.q(template)}")
 
+    @contextmanager
+    def scratch_database(
+        self, name: str, template: str = "template0"
+    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A database for the block: created (empty, or a copy of ``template``), connected,
+        dropped afterwards with whatever replication it took part in."""
+        self.create_database(name, template)
+        try:
+            with self.connect(name) as conn:
+                yield conn
+        finally:
+            self.drop_database(name)
+
     def drop_database(self, name: str) -> None:
         """Drop a database with its subscriptions and the slots it holds (stops their workers)."""
         with self.connect(name) as conn:

@@ -56,21 +56,15 @@ def server(pg_server: pg.Server) -> pg.Server:
 @pytest.fixture
 def monolith(server: pg.Server) -> Iterator[Conn]:
     """A fresh copy of the drifted monolith."""
-    name = f"drifted_{next(_counter)}"
-    server.create_database(name, template=TEMPLATE)
-    with server.connect(name) as conn:
+    with server.scratch_database(f"drifted_{next(_counter)}", TEMPLATE) as conn:
         yield conn
-    server.drop_database(name)
 
 
 @pytest.fixture
 def service(server: pg.Server) -> Iterator[Conn]:
     """A fresh, empty service database."""
-    name = f"svc_{next(_counter)}"
-    server.create_database(name)
-    with server.connect(name) as conn:
+    with server.scratch_database(f"svc_{next(_counter)}") as conn:
         yield conn
-    server.drop_database(name)
 
 
 def _tables(w: Workload) -> list[str]:

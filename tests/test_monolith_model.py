@@ -110,12 +110,9 @@ REAL_NOT_NULLS = {
 @pytest.fixture
 def fresh(pg_server: pg.Server) -> Iterator[Conn]:
     """An empty monolith as dev starts it: the model's schema, no rows."""
-    name = f"fresh_{next(_counter)}"
-    pg_server.create_database(name)
-    with pg_server.connect(name) as conn:
+    with pg_server.scratch_database(f"fresh_{next(_counter)}") as conn:
         conn.execute(migration.monolith_schema_sql())
         yield conn
-    pg_server.drop_database(name)
 
 
 def _rows(conn: Conn, sql: str) -> set[tuple[Any, ...]]:
