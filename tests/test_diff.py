@@ -142,7 +142,7 @@ def test_markdown_has_a_marker_a_headline_row_and_one_collapsible_section_per_st
     assert text.count("<details>") == 1 and text.count("</details>") == 1
     sections = [line for line in text.splitlines() if re.fullmatch(r"\*\*[A-Z][a-z ]+\*\*.*", line)]
     assert sections == ["**Added**", "**Replaced**", "**Changed**", "**Secret settings** (values masked)"]
-    assert "- `spec.replicas`: `2` → `3`" in text.replace("    - ", "- ")
+    assert "    - `spec.replicas: 2 -> 3`" in text.splitlines()
 
 
 def test_markdown_lists_resources_in_urn_order_and_is_identical_on_every_run(dev: StackDiff) -> None:
