@@ -114,3 +114,22 @@ def test_the_diff_is_posted_as_one_comment_found_again_by_its_marker() -> None:
     script = "\n".join(str(s.get("run", "")) for s in diff["steps"])
     assert "vinylhound diff --base" in script and "--format markdown" in script
     assert f"marker='{COMMENT_MARKER}'" in script and "--method PATCH" in script
+
+
+def test_the_diff_job_posts_the_comment_and_then_fails_on_the_diffs_exit_status() -> None:
+    steps = load("preview.yml")["jobs"]["diff"]["steps"]
+    names = [s.get("name", "") for s in steps]
+    run, post, fail = (
+        names.index(n)
+        for n in (
+            "vinylhound diff",
+            "Post or update the pull-request comment",
+            "Fail when a stack could not be compared or its policy check failed",
+        )
+    )
+    assert run < post < fail
+    assert (
+        "|| status=$?" in steps[run]["run"]
+        and 'echo "status=$status" >> "$GITHUB_OUTPUT"' in steps[run]["run"]
+    )
+    assert steps[fail]["if"] == "steps.diff.outputs.status != '0'" and steps[fail]["run"] == 'exit "$STATUS"'
