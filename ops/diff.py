@@ -730,15 +730,19 @@ def write(diffs: list[StackDiff], base: str, fmt: Output) -> None:
 
 def command(
     stacks: Annotated[
-        list[str] | None, typer.Argument(help="Stacks to compare. Default: all.", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="STACK...", help="Stacks to compare. Default: all.", show_default=False),
     ] = None,
-    base: Annotated[str, typer.Option("--base", help="The git revision to compare with.")] = "HEAD",
+    base: Annotated[
+        str, typer.Option("--base", metavar="REV", help="The git revision to compare with.")
+    ] = "HEAD",
     output: Annotated[
         Output,
         typer.Option(
             "--output",
             "-o",
             "--format",
+            metavar="FORMAT",
             help="table (a terminal table, plain lines when piped), markdown (the pull-request comment), "
             "yaml (a unified diff of each object's YAML, like kubectl diff) or json.",
         ),

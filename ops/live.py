@@ -205,9 +205,12 @@ def deploy(
 
 # --- commands -------------------------------------------------------------------------------------
 
-StackArg = Annotated[str, typer.Argument(help="Stack (dev, staging, prod, ...).")]
+StackArg = Annotated[str, typer.Argument(metavar="STACK", help="Stack (dev, staging, prod, ...).")]
 AllowDirty = Annotated[
-    bool, typer.Option("--allow-dirty", help="Deploy prod even with uncommitted changes (not reproducible).")
+    bool,
+    typer.Option(
+        "--allow-dirty", help="Go ahead on prod with uncommitted changes (the run is then not reproducible)."
+    ),
 ]
 UsePolicy = Annotated[
     bool,
@@ -249,7 +252,9 @@ def up_command(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Deploy after the preview without asking.")
     ] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Message for the update.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", metavar="TEXT", help="Message for the update.")
+    ] = None,
 ) -> None:
     """Deploy a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""
     try:

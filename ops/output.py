@@ -18,6 +18,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperArgument, TyperCommand
 
 
 class Output(StrEnum):
@@ -32,16 +33,6 @@ class Output(StrEnum):
 def is_tty() -> bool:
     """Whether stdout is a terminal (the only case that gets colours, boxes and wrapping)."""
     return sys.stdout.isatty()
-
-
-def console(*, stderr: bool = False) -> Console:
-    """A console for free text: on a non-terminal it neither wraps nor highlights."""
-    stream = sys.stderr if stderr else sys.stdout
-    if stream.isatty():
-        return Console(stderr=stderr, highlight=False)
-    return Console(
-        stderr=stderr, highlight=False, soft_wrap=True, no_color=True, width=10_000, force_terminal=False
-    )
 
 
 def say(line: str, *, stderr: bool = False) -> None:
@@ -66,16 +57,19 @@ def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A titled table: rich on a terminal, plain padded lines otherwise."""
+    """A table with an optional title: rich on a terminal, plain padded lines otherwise."""
     if is_tty():
-        table = Table(title=Text(title), show_lines=any("\n" in c for r in rows for c in r))
+        table = Table(
+            title=Text(title) if title else None, show_lines=any("\n" in c for r in rows for c in r)
+        )
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(Text(cell) for cell in row))
         Console().print(table)
         return
-    say(title)
+    if title:
+        say(title)
     for line in plain_table(columns, rows):
         say(line)
 
@@ -85,3 +79,40 @@ def dump(data: Any, fmt: Output) -> str:
     if fmt is Output.json:
         return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _argument_name(param: TyperArgument) -> str:
+    name = param.metavar or str(param.name).upper()
+    return name if param.nargs == 1 or name.endswith("...") else f"{name}..."
+
+
+class PlainCommand(TyperCommand):
+    """Help as git and kubectl print it: arguments by their name (``STACK``, ``[STACK]``), no
+    Python type names (Typer's own help adds ``<str>`` and ``{STACK}``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] STACK`` or ``[OPTIONS] [STACK]...``."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = _argument_name(param)
+                pieces.append(
+                    name if param.required else f"[{name.removesuffix('...')}]" + "..." * (param.nargs != 1)
+                )
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """Arguments, then options; an argument's line starts with its name alone."""
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                args.append((_argument_name(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
