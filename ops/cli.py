@@ -14,6 +14,7 @@ from ops import diff as diffing
 from ops import live, rollback
 from ops.check import check
 from ops.migration_sql import migration_sql
+from ops.mockrun import ProgramError
 from ops.output import Output, PlainCommand, dump, print_table, say
 from ops.project import Project, ProjectError, find_root
 
@@ -64,7 +65,10 @@ def render(
         typer.Option("--output", "-o", metavar="FORMAT", help="table, json or yaml: the objects per kind."),
     ] = Output.table,
 ) -> None:
-    """Run the stack's program offline (no cluster, no account) and write what it declares."""
+    """Run the stack's program offline (no cluster, no account) and write what it declares.
+
+    Exit status: 0 written; 1 the stack cannot be rendered (one line per problem on stderr; the
+    output directory is left as it was); 2 a usage error."""
     from ops import render as rendering
 
     if output is Output.markdown:
@@ -75,6 +79,10 @@ def render(
         result = rendering.render(project, stack, target)
     except (ProjectError, ConfigError) as err:
         raise fail(str(err)) from None
+    except ProgramError as err:
+        raise fail(
+            f"{stack}: the program raised {type(err.cause).__name__}: {' '.join(str(err).split())}"
+        ) from None
     kinds = dict(sorted(result.kinds().items()))
     if output in (Output.json, Output.yaml):
         data = {

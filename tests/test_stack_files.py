@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import infra.program
 from infra.config import ConfigError, parse_platform_config, validate_stack
 from infra.program import main as program
 from ops.cli import app
@@ -210,3 +211,27 @@ def test_a_failing_render_exits_1_with_the_line_and_leaves_the_previous_output(
     assert result.stderr == f"{FILE}: (document): must be a mapping with a 'config' key, not a list\n"
     assert sorted(p.name for p in (tmp_path / "build").rglob("*")) == ["prod", "resources.json"]
     assert previous.read_text() == "[]\n"
+
+
+def test_an_unquoted_yes_where_text_is_expected_gets_a_hint() -> None:
+    raw = baseline()
+    raw["services"]["user-service"]["image"] = json.loads(json.dumps(yaml.safe_load("tag: yes")))
+    assert _problems(raw) == [
+        f"{SOURCE}: vinylhound:platform.services.user-service.image.tag: Input should be a valid string; "
+        "YAML reads unquoted yes/no/on/off/true/false as a boolean: quote it"
+    ]
+
+
+def test_a_program_that_raises_is_one_line_from_render_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_target(cfg: object, secrets: object) -> dict[str, object]:
+        raise RuntimeError("no route for\n  monolith")
+
+    _project(tmp_path, _valid_file())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(infra.program.TARGETS, "kubernetes", broken_target)
+    result = CliRunner().invoke(app, ["render", "prod"])
+    assert result.exit_code == 1
+    assert result.stderr == "prod: the program raised RuntimeError: no route for monolith\n"
+    assert not (tmp_path / "build").exists()

@@ -218,11 +218,9 @@ def _pydantic_problems(err: ValidationError) -> list[Problem]:
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             message = "unknown key"
-        elif (
-            e["type"] == "string_type"
-            and isinstance(e["input"], int | float)
-            and not isinstance(e["input"], bool)
-        ):
+        elif e["type"] == "string_type" and isinstance(e["input"], bool):
+            message += "; YAML reads unquoted yes/no/on/off/true/false as a boolean: quote it"
+        elif e["type"] == "string_type" and isinstance(e["input"], int | float):
             message += _string_hint(str(e["loc"][-1]) if e["loc"] else "value", e["input"])
         problems.append(Problem(_loc(e["loc"]), message))
     return problems
