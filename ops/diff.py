@@ -8,7 +8,13 @@ worktree, the working tree where it is, each by its own code in its own subproce
 - replaced: the same logical object under a new identity, which Pulumi deletes and creates again:
   a URN that changed while the Kubernetes object (kind, namespace, name) or Helm release stayed
   (a renamed Pulumi resource or a new parent), or a URN whose Kubernetes name changed;
-- changed: the same URN with other inputs, listed as field paths with old -> new values.
+- changed: the same URN with other inputs, listed leaf by leaf (``field_changes``): lists of
+  objects matched by key, so a cutover weight reads
+  ``spec.http[name=me].route[host=user-service].weight: 100 -> 37``.
+
+Every format (table, markdown, json; yaml is the objects' unified diff) prints the same facts
+(``entries``). The exit status tells CI whether each stack was compared (``EXIT_CODES``); a stack
+with a side that cannot be rendered lists nothing, rather than everything as removed.
 
 Values that were secret are ``[secret]`` in both records and stay so. A secret stack setting whose
 ciphertext changed cannot show up in the resources (both sides are masked), so it is reported on its
@@ -630,13 +636,15 @@ def unified(diffs: list[StackDiff], base: str) -> str:
         if d.error:
             out.append(f"# {d.stack}: {d.error}\n")
             continue
-        pairs: list[tuple[str, Any, Any]] = []
-        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), None, r["inputs"]) for r in d.added]
-        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), r["inputs"], None) for r in d.removed]
+        pairs: list[tuple[str, Any, Any, str]] = []
+        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), None, r["inputs"], "") for r in d.added]
+        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), r["inputs"], None, "") for r in d.removed]
         for ch in (*d.replaced, *d.changed):
             name = _object_name(ch.urn.split("::")[-2].rsplit("$", 1)[-1], ch.after, _urn_tail(ch.urn))
-            pairs.append((name, ch.before, ch.after))
-        for name, before, after in sorted(pairs, key=lambda p: p[0]):
+            pairs.append((name, ch.before, ch.after, ch.reason))
+        for name, before, after, reason in sorted(pairs, key=lambda p: p[0]):
+            # A replacement may change no field at all (a rename): the note is then all there is.
+            out += [f"# {d.stack}: {name} replaced: {reason}\n"] if reason else []
             out += difflib.unified_diff(
                 _yaml_lines(before),
                 _yaml_lines(after),

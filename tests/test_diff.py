@@ -24,6 +24,7 @@ from ops.diff import (
     markdown,
     no_verdict,
     text_rows,
+    unified,
 )
 from tests.conftest import rendered
 from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
@@ -224,3 +225,23 @@ def test_an_unknown_base_revision_is_one_clear_error(tmp_path: Path) -> None:
     root = project_copy(tmp_path)
     with pytest.raises(DiffError, match="'no-such-branch' is not a commit"):
         diff_stacks(root, "no-such-branch", ["dev"], verdict=no_verdict)
+
+
+def test_the_yaml_format_notes_a_rename_that_changes_no_field(dev: StackDiff) -> None:
+    text = unified([dev], "HEAD")
+    note = "# dev: v1.Secret.vinylhound.vinylhound-jwt replaced: "
+    assert f"{note}renamed from jwt-secret; add an alias to keep it\n" in text
+    assert "# dev: secret setting vinylhound:spotifyClientSecret changed (value masked)\n" in text
+    assert OLD_CIPHERTEXT not in text and NEW_CIPHERTEXT not in text
+
+
+def test_markdown_and_table_list_the_same_resources_and_field_lines(dev: StackDiff) -> None:
+    text = markdown([dev], "HEAD")
+    for what, resource, detail in text_rows(dev):
+        if what == "secret":
+            assert f"- `{resource}` changed" in text
+            continue
+        assert f"`{resource}`" in text
+        lines = detail.splitlines()
+        for line in lines[1:] if what in ("added", "removed", "replaced") else lines:
+            assert f"    - `{line}`" in text.splitlines(), (resource, line)
