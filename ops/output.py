@@ -40,9 +40,17 @@ def say(line: str, *, stderr: bool = False) -> None:
     print(line, file=sys.stderr if stderr else sys.stdout, flush=stderr)
 
 
+def _cell_line(lines: list[str], n: int) -> str:
+    # A single-line cell repeats on every line of its row; a multi-line one runs out blank.
+    if len(lines) == 1:
+        return lines[0]
+    return lines[n] if n < len(lines) else ""
+
+
 def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Rows as lines with columns padded to the widest cell, header first; a multi-line cell
-    continues on the next lines under its column."""
+    """Rows as lines with columns padded to the widest cell, header first. A multi-line cell
+    gives its row one line per cell line, each repeating the row's single-line cells, so every
+    line names what it is about (``grep weight`` shows the resource too)."""
     widths = [
         max([len(c), *(len(line) for r in rows for line in r[i].splitlines() or [""])])
         for i, c in enumerate(columns)
@@ -51,7 +59,7 @@ def plain_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     for row in [list(columns), *rows]:
         cells = [cell.splitlines() or [""] for cell in row]
         for n in range(max(len(c) for c in cells)):
-            parts = [(c[n] if n < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)]
+            parts = [_cell_line(c, n).ljust(w) for c, w in zip(cells, widths, strict=True)]
             out.append("  ".join(parts).rstrip())
     return out
 

@@ -82,11 +82,11 @@ def test_piped_render_output_is_plain_lines_without_boxes(tmp_path: Path) -> Non
     assert not any(ch in done.stdout for ch in "│┃━─┏")
 
 
-def test_plain_tables_keep_long_cells_and_brackets_whole_on_one_line() -> None:
+def test_plain_tables_keep_long_cells_whole_and_name_the_row_on_every_line() -> None:
     long = "spec.http[name=auth-login].route[host=user-service].weight: 100 -> 37 " + "x" * 200
     assert plain_table(("what", "detail"), [("changed", long), ("added", "a\nb")]) == [
         "what     detail",
         f"changed  {long}",
         "added    a",
-        "         b",
+        "added    b",
     ]
