@@ -763,6 +763,8 @@ def command(
     ] = True,
 ) -> None:
     """Compare each stack's resources at --base with the working tree, offline (no cluster, no account)."""
+    if sys.stderr.isatty():
+        say(f"rendering every stack at {base} and in the working tree, offline...", stderr=True)
     try:
         root = find_root()
         diffs = diff_stacks(root, base, stacks or None, verdict=check_verdict if check else no_verdict)

@@ -194,3 +194,16 @@ def test_unkeyed_lists_compare_by_position_with_extra_items_added() -> None:
         'match[0].uri.prefix: "/a" -> "/b"',
         'match[1]: added {"uri":{"prefix":"/c"}}',
     ]
+
+
+def test_several_problems_of_a_side_are_one_line_joined_by_semicolons(repo: Path) -> None:
+    stage = repo / STAGING
+    edit(stage, "environment: staging", "environment: [staging]\n    replicaz: 1")
+    try:
+        (broken,) = diff_stacks(repo, "HEAD", ["staging"], verdict=no_verdict)
+    finally:
+        edit(stage, "environment: [staging]\n    replicaz: 1", "environment: staging")
+    assert broken.error is not None and "\n" not in broken.error
+    first, second = broken.error.split("; stacks/Pulumi.staging.yaml: ")
+    assert first.startswith("the working tree cannot be rendered: stacks/Pulumi.staging.yaml: ")
+    assert second == "vinylhound:platform.replicaz: unknown key"
