@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.output import plain_table
+from ops.rollback import print_history
 from tests.conftest import ROOT
+from tests.test_rollback import entry, history
 
 COMMANDS = ["render", "check", "diff", "preview", "up", "history", "rollback", "migration-sql"]
 
@@ -89,4 +91,13 @@ def test_plain_tables_keep_long_cells_whole_and_name_the_row_on_every_line() -> 
         f"changed  {long}",
         "added    a",
         "added    b",
+    ]
+
+
+def test_piped_history_is_one_plain_line_per_update_newest_first(capsys: pytest.CaptureFixture[str]) -> None:
+    print_history(history(entry(1, sha="a" * 40), entry(2, "failed", sha="b" * 40, dirty=True)))
+    assert [line.split() for line in capsys.readouterr().out.splitlines()] == [
+        ["version", "kind", "result", "time", "commit", "message"],
+        ["v2", "update", "failed", "2026-11-02T10:00:00.000Z", "b" * 12, "(dirty)", "update", "2"],
+        ["v1", "update", "succeeded", "2026-11-01T10:00:00.000Z", "a" * 12, "update", "1"],
     ]
