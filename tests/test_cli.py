@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ops.cli import app
-from ops.output import plain_table
+from ops.output import plain_table, print_table
 from ops.rollback import print_history
 from tests.conftest import ROOT
 from tests.test_rollback import entry, history
@@ -101,3 +101,15 @@ def test_piped_history_is_one_plain_line_per_update_newest_first(capsys: pytest.
         ["v2", "update", "failed", "2026-11-02T10:00:00.000Z", "b" * 12, "(dirty)", "update", "2"],
         ["v1", "update", "succeeded", "2026-11-01T10:00:00.000Z", "a" * 12, "update", "1"],
     ]
+
+
+def test_terminal_tables_print_brackets_as_text_not_rich_markup(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("ops.output.is_tty", lambda: True)
+    print_table(
+        "dev: [bold]1 changed[/bold]", ("what", "detail"), [("changed", "http[name=me].weight: 1 -> 2")]
+    )
+    out = capsys.readouterr().out
+    assert "dev: [bold]1 changed[/bold]" in out and "http[name=me].weight: 1 -> 2" in out
+    assert "│" in out  # a terminal does get the rich table
