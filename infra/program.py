@@ -34,7 +34,9 @@ def load_config() -> PlatformConfig:
     source = stack_file(stack)
     # The raw settings, not pulumi.Config: get_object raises a JSON traceback on a plain string,
     # and get() warns on a secret.
-    cfg = validate_stack(stack, runtime_config.get_config, runtime_config.is_config_secret)
+    cfg = validate_stack(
+        stack, runtime_config.get_config, runtime_config.is_config_secret, runtime_config.CONFIG.get().keys()
+    )
     if cfg.target not in TARGETS:
         raise ConfigError(source, [Problem("target", f"no {cfg.target!r} target in this program")])
     return cfg

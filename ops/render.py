@@ -91,7 +91,7 @@ def _dump(data: Any) -> str:
 
 def validate_config(config: StackConfig, stack: str) -> None:
     """Validate the stack's settings the way the program will; raise ``ConfigError``."""
-    validate_stack(stack, config.values.get, set(config.secret_keys).__contains__)
+    validate_stack(stack, config.values.get, set(config.secret_keys).__contains__, config.values.keys())
 
 
 def run_stack(project: Project, stack: str) -> Run:

@@ -235,3 +235,22 @@ def test_a_program_that_raises_is_one_line_from_render_and_writes_nothing(
     assert result.exit_code == 1
     assert result.stderr == "prod: the program raised RuntimeError: no route for monolith\n"
     assert not (tmp_path / "build").exists()
+
+
+def test_a_misspelt_setting_of_this_program_is_refused_and_others_namespaces_are_left_alone() -> None:
+    settings = {"vinylhound:platform": json.dumps(baseline()), "vinylhound:spotifyClientSecert": "[secret]"}
+    settings["kubernetes:context"] = "prod-cluster"
+    with pytest.raises(ConfigError) as caught:
+        validate_stack("prod", settings.get, {"vinylhound:spotifyClientSecert"}.__contains__, settings.keys())
+    assert caught.value.lines() == [
+        f"{FILE}: vinylhound:spotifyClientSecert: unknown setting; this program reads "
+        "vinylhound:platform, vinylhound:spotifyClientSecret"
+    ]
+
+
+def test_the_program_refuses_a_misspelt_setting_before_registering_anything() -> None:
+    config = {"vinylhound:platform": json.dumps(baseline()), "vinylhound:platfrom": "{}"}
+    with pytest.raises(ProgramError) as caught:
+        run_offline(program, project="vinylhound", stack="prod", config=config, secret_keys=[])
+    assert f"{FILE}: vinylhound:platfrom: unknown setting" in str(caught.value)
+    assert caught.value.registrations == []

@@ -9,7 +9,7 @@ per-environment rules run. Every problem is reported at once as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, get_args
 
 from pydantic import Field, ValidationError
@@ -342,14 +342,30 @@ def secret_setting_problems(
     return problems
 
 
+def unknown_setting_problems(keys: Iterable[str]) -> list[Problem]:
+    """Settings in this program's namespace that it does not read: a typo such as
+    ``vinylhound:spotifyClientSecert`` would otherwise leave the secret silently unwired. Other
+    namespaces (``kubernetes:context``, ...) belong to providers and are left alone."""
+    known = [FULL_KEY, *(f"{CONFIG_NAMESPACE}:{name}" for name in SECRET_SETTINGS)]
+    return [
+        Problem("", f"unknown setting; this program reads {', '.join(known)}", key=key)
+        for key in sorted(keys)
+        if key.startswith(f"{CONFIG_NAMESPACE}:") and key not in known
+    ]
+
+
 def validate_stack(
-    stack: str, setting: Callable[[str], str | None], is_secret: Callable[[str], bool]
+    stack: str,
+    setting: Callable[[str], str | None],
+    is_secret: Callable[[str], bool],
+    keys: Iterable[str] = (),
 ) -> PlatformConfig:
     """Validate a stack's settings as the engine hands them over (``setting(full_key)`` in engine
-    string form, ``is_secret(full_key)``): the platform config and the secret settings, every
-    problem of both in one ``ConfigError``."""
+    string form, ``is_secret(full_key)``, every key set in ``keys``): the platform config, the
+    secret settings and unknown settings, every problem in one ``ConfigError``."""
     source = stack_file(stack)
-    problems = secret_setting_problems(stack.rsplit("/", 1)[-1], setting, is_secret)
+    problems = unknown_setting_problems(keys)
+    problems += secret_setting_problems(stack.rsplit("/", 1)[-1], setting, is_secret)
     try:
         cfg = parse_platform_config(decode_setting(setting(FULL_KEY)), source, stack=stack)
     except ConfigError as err:
@@ -456,5 +472,6 @@ __all__ = [
     "stack_rules",
     "target_rules",
     "traffic_rules",
+    "unknown_setting_problems",
     "validate_stack",
 ]
