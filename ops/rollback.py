@@ -267,6 +267,8 @@ def history_command(
     ] = Output.table,
 ) -> None:
     """List a stack's updates: version, kind, result, time, git commit, message (needs the Pulumi CLI)."""
+    if output is Output.markdown:
+        raise typer.BadParameter("history prints table, json or yaml", param_hint="'--output'")
     try:
         live.require_pulumi()
         updates = load_history(live.open_stack(find_root(), stack, create=False))

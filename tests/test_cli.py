@@ -113,3 +113,9 @@ def test_terminal_tables_print_brackets_as_text_not_rich_markup(
     out = capsys.readouterr().out
     assert "dev: [bold]1 changed[/bold]" in out and "http[name=me].weight: 1 -> 2" in out
     assert "│" in out  # a terminal does get the rich table
+
+
+@pytest.mark.parametrize("command", [["render", "dev"], ["check", "dev"], ["history", "dev"]])
+def test_markdown_is_refused_where_only_diff_prints_it(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "-o", "markdown"])
+    assert result.exit_code == 2 and "prints table, json or yaml" in result.output
