@@ -212,15 +212,17 @@ def run_steps(
     service: psycopg.Connection[tuple[Any, ...]],
     timeout: float = 30.0,
 ) -> None:
-    """Run a plan the way the Kubernetes Job's script does, through psycopg: on a failure every
-    armed ``undo`` runs (newest first) before the error propagates; a ``commit`` step disarms them."""
+    """Run a plan the way the Kubernetes Job's script does, through psycopg: each step in one
+    transaction (a multi-statement query in autocommit mode is one implicit transaction); on a
+    failure every armed ``undo`` runs (newest first) before the error propagates. An undo is
+    armed before its step starts; a ``commit`` step disarms them once it succeeded."""
     sides = {"monolith": monolith, "service": service}
     undo: list[Step] = []
     try:
         for step in steps:
-            _run_step(step, sides, monolith, service, timeout)
             if step.undo is not None:
                 undo.append(step)
+            _run_step(step, sides, monolith, service, timeout)
             if step.commit:
                 undo.clear()
     except BaseException:
@@ -239,6 +241,11 @@ def _run_step(
 ) -> None:
     if step.kind == "execute":
         sides[step.side].execute(step.sql)
+    elif step.kind == "transfer":
+        produced = sides[step.side].execute(step.sql).fetchone()[0]  # type: ignore[index]
+        target = service if step.side == "monolith" else monolith
+        if produced:
+            target.execute(produced)
     elif step.kind == "require":
         if not sides[step.side].execute(step.sql).fetchone()[0]:  # type: ignore[index]
             raise PlanError(f"precondition failed: {step.name}")

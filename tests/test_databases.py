@@ -460,7 +460,7 @@ def test_migration_sql_prints_the_generated_rollback_script() -> None:
     result = CliRunner().invoke(app, ["migration-sql", "playlist-service", "rollback"])
     assert result.exit_code == 0
     assert (
-        migration.sync_sequences_sql(migration.owned_tables(catalog.workload("playlist-service")))
+        migration.sequence_transfer_sql(migration.owned_tables(catalog.workload("playlist-service")))
         in result.stdout
     )
 
