@@ -642,25 +642,27 @@ def _fence_the_monolith(workload: Workload, suffix: str) -> list[Step]:
     return _decision_steps(owned_tables(workload), "monolith", slot, workload.name)
 
 
-def stop_and_verify_steps(workload: Workload, suffix: str = "", reverse: bool = True) -> list[Step]:
+def stop_and_verify_steps(
+    workload: Workload, suffix: str = "", reverse: bool = True, guards: Sequence[Step] = ()
+) -> list[Step]:
     """Check the replication is in place (and, with ``reverse``, that the service streams back
     to the monolith), then fence the monolith, wait until the service has everything, verify and
-    decide. The checks come first, so a cutover without replication (the phase ``not-started``
-    skipped) fails with the monolith still open; a failed wait or verification reopens it and
-    the replication carries on.
+    decide. The checks (and ``guards``, more checks the caller adds) come first, so a cutover
+    without replication (the phase ``not-started`` skipped) fails with the monolith still open;
+    a failed wait or verification reopens it and the replication carries on.
 
     The reverse replication must stream before the decision: from then on the routes may send
     writes to the service, and each one has to reach the monolith for a rollback to keep it."""
     streams = [_reverse_streams(workload, suffix)] if reverse else []
-    return [*_cutover_checks(workload, suffix), *streams, *_fence_the_monolith(workload, suffix)]
+    return [*_cutover_checks(workload, suffix), *guards, *streams, *_fence_the_monolith(workload, suffix)]
 
 
-def cutover_job_steps(workload: Workload, reverse: bool = True) -> list[Step]:
+def cutover_job_steps(workload: Workload, reverse: bool = True, guards: Sequence[Step] = ()) -> list[Step]:
     """What the Kubernetes cutover Job runs. CloudNativePG creates the reverse publication and
     subscription before it (the Job waits until they stream) and drops the forward ones when
     their resources leave the program. ``reverse=False`` where nothing replicates back (an
     external monolith): the cutover then cannot be rolled back without losing writes."""
-    return [*stop_and_verify_steps(workload, reverse=reverse), sequence_step(workload)]
+    return [*stop_and_verify_steps(workload, reverse=reverse, guards=guards), sequence_step(workload)]
 
 
 def consistency_steps(workload: Workload) -> list[Step]:
@@ -692,7 +694,9 @@ def reverse_replication_steps(workload: Workload, service_conninfo: str, suffix:
     ]
 
 
-def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -> list[Step]:
+def cutover_steps(
+    workload: Workload, service_conninfo: str, suffix: str = "", guards: Sequence[Step] = ()
+) -> list[Step]:
     """Move the tables for good: check, replicate back, fence the monolith, wait until the service
     has everything, verify, decide, move sequences, then drop the forward replication. Every
     step is one transaction and idempotent; the forward replication goes only after the
@@ -701,6 +705,7 @@ def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -
     forward = forward_names(workload, suffix)
     return [
         *_cutover_checks(workload, suffix),
+        *guards,
         *reverse_replication_steps(workload, service_conninfo, suffix),
         _reverse_streams(workload, suffix),
         *_fence_the_monolith(workload, suffix),

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from infra import catalog, migration
+from infra import catalog, cross_writes, migration
 from infra.catalog import Workload
 from tests import pg
 
@@ -379,3 +379,73 @@ def test_the_cutover_job_keeps_the_monolith_the_writer_while_nothing_replicates_
         pair.run(_job(migration.cutover_job_steps(w), w, pair.suffix), timeout=3)
     assert fences(pair.monolith) == 0
     assert accepts_writes(pair.monolith, w)
+
+
+# --- cross-service writes ----------------------------------------------------------------------
+
+
+def _sign_up(conn: Conn, name: str) -> None:
+    conn.execute(f"INSERT INTO users (username, password_hash) VALUES ('{name}', 'h')")
+
+
+def test_cutting_playlists_over_before_users_is_refused_naming_the_trigger_and_the_cascade(
+    pair: Pair,
+) -> None:
+    w = catalog.workload("playlist-service")
+    pair.replicate(w)
+    guarded = migration.cutover_steps(
+        w, pair.service_conninfo(), pair.suffix, [cross_writes.live_check_step(w)]
+    )
+    with pytest.raises(psycopg.errors.RaiseException) as refused:
+        pair.run(guarded)
+    message = str(refused.value)
+    assert "users_create_favorites_playlist on users" in message
+    assert "playlists_user_id_fkey on playlists" in message
+    assert fences(pair.monolith) == 0
+    _sign_up(pair.monolith, "still signs up")  # the Favorites trigger still has its table
+
+
+def test_cutting_playlists_over_after_users_passes_the_live_check(pair: Pair) -> None:
+    w = catalog.workload("playlist-service")
+    pair.replicate(w)
+    # user-service's cut-over fenced its tables here: the monolith no longer writes users.
+    pair.monolith.execute(
+        migration.freeze_writes_sql(migration.owned_tables(catalog.workload("user-service")), "user-service")
+    )
+    pair.run(
+        migration.cutover_steps(w, pair.service_conninfo(), pair.suffix, [cross_writes.live_check_step(w)])
+    )
+    assert not accepts_writes(pair.monolith, w)
+
+
+def test_an_accepted_writer_lets_the_cutover_through(pair: Pair) -> None:
+    w = catalog.workload("playlist-service")
+    pair.replicate(w)
+    accepted = cross_writes.accepted_tables(catalog.WORKLOADS, ["user-service"])
+    pair.run(
+        migration.cutover_steps(
+            w, pair.service_conninfo(), pair.suffix, [cross_writes.live_check_step(w, accepted)]
+        )
+    )
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="playlists is closed for writes"):
+        _sign_up(pair.monolith, "fails as accepted")
+
+
+def test_the_live_check_finds_a_function_the_schema_model_does_not_know(pair: Pair) -> None:
+    w = catalog.workload("playlist-service")
+    pair.replicate(w)
+    pair.monolith.execute(
+        "CREATE FUNCTION purge_empty_playlists() RETURNS void LANGUAGE sql AS "
+        "$$ DELETE FROM playlists p WHERE NOT EXISTS "
+        "(SELECT 1 FROM playlist_songs s WHERE s.playlist_id = p.id) $$"
+    )
+    accepted = cross_writes.accepted_tables(catalog.WORKLOADS, ["user-service"])
+    with pytest.raises(
+        psycopg.errors.RaiseException, match=r"function purge_empty_playlists\(\) writes playlists"
+    ):
+        pair.run(
+            migration.cutover_steps(
+                w, pair.service_conninfo(), pair.suffix, [cross_writes.live_check_step(w, accepted)]
+            )
+        )
+    assert fences(pair.monolith) == 0
