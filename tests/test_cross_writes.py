@@ -77,3 +77,28 @@ def test_accepting_a_writer_that_is_not_another_workload_with_tables_is_refused(
     raw["databases"]["acceptedCrossServiceWrites"] = {"playlist-service": [writer]}
     (line,) = order_lines(raw)
     assert f"databases.acceptedCrossServiceWrites.playlist-service: {writer!r} is not another" in line
+
+
+def _runbook(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+
+    return CliRunner().invoke(app, ["migration-sql", "playlist-service", "cutover", *args])
+
+
+def test_the_printed_cutover_checks_the_live_monolith_before_the_fence() -> None:
+    out = _runbook().stdout
+    assert out.index("== refuse while the monolith writes these tables") < out.index("== stop writes in")
+
+
+def test_the_printed_cutover_skips_the_writers_it_was_told_to_accept() -> None:
+    users = "ARRAY['users', 'sessions', 'user_content']"
+    assert users not in _runbook().stdout
+    assert users in _runbook("--accept", "user-service").stdout
+
+
+def test_accepting_an_unknown_workload_in_the_runbook_is_refused() -> None:
+    result = _runbook("--accept", "users")
+    assert result.exit_code == 1
+    assert "--accept users: not a workload with tables" in result.stderr
