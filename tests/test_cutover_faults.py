@@ -11,7 +11,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,23 +150,34 @@ class Writer(threading.Thread):
         self.join(timeout=10)
 
 
+@contextmanager
+def writing(conninfo: str, sql: str) -> Iterator[Writer]:
+    """A writer running ``sql`` for the duration of the block (started half a second before)."""
+    writer = Writer(conninfo, sql)
+    writer.start()
+    try:
+        time.sleep(0.5)
+        yield writer
+    finally:
+        writer.stop()
+
+
+def timed(run: Callable[[], None]) -> float:
+    started = time.monotonic()
+    run()
+    return time.monotonic() - started
+
+
+A_VENUE = "INSERT INTO venues (user_id, name, address, city, state) VALUES (1, 'v', 'a', 'c', 's')"
+
+
 def test_a_busy_monolith_cuts_over_in_seconds(pair: Pair) -> None:
     # About 200 writes a second to a table that does not move: the current WAL position moves
     # on all the time, the position at the fence does not.
     w = catalog.workload("catalog-service")
     pair.replicate(w)
-    writer = Writer(
-        pair.monolith_conninfo(),
-        "INSERT INTO venues (user_id, name, address, city, state) VALUES (1, 'v', 'a', 'c', 's')",
-    )
-    writer.start()
-    try:
-        time.sleep(0.5)
-        started = time.monotonic()
-        pair.run(pair.cutover_steps(w), timeout=20)
-        took = time.monotonic() - started
-    finally:
-        writer.stop()
+    with writing(pair.monolith_conninfo(), A_VENUE) as writer:
+        took = timed(lambda: pair.run(pair.cutover_steps(w), timeout=20))
     assert writer.acknowledged > 100  # the monolith really was busy throughout
     assert took < 10
     assert pg.check_result(pair.monolith, check(w)) == pg.check_result(pair.service, check(w))
@@ -174,17 +186,10 @@ def test_a_busy_monolith_cuts_over_in_seconds(pair: Pair) -> None:
 def test_every_write_the_monolith_acknowledged_before_the_fence_is_in_the_service(pair: Pair) -> None:
     w = catalog.workload("user-service")
     pair.replicate(w)
-    writer = Writer(
-        pair.monolith_conninfo(),
-        "INSERT INTO user_content (user_id, position, entry) VALUES (1, 0, 'during the cutover')",
-    )
-    writer.start()
-    try:
-        time.sleep(0.5)
+    entry = "INSERT INTO user_content (user_id, position, entry) VALUES (1, 0, 'during the cutover')"
+    with writing(pair.monolith_conninfo(), entry) as writer:
         pair.run(pair.cutover_steps(w), timeout=20)
         time.sleep(0.2)  # the writer now meets the fence
-    finally:
-        writer.stop()
     arrived = scalar(pair.service, "SELECT count(*) FROM user_content WHERE entry = 'during the cutover'")
     assert writer.refused > 0
     assert arrived == writer.acknowledged > 0
@@ -196,15 +201,8 @@ def test_a_busy_service_rolls_back_in_seconds(pair: Pair) -> None:
     pair.run(pair.cutover_steps(w))
     # Busy on a table that stays in the service's database, like the monolith above.
     pair.service.execute("CREATE TABLE outbox (id bigserial PRIMARY KEY, body text)")
-    writer = Writer(pair.service_conninfo(), "INSERT INTO outbox (body) VALUES ('event')")
-    writer.start()
-    try:
-        time.sleep(0.5)
-        started = time.monotonic()
-        pair.run(migration.rollback_steps(w, pair.suffix), timeout=20)
-        took = time.monotonic() - started
-    finally:
-        writer.stop()
+    with writing(pair.service_conninfo(), "INSERT INTO outbox (body) VALUES ('event')") as writer:
+        took = timed(lambda: pair.run(migration.rollback_steps(w, pair.suffix), timeout=20))
     assert writer.acknowledged > 100
     assert took < 10
     assert accepts_writes(pair.monolith, w)
@@ -228,9 +226,7 @@ def test_a_cutover_killed_after_any_step_completes_when_run_again(pair: Pair, do
     pair.replicate(w)
     steps = pair.cutover_steps(w)
     pair.run(steps[:done])
-    pair.monolith.execute(
-        "INSERT INTO venues (user_id, name, address, city, state) VALUES (1, 'n', 'a', 'c', 's')"
-    )
+    pair.monolith.execute(A_VENUE)
     pair.run(steps)
     assert not accepts_writes(pair.monolith, w)
     assert pg.check_result(pair.monolith, check(w)) == pg.check_result(pair.service, check(w))
