@@ -22,6 +22,7 @@ import pytest
 
 from infra import catalog, cross_writes, migration
 from infra.catalog import Workload
+from ops import migration_sql
 from tests import pg
 
 USERS = 200
@@ -249,6 +250,10 @@ def test_a_rollback_killed_after_any_step_completes_when_run_again(pair: Pair, d
     assert scalar(pair.monolith, "SELECT count(*) FROM users WHERE username = 'made in the service'") == 1
 
 
+def _uri(server: pg.Server, conn: Conn) -> str:
+    return f"postgresql://postgres@127.0.0.1:{server.port}/{conn.info.dbname}"
+
+
 def _waiting_for_a_lock(conn: Conn, application: str) -> bool:
     return bool(
         scalar(
@@ -274,8 +279,8 @@ def test_a_cutover_job_killed_inside_the_fence_leaves_every_table_open(pair: Pai
         **os.environ,
         "PATH": f"{pg.BIN}:{os.environ['PATH']}",
         "PGAPPNAME": "the-fence",
-        "MONOLITH_URI": f"postgresql://postgres@127.0.0.1:{pair.monolith_server.port}/{pair.monolith.info.dbname}",
-        "SERVICE_URI": f"postgresql://postgres@127.0.0.1:{pair.service_server.port}/{pair.service.info.dbname}",
+        "MONOLITH_URI": _uri(pair.monolith_server, pair.monolith),
+        "SERVICE_URI": _uri(pair.service_server, pair.service),
     }
     last = migration.owned_tables(w)[-1].name
     with psycopg.connect(pair.monolith_conninfo()) as holder:  # not autocommit: keeps its lock
@@ -293,6 +298,41 @@ def test_a_cutover_job_killed_inside_the_fence_leaves_every_table_open(pair: Pai
         time.sleep(0.05)
     assert fences(pair.monolith) == 0
     assert accepts_writes(pair.monolith, w)
+
+
+def _run_script(pair: Pair, text: str, tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """A generated shell script, run with the servers' psql against the pair's databases."""
+    script = tmp_path / f"{name}.sh"
+    script.write_text(text.replace("/tmp/", f"{tmp_path}/"))
+    env = {
+        **os.environ,
+        "PATH": f"{pg.BIN}:{os.environ['PATH']}",
+        "MONOLITH_URI": _uri(pair.monolith_server, pair.monolith),
+        "SERVICE_URI": _uri(pair.service_server, pair.service),
+    }
+    return subprocess.run(
+        ["sh", str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_the_printed_runbook_cuts_over_and_rolls_back_and_each_rerun_changes_nothing(
+    pair: Pair, tmp_path: Path
+) -> None:
+    w = catalog.workload("user-service")
+    pair.replicate(w)
+    base = "vh_user_service_"
+    for plan in ("cutover", "rollback"):
+        text = migration_sql.script(w.name, plan, pair.monolith_conninfo(), pair.service_conninfo())
+        text = text.replace(base, f"{base}{pair.suffix.lstrip('_')}_")
+        for attempt in ("first", "again"):
+            done = _run_script(pair, text, tmp_path, f"{plan}-{attempt}")
+            assert done.returncode == 0, f"{plan} {attempt}: {done.stderr}"
+            assert pg.check_result(pair.monolith, check(w)) == pg.check_result(pair.service, check(w))
+        if plan == "cutover":
+            assert not accepts_writes(pair.monolith, w)
+            pair.service.execute("INSERT INTO users (username, password_hash) VALUES ('via the script', 'h')")
+    assert accepts_writes(pair.monolith, w)
+    assert scalar(pair.monolith, "SELECT count(*) FROM users WHERE username = 'via the script'") == 1
 
 
 # --- ids ---------------------------------------------------------------------------------------
