@@ -51,6 +51,16 @@ def model_cross_writes(workloads: Iterable[Workload]) -> tuple[CrossWrite, ...]:
     return tuple(p for p in paths if owner.get(p.source) != owner.get(p.target))
 
 
+def writers_into(name: str, workloads: Sequence[Workload]) -> set[str]:
+    """The other workloads whose tables write into ``name``'s tables in the schema model."""
+    owner = owners(workloads)
+    return {
+        owner[p.source]
+        for p in model_cross_writes(workloads)
+        if owner.get(p.target) == name and p.source in owner and owner[p.source] != name
+    }
+
+
 Blocker = tuple[str, tuple[CrossWrite, ...]]
 
 

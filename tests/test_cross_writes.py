@@ -102,3 +102,18 @@ def test_accepting_an_unknown_workload_in_the_runbook_is_refused() -> None:
     result = _runbook("--accept", "users")
     assert result.exit_code == 1
     assert "--accept users: not a workload with tables" in result.stderr
+
+
+def test_the_catalog_lists_every_writer_before_the_workloads_it_writes_into() -> None:
+    # The Kubernetes program declares the cutover Jobs in catalog order and makes each wait for
+    # its writers' Jobs, which must therefore exist already.
+    order = [w.name for w in catalog.WORKLOADS]
+    pairs = [
+        (writer, w.name)
+        for w in catalog.WORKLOADS
+        if w.role == "service"  # only services cut over; the monolith's own tables never move
+        for writer in cross_writes.writers_into(w.name, catalog.WORKLOADS)
+    ]
+    assert ("user-service", "playlist-service") in pairs
+    for writer, written in pairs:
+        assert order.index(writer) < order.index(written), (writer, written)

@@ -441,6 +441,8 @@ def test_a_rolled_back_service_runs_the_rollback_job_and_drops_the_reverse_repli
     raw = stack_raw("dev")
     raw["databases"]["migration"]["user-service"] = "rolled-back"
     raw["services"]["user-service"]["cutover"] = {"weight": 0}  # reads back on the monolith too
+    # catalog-service stays cut over: account deletions in the monolith then fail on albums.
+    raw["databases"]["acceptedCrossServiceWrites"] = {"catalog-service": ["user-service"]}
     objects = [manifest(r) for r in run_with(raw, stack="dev").registrations if is_manifest(r)]
     jobs, subs = of_kind(objects, "Job"), of_kind(objects, "Subscription")
     assert "user-service-db-rollback" in jobs and "user-service-db-cutover" not in jobs
