@@ -6,10 +6,13 @@ Migration phases (``databases.migration.<service>`` in the stack):
 - ``not-started``: the service's cluster and its schema only;
 - ``replicating``: a ``Publication`` in the monolith for exactly the service's tables, a
   ``Subscription`` in the service's cluster (after its schema), and a consistency-check Job;
-- ``cut-over``: a Job stops writes in the monolith, waits until the service has everything,
-  verifies and moves sequences; the forward Publication/Subscription leave the program (CNPG
-  drops them: reclaim policy ``delete``) and a reverse pair (service -> monolith, no initial copy)
-  keeps the monolith current, so rolling back loses nothing;
+- ``cut-over``: a reverse pair (service -> monolith, no initial copy) is declared first; then a
+  Job checks the live monolith for cross-service writes, waits until the reverse pair streams,
+  stops writes in the monolith, waits until the service has everything, verifies, records the
+  decision and moves sequences (it waits for the cutover Jobs of the workloads writing into its
+  tables). The forward Publication/Subscription leave the program (CNPG drops them: reclaim
+  policy ``delete``); the reverse pair keeps the monolith current from before the first write
+  the service takes, so rolling back loses nothing;
 - ``rolled-back``: a Job stops writes in the service, waits until the monolith has everything,
   verifies, moves the monolith's sequences and opens its tables again; the reverse pair leaves
   the program. The service's database keeps its (frozen) copy: recreate it before replicating
