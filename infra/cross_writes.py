@@ -38,7 +38,8 @@ class CrossWrite:
 
 def model_cross_writes(workloads: Iterable[Workload]) -> tuple[CrossWrite, ...]:
     """Every path in the schema model from one owner's table into another's: cascading foreign
-    keys (a delete of the referenced row deletes the referencing ones) and the Favorites trigger."""
+    keys (a delete of the referenced row deletes the referencing ones) and triggers whose
+    function writes another table (the Favorites trigger on ``users``)."""
     owner = owners(workloads)
     paths = [
         CrossWrite(fk.table, t.name, f"ON DELETE {fk.on_delete} of {t.name}.{','.join(fk.columns)}")
@@ -46,8 +47,12 @@ def model_cross_writes(workloads: Iterable[Workload]) -> tuple[CrossWrite, ...]:
         for fk in t.foreign_keys
         if fk.on_delete == "CASCADE"
     ]
-    source, target = schema.FAVORITES_TRIGGER_TABLES
-    paths.append(CrossWrite(source, target, f"the Favorites trigger on {source}"))
+    paths += [
+        CrossWrite(t.name, written, f"trigger {trigger.name} on {t.name}")
+        for t in schema.TABLES
+        for trigger in t.triggers
+        for written in trigger.writes
+    ]
     return tuple(p for p in paths if owner.get(p.source) != owner.get(p.target))
 
 

@@ -38,13 +38,16 @@ def test_the_model_knows_the_favorites_trigger_and_the_cascade_from_users_into_p
     into_playlists = {
         p.via for p in cross_writes.model_cross_writes(catalog.WORKLOADS) if p.target == "playlists"
     }
-    assert into_playlists == {"the Favorites trigger on users", "ON DELETE CASCADE of playlists.user_id"}
+    assert into_playlists == {
+        "trigger trg_create_favorites_playlist on users",
+        "ON DELETE CASCADE of playlists.user_id",
+    }
 
 
 def test_playlists_cut_over_while_users_replicate_is_refused_naming_both_paths_and_the_way_out() -> None:
     (line,) = order_lines(dev(user_service="replicating", playlist_service="cut-over"))
     assert line.startswith(f"{SOURCE}: vinylhound:platform.databases.migration.playlist-service: ")
-    assert "the Favorites trigger on users" in line
+    assert "trigger trg_create_favorites_playlist on users" in line
     assert "ON DELETE CASCADE of playlists.user_id" in line
     assert "databases.acceptedCrossServiceWrites.playlist-service: [user-service]" in line
 

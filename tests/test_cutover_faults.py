@@ -439,7 +439,7 @@ def test_cutting_playlists_over_before_users_is_refused_naming_the_trigger_and_t
     with pytest.raises(psycopg.errors.RaiseException) as refused:
         pair.run(guarded)
     message = str(refused.value)
-    assert "users_create_favorites_playlist on users" in message
+    assert "trg_create_favorites_playlist on users" in message
     assert "playlists_user_id_fkey on playlists" in message
     assert fences(pair.monolith) == 0
     _sign_up(pair.monolith, "still signs up")  # the Favorites trigger still has its table
