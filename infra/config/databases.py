@@ -198,8 +198,15 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
     enabled = {w.name for w, _ in cfg.enabled()}
     services = {w.name for w in catalog.WORKLOADS if w.database is not None and w.role == "service"}
+    new = {w.name for w in catalog.WORKLOADS if w.name in services and w.database and w.database.is_new}
     for name, phase in dbs.migration.items():
-        if name not in services:
+        if name in new:
+            yield Problem(
+                f"databases.migration.{name}",
+                f"{name} owns a new database (no monolith tables): nothing moves, so it has no "
+                "migration phase; remove it",
+            )
+        elif name not in services:
             yield Problem(
                 f"databases.migration.{name}",
                 f"not a service that owns tables; those are {', '.join(sorted(services))}",

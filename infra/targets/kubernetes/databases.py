@@ -235,6 +235,8 @@ class Databases(pulumi.ComponentResource):
             own = self.endpoints[w.name]
             if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
                 continue  # the monolith's schema is then its owner's business
+            if w.database is not None and w.database.is_new:
+                continue  # nothing to move; the service's own migrations create its schema
             self.migrations[w.name] = ServiceMigration(
                 f"{w.name}-migration",
                 ServiceMigrationArgs(
