@@ -46,9 +46,10 @@ from dataclasses import dataclass
 
 from components.kubernetes import istio
 from components.kubernetes.istio import Backend, KubeObject, Resilience
-from infra import catalog, network
+from infra import catalog
 from infra.catalog import Route, Workload
 from infra.config import PlatformConfig
+from infra.targets.kubernetes import network
 
 MONOLITH = "monolith"
 FRONTEND = "web-frontend"

@@ -11,14 +11,13 @@ from typing import Any
 
 from components.labels import LabelContext
 from infra.config import PlatformConfig
-from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, MeshArgs
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from infra.targets.kubernetes.platform import Platform, PlatformArgs
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
 from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs

@@ -36,10 +36,10 @@ from components.options import child_opts
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:events:EventBus"
 NATS_REPOSITORY = "https://nats-io.github.io/k8s/helm/charts/"

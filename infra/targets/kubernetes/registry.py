@@ -18,10 +18,10 @@ from components.kubernetes.specs import EnvVar
 from components.options import child_opts
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:registry:Registry"
 CONSUL_REPOSITORY = "https://helm.releases.hashicorp.com"

@@ -12,10 +12,11 @@ from components.kubernetes.microservice import Microservice
 from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, SecretKeyRef, WorkloadSpec
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import env, network
+from infra import env
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes import network
 from infra.targets.kubernetes.databases import endpoint_for
 from infra.targets.kubernetes.extras import WorkloadExtras
 

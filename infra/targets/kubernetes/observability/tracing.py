@@ -13,7 +13,7 @@ from typing import Any
 from components.kubernetes.specs import EnvVar, KubeObject
 from infra.catalog import Workload
 from infra.config import TraceStorage
-from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 NAMESPACE = "observability"
 RELEASE = "jaeger"
