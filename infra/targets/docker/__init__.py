@@ -18,8 +18,8 @@ import pulumi_random as random
 
 from components.docker.postgres import PostgresArgs, PostgresDatabase
 from components.docker.service import ContainerService
-from components.kubernetes.specs import SecretKeyRef
 from components.labels import LabelContext
+from components.values import SecretKeyRef
 from infra import catalog, env
 from infra.catalog import Workload
 from infra.config import PlatformConfig

@@ -41,9 +41,10 @@ from components.kubernetes.service_database import (
     ServiceDatabase,
     ServiceDatabaseArgs,
 )
-from components.kubernetes.specs import EnvVar, KubeObject, ResourceSpec, SecretKeyRef
+from components.kubernetes.specs import KubeObject, ResourceSpec, env_entry
 from components.labels import LabelContext
 from components.options import child_opts, waits
+from components.values import EnvVar, SecretKeyRef
 from infra import env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
@@ -344,7 +345,7 @@ def job_spec(
                         "name": name,
                         "image": image,
                         "command": ["sh", f"/scripts/{script}"],
-                        "env": [e.to_kube() for e in env_vars],
+                        "env": [env_entry(e) for e in env_vars],
                         "resources": ResourceSpec("50m", "64Mi", "500m", "256Mi").to_kube(),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,

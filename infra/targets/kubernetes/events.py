@@ -30,9 +30,10 @@ import pulumi_random as random
 
 from components import labels
 from components.kubernetes.custom_resource import custom_resource
-from components.kubernetes.specs import EnvVar, KubeObject
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
+from components.values import EnvVar
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig

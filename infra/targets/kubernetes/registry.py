@@ -14,8 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubernetes.specs import EnvVar
 from components.options import child_opts
+from components.values import EnvVar
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm

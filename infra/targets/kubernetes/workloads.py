@@ -9,9 +9,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.microservice import Microservice
-from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, SecretKeyRef, WorkloadSpec
+from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, WorkloadSpec
 from components.labels import LabelContext
 from components.options import child_opts
+from components.values import SecretKeyRef
 from infra import env
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
