@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.labels import LabelContext
+from infra import traffic
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
@@ -28,7 +29,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     context = LabelContext(environment=cfg.environment)
     platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg))
+    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
     observability = Observability(
         "observability",
         ObservabilityArgs(
@@ -84,7 +85,10 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         ]
     )
     workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
-    FrontendUpstream("frontend-upstream", FrontendUpstreamArgs(cfg, context, namespace))
+    FrontendUpstream(
+        "frontend-upstream",
+        FrontendUpstreamArgs(traffic.frontend_backend(cfg), context, cfg.namespace, namespace),
+    )
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,
