@@ -46,10 +46,11 @@ from dataclasses import dataclass
 
 from components.kubernetes import istio
 from components.kubernetes.istio import Backend, KubeObject, Resilience
-from infra import catalog, network
+from infra import catalog
 from infra.catalog import Route, Workload
 from infra.config import PlatformConfig
 from infra.config.views import view
+from infra.targets.kubernetes import network
 
 MONOLITH = "monolith"
 FRONTEND = "web-frontend"
@@ -107,9 +108,12 @@ def route_name(route: Route) -> str:
 def write_owner(owner: Workload, cfg: PlatformConfig) -> str | None:
     """Where writes to ``owner``'s routes go: the workload that owns its tables in this phase
     (the service once cut over, the monolith before and after a rollback), or ``None`` for a
-    service without a database, whose writes follow the read split."""
+    service without a database, whose writes follow the read split. A new database (no monolith
+    tables) is the service's from day one, and so are its writes."""
     if owner.database is None:
         return None
+    if owner.database.is_new:
+        return owner.name
     return owner.name if cfg.databases.phase(owner.name) == "cut-over" else MONOLITH
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from infra import catalog, cross_writes, traffic
 from infra.config import PlatformConfig, parse_platform_config
-from infra.observability import dashboards
+from infra.targets.kubernetes.observability import dashboards
 from tests.conftest import manifests_of, rendered
 from tests.istio_routing import route
 

@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from components.labels import LabelContext
+from infra import traffic
 from infra.config import PlatformConfig
-from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, MeshArgs
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from infra.targets.kubernetes.platform import Platform, PlatformArgs
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
 from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
@@ -29,7 +29,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     context = LabelContext(environment=cfg.environment)
     platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg))
+    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
     observability = Observability(
         "observability",
         ObservabilityArgs(
@@ -85,7 +85,10 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
         ]
     )
     workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
-    FrontendUpstream("frontend-upstream", FrontendUpstreamArgs(cfg, context, namespace))
+    FrontendUpstream(
+        "frontend-upstream",
+        FrontendUpstreamArgs(traffic.frontend_backend(cfg), context, cfg.namespace, namespace),
+    )
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,

@@ -44,9 +44,10 @@ from components.kubernetes.service_database import (
     ServiceDatabase,
     ServiceDatabaseArgs,
 )
-from components.kubernetes.specs import EnvVar, KubeObject, ResourceSpec, SecretKeyRef
+from components.kubernetes.specs import KubeObject, ResourceSpec, env_entry
 from components.labels import LabelContext
 from components.options import child_opts, waits
+from components.values import EnvVar, SecretKeyRef
 from infra import catalog, cross_writes, env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
@@ -239,6 +240,8 @@ class Databases(pulumi.ComponentResource):
             own = self.endpoints[w.name]
             if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
                 continue  # the monolith's schema is then its owner's business
+            if w.database is not None and w.database.is_new:
+                continue  # nothing to move; the service's own migrations create its schema
             monolith_ready: list[pulumi.Resource] = []
             if w.name != "monolith" and "monolith" in self.migrations:
                 monolith_ready = [self.migrations["monolith"].schema_job]
@@ -371,7 +374,7 @@ def job_spec(
                         "name": name,
                         "image": image,
                         "command": ["sh", f"/scripts/{script}"],
-                        "env": [e.to_kube() for e in env_vars],
+                        "env": [env_entry(e) for e in env_vars],
                         "resources": ResourceSpec("50m", "64Mi", "500m", "256Mi").to_kube(),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
