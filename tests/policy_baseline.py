@@ -68,6 +68,7 @@ def deployment() -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": LABELS, "annotations": {"vinylhound.dev/consumes": CONSUMED}},
                 "spec": {
+                    "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
@@ -189,6 +190,56 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
                         "retries": {"attempts": 2, "perTryTimeout": "3s", "retryOn": "5xx,reset"},
                     },
                     {"name": "root", "redirect": {"uri": "/app"}},
+                ],
+            },
+        },
+    ),
+    "namespace": (
+        "kubernetes:core/v1:Namespace",
+        "namespace",
+        lambda: {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NS, "labels": {"istio-injection": "enabled"}},
+        },
+    ),
+    "authorizationpolicy": (
+        "kubernetes:security.istio.io/v1:AuthorizationPolicy",
+        f"{NAME}-authorizationpolicy",
+        lambda: {
+            "metadata": _meta(labels={}),
+            "spec": {
+                "action": "ALLOW",
+                "selector": {"matchLabels": SELECTOR},
+                "rules": [
+                    {
+                        "from": [{"source": {"principals": ["cluster.local/ns/istio-ingress/sa/gateway"]}}],
+                        "to": [{"operation": {"ports": ["8001"]}}],
+                    }
+                ],
+            },
+        },
+    ),
+    "gateway": (
+        "kubernetes:networking.istio.io/v1:Gateway",
+        "edge-gateway",
+        lambda: {
+            "metadata": _meta("edge", "istio-ingress", labels={}),
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [
+                    {
+                        "name": "https",
+                        "hosts": [f"{NS}/vinylhound.app"],
+                        "port": {"name": "https", "number": 443, "protocol": "HTTPS"},
+                        "tls": {"mode": "SIMPLE", "credentialName": "tls", "minProtocolVersion": "TLSV1_2"},
+                    },
+                    {
+                        "name": "http",
+                        "hosts": [f"{NS}/vinylhound.app"],
+                        "port": {"name": "http", "number": 80, "protocol": "HTTP"},
+                        "tls": {"httpsRedirect": True},
+                    },
                 ],
             },
         },

@@ -14,6 +14,7 @@ from ._support import (
     dig,
     in_namespace,
     is_release,
+    items,
     kube,
     labels_of,
     name_of,
@@ -47,8 +48,8 @@ def _coverage_problems(
 
 _exposure = Rule(
     name="no-external-services",
-    description="No Service of type LoadBalancer or NodePort except the ingress gateway: the edge is "
-    "the one way in.",
+    description="No Service of type LoadBalancer or NodePort except the ingress gateway, and no "
+    "Service with externalIPs (a man-in-the-middle path, CVE-2020-8554): the edge is the one way in.",
     remediation="use type ClusterIP and route through the Istio ingress gateway",
     severity=Severity.HIGH,
     knobs={
@@ -83,6 +84,8 @@ def _exposure_problems(token: str, props: Mapping[str, Any], config: Mapping[str
     name = name_of(props)
     if kind in _EXPOSED and name not in allowed and labels_of(props).get("istio") not in allowed:
         yield f"Service {name or '?'} is of type {kind}"
+    if items(dig(props, "spec", "externalIPs")):
+        yield f"Service {name or '?'} sets externalIPs"
 
 
 POLICIES = [_coverage.stack(_coverage_problems), _exposure.resource(_exposure_problems)]
