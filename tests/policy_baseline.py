@@ -21,6 +21,12 @@ SELECTOR = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "vinylh
 LABELS = {**SELECTOR, "app.kubernetes.io/component": "service"}
 DIGEST = "sha256:" + "0a" * 32
 IMAGE = f"ghcr.io/vinylhound/user-service:1.6.1@{DIGEST}"
+#: Pod Security Admission labels enforcing, auditing and warning at restricted, versions pinned.
+PSA_RESTRICTED = {
+    f"pod-security.kubernetes.io/{mode}{suffix}": value
+    for mode in ("enforce", "audit", "warn")
+    for suffix, value in (("", "restricted"), ("-version", "v1.33"))
+}
 #: The event the baseline service consumes (pod annotation ``vinylhound.dev/consumes``).
 CONSUMED = "vinylhound.playlist.created"
 
@@ -200,7 +206,15 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
         lambda: {
             "apiVersion": "v1",
             "kind": "Namespace",
-            "metadata": {"name": NS, "labels": {"istio-injection": "enabled"}},
+            "metadata": {"name": NS, "labels": {"istio-injection": "enabled", **PSA_RESTRICTED}},
+        },
+    ),
+    "defaultdeny": (
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "default-deny",
+        lambda: {
+            "metadata": _meta("default-deny", labels={}),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
         },
     ),
     "authorizationpolicy": (

@@ -412,13 +412,63 @@ CASES = [
     ),
     Case("autoscaler-owns-replicas", "replicas pinned too", "deployment", _set("spec.replicas", 3)),
     Case("autoscaler-owns-replicas", "autoscaler pinned", "hpa", _set("spec.maxReplicas", 3)),
-    Case("network-policy-coverage", "no policy", removed=("netpol",), reported="deployment"),
+    # The namespace's default-deny policy selects every pod: without it, coverage is per workload.
+    Case("network-policy-coverage", "no policy", removed=("netpol", "defaultdeny"), reported="deployment"),
     Case(
         "network-policy-coverage",
         "policy selects others",
         "netpol",
         _set("spec.podSelector.matchLabels", {"app": "x"}),
+        removed=("defaultdeny",),
         reported="deployment",
+    ),
+    Case(
+        "network-policy-coverage",
+        "job no policy selects",
+        "deployment",
+        _both(_as_job, _set("spec.template.metadata.labels", {"app.kubernetes.io/name": "migration"})),
+        removed=("defaultdeny",),
+        reported="deployment",
+        retype="kubernetes:batch/v1:Job",
+    ),
+    Case("namespace-default-deny", "no default deny", removed=("defaultdeny",), reported="namespace"),
+    Case(
+        "namespace-default-deny",
+        "default policy allows something",
+        "defaultdeny",
+        _set("spec.egress", [{"ports": [{"port": 443}]}]),
+        reported="namespace",
+    ),
+    Case(
+        "namespace-default-deny",
+        "default policy isolates ingress only",
+        "defaultdeny",
+        _set("spec.policyTypes", ["Ingress"]),
+        reported="namespace",
+    ),
+    Case(
+        "pod-security-admission",
+        "nothing enforced",
+        "namespace",
+        _set("metadata.labels", {"istio-injection": "enabled"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "baseline without exception",
+        "namespace",
+        lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "version unpinned",
+        "namespace",
+        lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce-version": "latest"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "no restricted warnings",
+        "namespace",
+        lambda p: p["metadata"]["labels"].pop("pod-security.kubernetes.io/warn"),
     ),
     Case("no-external-services", "load balancer", "service", _set("spec.type", "LoadBalancer")),
     Case("no-external-services", "node port", "service", _set("spec.type", "NodePort")),
@@ -826,3 +876,13 @@ def test_a_repository_prefix_does_not_admit_a_longer_name(pack: PolicyPackProces
     overrides: dict[str, Any] = {"allowed-registries": {"allowed": ["docker.io/library/postgres"]}}
     found = [d for d in analyze(pack, resources, **overrides) if d.policy == "allowed-registries"]
     assert resources["deployment"].urn in {d.urn for d in found}
+
+
+def test_a_namespace_listed_as_privileged_may_enforce_privileged(pack: PolicyPackProcess) -> None:
+    def privileged(props: dict[str, Any]) -> None:
+        props["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+
+    loose = mutated(baseline(), "namespace", privileged)
+    allowed: dict[str, Any] = {"pod-security-admission": {"privilegedNamespaces": [NS]}}
+    assert [d for d in analyze(pack, loose, **allowed) if d.policy == "pod-security-admission"] == []
+    assert [d for d in analyze(pack, loose) if d.policy == "pod-security-admission"] != []

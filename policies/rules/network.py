@@ -17,8 +17,11 @@ from ._support import (
     items,
     kube,
     labels_of,
+    mapping,
     name_of,
+    namespace_of,
     of_kind,
+    pod_template,
     selects,
     string_list,
     text,
@@ -44,6 +47,49 @@ def _coverage_problems(
         local = in_namespace(policies, w.namespace)
         if not any(selects(dig(p.props, "spec", "podSelector"), w.pod_labels) for p in local):
             yield w.urn, f"no NetworkPolicy selects the pods of {w.name}"
+    # Jobs hold credentials too (the migration Jobs: two databases' worth).
+    for job in of_kind(resources, "batch", "Job", "CronJob"):
+        template = pod_template(job.resource_type, job.props) or {}
+        pod_labels = {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
+        local = in_namespace(policies, namespace_of(job.props))
+        if not any(selects(dig(p.props, "spec", "podSelector"), pod_labels) for p in local):
+            yield job.urn, f"no NetworkPolicy selects the pods of Job {name_of(job.props, job.name)}"
+
+
+_default_deny = Rule(
+    name="namespace-default-deny",
+    description="Every namespace the stack declares has a default-deny NetworkPolicy (all pods, "
+    "Ingress and Egress, no rules), so a pod no other policy names can neither be reached nor "
+    "reach anything.",
+    remediation="declare a NetworkPolicy with podSelector: {} and policyTypes [Ingress, Egress] and "
+    "no rules in the namespace; then allow each needed path with its own policy",
+    severity=Severity.HIGH,
+    knobs={"exemptNamespaces": string_list([], "Namespaces that need no default-deny policy.")},
+)
+
+
+def is_default_deny(policy: PolicyResource) -> bool:
+    """A NetworkPolicy selecting every pod, isolating both ways, allowing nothing."""
+    spec = mapping(dig(policy.props, "spec"))
+    return (
+        mapping(spec.get("podSelector")) == {}
+        and isinstance(spec.get("podSelector"), Mapping)
+        and {text(t) for t in items(spec.get("policyTypes"))} == {"Ingress", "Egress"}
+        and not items(spec.get("ingress"))
+        and not items(spec.get("egress"))
+    )
+
+
+def _default_deny_problems(
+    resources: Sequence[PolicyResource], config: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    policies = of_kind(resources, "networking.k8s.io", "NetworkPolicy")
+    for ns in of_kind(resources, CORE, "Namespace"):
+        name = name_of(ns.props)
+        if name in config["exemptNamespaces"]:
+            continue
+        if not any(is_default_deny(p) for p in in_namespace(policies, name)):
+            yield ns.urn, f"namespace {name or '?'} has no default-deny NetworkPolicy"
 
 
 _exposure = Rule(
@@ -88,4 +134,8 @@ def _exposure_problems(token: str, props: Mapping[str, Any], config: Mapping[str
         yield f"Service {name or '?'} sets externalIPs"
 
 
-POLICIES = [_coverage.stack(_coverage_problems), _exposure.resource(_exposure_problems)]
+POLICIES = [
+    _coverage.stack(_coverage_problems),
+    _default_deny.stack(_default_deny_problems),
+    _exposure.resource(_exposure_problems),
+]
