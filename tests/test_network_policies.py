@@ -184,3 +184,51 @@ def test_databases_take_the_operator_their_peers_and_the_scrape_and_nothing_else
         Pod("intruder", "default", {"app.kubernetes.io/name": "user-service"}), db, 5432
     )
     assert not cluster.allowed(db, pods["catalog-service-db"], 5432)
+
+
+# --- NATS: in the mesh, reachable from its clients only -----------------------------------------
+
+#: The NATS chart's pod labels (nats.selectorLabels, chart 1.3) and NACK's (jsc.selectorLabels).
+NATS = Pod(
+    "nats-0",
+    "nats",
+    {
+        "app.kubernetes.io/name": "nats",
+        "app.kubernetes.io/instance": "nats",
+        "app.kubernetes.io/component": "nats",
+    },
+    {"nats": 4222, "cluster": 6222},
+)
+NATS_PEER = Pod("nats-1", "nats", dict(NATS.labels), dict(NATS.ports))
+NACK = Pod("nack", "nats", {"app.kubernetes.io/name": "nack", "app.kubernetes.io/instance": "nack"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nats_takes_its_clients_and_the_controller_and_no_one_else(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(pods["user-service"], NATS, 4222)  # publishes user.created
+    assert cluster.allowed(pods["playlist-service"], NATS, 4222)  # consumes it
+    assert not cluster.allowed(pods["catalog-service"], NATS, 4222)
+    assert cluster.allowed(NACK, NATS, 4222) and cluster.allowed(NATS, NATS_PEER, 6222)
+    assert cluster.allowed(NACK, API_SERVER, 443)
+    assert not cluster.allowed(NATS, INTERNET, 443) and not cluster.allowed(NACK, INTERNET, 80)
+    assert not cluster.allowed(Pod("stranger", "nats", {"app": "debug"}), NATS, 4222)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_nats_traffic_is_mutual_tls_except_the_metrics_port(stack: str) -> None:
+    objects = manifests_of(rendered(stack))
+    namespace = next(o for o in objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "nats")
+    assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
+    auths = [o for o in objects if o["kind"] == "PeerAuthentication" and o["metadata"]["namespace"] == "nats"]
+    for_nats = [
+        a
+        for a in auths
+        if a["spec"].get("selector", {}).get("matchLabels", {}).items() <= NATS.labels.items()
+        and "selector" in a["spec"]
+    ]
+    namespace_wide = [a for a in auths if "selector" not in a["spec"]]
+    assert [a["spec"]["mtls"]["mode"] for a in namespace_wide] == ["STRICT"]
+    (own,) = for_nats
+    assert own["spec"]["mtls"]["mode"] == "STRICT"
+    assert {port: s["mode"] for port, s in own["spec"]["portLevelMtls"].items()} == {"7777": "PERMISSIVE"}
