@@ -110,6 +110,11 @@ def world(stack: str) -> tuple[Cluster, dict[str, Pod]]:
     return Cluster(namespaces, policies), pods_of(objects)
 
 
+def databases_of(pods: dict[str, Pod]) -> list[str]:
+    """The CloudNativePG clusters among the pods (named ``<service>-db``)."""
+    return sorted(n for n, p in pods.items() if "cnpg.io/cluster" in p.labels)
+
+
 def jobs_of(pods: dict[str, Pod], service: str) -> list[Pod]:
     return [
         p
@@ -145,8 +150,7 @@ def test_a_pod_nothing_allows_reaches_nothing_and_nothing_reaches_it(stack: str)
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_service_reaches_its_own_database_and_no_other(stack: str) -> None:
     cluster, pods = world(stack)
-    databases = sorted(n for n, p in pods.items() if "cnpg.io/cluster" in p.labels)
-    for db in databases:
+    for db in databases_of(pods):
         owner = db.removesuffix("-db")
         for service in (
             n
@@ -159,7 +163,7 @@ def test_each_service_reaches_its_own_database_and_no_other(stack: str) -> None:
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_migration_job_reaches_exactly_its_two_databases_and_dns(stack: str) -> None:
     cluster, pods = world(stack)
-    databases = sorted(n for n, p in pods.items() if "cnpg.io/cluster" in p.labels)
+    databases = databases_of(pods)
     for db in databases:
         service = db.removesuffix("-db")
         for job in jobs_of(pods, service):
