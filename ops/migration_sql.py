@@ -25,9 +25,7 @@ def steps(service: str, plan: Plan, monolith_conninfo: str, service_conninfo: st
     if w.database is None or w.role != "service":
         raise KeyError(f"{service} owns no tables to move")
     if plan == "schema":
-        return [
-            migration.Step("apply the service schema", "service", "execute", migration.service_schema_sql(w))
-        ]
+        return [migration.service_schema_step(w)]
     if plan == "replicate":
         return migration.replication_steps(w, monolith_conninfo)
     if plan == "check":
