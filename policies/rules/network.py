@@ -24,6 +24,7 @@ from ._support import (
     pod_template,
     selects,
     string_list,
+    template_labels,
     text,
     walk,
     workloads,
@@ -50,9 +51,8 @@ def _coverage_problems(
     # Jobs hold credentials too (the migration Jobs: two databases' worth).
     for job in of_kind(resources, "batch", "Job", "CronJob"):
         template = pod_template(job.resource_type, job.props) or {}
-        pod_labels = {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
         local = in_namespace(policies, namespace_of(job.props))
-        if not any(selects(dig(p.props, "spec", "podSelector"), pod_labels) for p in local):
+        if not any(selects(dig(p.props, "spec", "podSelector"), template_labels(template)) for p in local):
             yield job.urn, f"no NetworkPolicy selects the pods of Job {name_of(job.props, job.name)}"
 
 
