@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from infra import catalog, traffic
+from infra import catalog, cross_writes, traffic
 from infra.config import PlatformConfig, parse_platform_config
 from infra.observability import dashboards
 from tests.conftest import manifests_of, rendered
 from tests.istio_routing import route
 
 SERVICES = ("user-service", "catalog-service", "rating-service", "playlist-service")
+ACCEPT_ANY_ORDER = {name: sorted(cross_writes.writers_into(name, catalog.WORKLOADS)) for name in SERVICES}
 
 
 def stack(
@@ -49,7 +50,8 @@ def stack(
         "domain": "dev.vinylhound.app",
         "imageRegistry": "ghcr.io/vinylhound",
         "services": services,
-        "databases": {"migration": migration},
+        # Routing only: any cut-over order is accepted (tests/test_cross_writes.py checks it).
+        "databases": {"migration": migration, "acceptedCrossServiceWrites": ACCEPT_ANY_ORDER},
     }
     return parse_platform_config(raw, "stacks/Pulumi.test.yaml")
 

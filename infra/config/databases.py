@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from components.kubernetes.service_database import PLATFORM_PARAMETERS
-from infra import catalog, migration, schema
+from infra import catalog, cross_writes, migration, schema
 from infra.config.types import (
     _OBJECT_STORE,
     _PG_PARAMETER,
@@ -121,6 +121,10 @@ class DatabasesConfig(Model):
     restore: dict[str, RestoreFrom] = Field(default_factory=dict)
     #: Per service: where moving its tables out of the monolith stands. Default: not-started.
     migration: dict[str, MigrationPhase] = Field(default_factory=dict)
+    #: Per service: the workloads whose writes into its tables (cascading deletes, the Favorites
+    #: trigger) you accept will FAIL in the monolith while its tables are fenced there and theirs
+    #: are not. Default: none; a cut-over then needs those workloads cut over too (first).
+    accepted_cross_service_writes: dict[str, list[str]] = Field(default_factory=dict)
     #: Default: the platform runs the monolith's database too.
     external_monolith: ExternalDatabase | None = None
     #: Apply the generated monolith schema (idempotent) to the platform-run monolith database, for
@@ -206,3 +210,34 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
         elif phase != "not-started" and name not in enabled:
             yield Problem(f"databases.migration.{name}", f"{phase} needs {name} enabled in services")
+    yield from cross_service_write_rules(dbs)
+
+
+def cross_service_write_rules(dbs: DatabasesConfig) -> Iterator[Problem]:
+    """No phase fences a table in the monolith that the monolith still writes through a
+    cascading foreign key or a trigger from another workload's tables (the schema model's
+    paths; the cut-over Job checks the live database's own before it fences)."""
+    with_tables = {w.name for w in catalog.WORKLOADS if w.database is not None}
+    for service, writers in dbs.accepted_cross_service_writes.items():
+        if service not in with_tables:
+            yield Problem(
+                f"databases.acceptedCrossServiceWrites.{service}",
+                f"no tables of its own; workloads with tables: {', '.join(sorted(with_tables))}",
+            )
+        for writer in writers:
+            if writer not in with_tables or writer == service:
+                yield Problem(
+                    f"databases.acceptedCrossServiceWrites.{service}",
+                    f"{writer!r} is not another workload with tables",
+                )
+    blocked = cross_writes.order_problems(catalog.WORKLOADS, dbs.migration, dbs.accepted_cross_service_writes)
+    for service, blockers in blocked.items():
+        for writer, paths in blockers:
+            state = "always writes its own tables" if writer == "monolith" else f"is {dbs.phase(writer)}"
+            via = "; ".join(f"{p.via} (writes {p.target} when {p.source} changes)" for p in paths)
+            yield Problem(
+                f"databases.migration.{service}",
+                f"cut-over fences tables the monolith still writes from {writer}'s tables ({writer} "
+                f"{state}): {via}. Cut {writer} over first (or in the same update), or accept the "
+                f"failing writes: databases.acceptedCrossServiceWrites.{service}: [{writer}]",
+            )
