@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from infra import network
+from infra.env import DatabaseEndpoint
 from tests.conftest import ROOT, manifests_of, rendered
 from tests.netpol import Cluster, External, Pod, pods_of
 
@@ -245,3 +247,29 @@ def test_nats_traffic_is_mutual_tls_except_the_metrics_port(stack: str) -> None:
     (own,) = for_nats
     assert own["spec"]["mtls"]["mode"] == "STRICT"
     assert {port: s["mode"] for port, s in own["spec"]["portLevelMtls"].items()} == {"7777": "PERMISSIVE"}
+
+
+# --- an external monolith database (no pods to select) ----------------------------------------
+
+
+def _endpoint(cluster: str, external: bool = False) -> DatabaseEndpoint:
+    host = "db.example.internal" if external else f"{cluster}-rw.{NS}.svc.cluster.local"
+    return DatabaseEndpoint(
+        cluster, host, host, "vinylhound", "vinylhound", f"{cluster}-creds", external=external
+    )
+
+
+def test_with_an_external_monolith_the_jobs_and_the_subscriber_still_reach_it() -> None:
+    monolith, own = _endpoint("monolith-db", external=True), _endpoint("user-service-db")
+    objects = [
+        policy(NS, network.default_deny()),
+        policy(NS, network.migration_job_policy(own, monolith)),
+        policy(NS, network.database_policy(own, "user-service", monolith, [own], "monitoring")),
+    ]
+    cluster = Cluster({NS: {}}, objects)
+    job = Pod("job", NS, network.migration_selector("user-service-db"))
+    db = Pod("user-service-db", NS, {"cnpg.io/cluster": "user-service-db"})
+    managed = External("10.20.0.5")  # the managed database, wherever it is
+    assert cluster.allowed(job, managed, 5432) and cluster.allowed(job, db, 5432)
+    assert cluster.allowed(db, managed, 5432)  # the subscription
+    assert not cluster.allowed(job, managed, 443)
