@@ -39,6 +39,7 @@ unit: $(BIN)/vinylhound tools
 tools:
 	@bash scripts/install-tools.sh
 	@bash scripts/install-actionlint.sh
+	@bash scripts/install-checkov.sh
 
 bench: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/render_bench.py
