@@ -43,6 +43,7 @@ unit: $(BIN)/vinylhound tools
 tools:
 	@bash scripts/install-tools.sh
 	@bash scripts/install-actionlint.sh
+	@bash scripts/install-checkov.sh
 
 ## bench: render, check and diff 0-500 synthetic services; rewrites the tables in docs/benchmarks.md.
 bench: $(BIN)/vinylhound

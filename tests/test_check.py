@@ -103,8 +103,14 @@ def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPack
 
 
 def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -> None:
-    run = _drop(rendered("prod"), "NetworkPolicy", "rating-service")
+    # The namespace's default deny selects every pod too: only without both is a pod uncovered.
+    run = _drop(_drop(rendered("prod"), "NetworkPolicy", "rating-service"), "NetworkPolicy", "default-deny")
     assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_without_its_default_deny_fails(pack: PolicyPackProcess) -> None:
+    run = _drop(rendered("prod"), "NetworkPolicy", "default-deny")
+    assert ("namespace-default-deny", "mandatory", "namespace") in _check_prod(pack, run)
 
 
 def _findings_about(findings: set[tuple[str, str, str]], policy: str, subject: str) -> list[str]:

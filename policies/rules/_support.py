@@ -178,6 +178,11 @@ def pod_spec(token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None if template is None else mapping(template.get("spec"))
 
 
+def template_labels(template: Mapping[str, Any]) -> dict[str, str]:
+    """A pod template's ``metadata.labels`` as a plain dict."""
+    return {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
+
+
 def containers(spec: Mapping[str, Any], *, init: bool = True) -> list[Mapping[str, Any]]:
     """The pod's containers (and init containers unless ``init`` is false)."""
     found = [mapping(c) for c in items(spec.get("containers"))]
@@ -265,7 +270,7 @@ def workloads(resources: Iterable[PolicyResource], exempt: Iterable[str] = ()) -
         if parsed.provider != "kubernetes" or (parsed.group, parsed.kind) not in WORKLOAD_KINDS:
             continue
         template = pod_template(r.resource_type, r.props) or {}
-        pod_labels = {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
+        pod_labels = template_labels(template)
         pod_annotations = {
             str(k): str(v) for k, v in mapping(dig(template, "metadata", "annotations")).items()
         }
