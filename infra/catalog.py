@@ -242,6 +242,28 @@ def names() -> tuple[str, ...]:
     return tuple(_BY_NAME)
 
 
+#: ``callers_of``'s index and the ``WORKLOADS`` tuple it was built from (rebuilt if replaced).
+_CALLERS: tuple[tuple[Workload, ...], dict[str, tuple[str, ...]]] = ((), {})
+
+
+def callers_of(name: str) -> tuple[str, ...]:
+    """The workloads whose entry lists ``name`` in ``calls``, in catalog order.
+
+    Indexed once per catalog: per-workload code calls this for every workload, and a scan of
+    the catalog each time would make a platform's render grow with the square of its services.
+    """
+    global _CALLERS
+    built_from, index = _CALLERS
+    if built_from is not WORKLOADS:
+        found: dict[str, list[str]] = {}
+        for w in WORKLOADS:
+            for callee in w.calls:
+                found.setdefault(callee, []).append(w.name)
+        index = {callee: tuple(names) for callee, names in found.items()}
+        _CALLERS = (WORKLOADS, index)
+    return index.get(name, ())
+
+
 def owner_of_table(table: str) -> str | None:
     """The workload whose database holds ``table`` after the split, if any."""
     for w in WORKLOADS:

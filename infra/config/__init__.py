@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, get_args
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from infra import catalog
 from infra.config.databases import (
@@ -81,6 +81,7 @@ from infra.config.types import (
     duration_seconds,
     quantity_bytes,
 )
+from infra.config.views import view
 from infra.config.workloads import (
     Autoscaling,
     ChartVersions,
@@ -125,18 +126,20 @@ class PlatformConfig(Model):
     observability: ObservabilityConfig = ObservabilityConfig()
     events: EventsConfig = EventsConfig()
     databases: DatabasesConfig = DatabasesConfig()
+    #: Derived views (``infra.config.views``), computed on first use.
+    _views: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
         return self.docker or DockerSettings()
 
-    def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
-        """The enabled workloads with their settings, in catalog order."""
-        return [
-            (w, self.services[w.name])
-            for w in catalog.WORKLOADS
-            if w.name in self.services and self.services[w.name].enabled
-        ]
+    def enabled(self) -> tuple[tuple[catalog.Workload, WorkloadConfig], ...]:
+        """The enabled workloads with their settings, in catalog order (computed once)."""
+        return _enabled(self)
+
+    def enabled_names(self) -> frozenset[str]:
+        """The names of the enabled workloads (computed once)."""
+        return _enabled_names(self)
 
     def replicas(self, name: str) -> int:
         """The replica count a workload runs with (its setting or the environment minimum)."""
@@ -163,6 +166,20 @@ class PlatformConfig(Model):
     def origins(self) -> tuple[str, ...]:
         """The CORS origins the services allow."""
         return self.cors_allowed_origins or (f"https://{self.domain}",)
+
+
+@view
+def _enabled(cfg: PlatformConfig) -> tuple[tuple[catalog.Workload, WorkloadConfig], ...]:
+    return tuple(
+        (w, cfg.services[w.name])
+        for w in catalog.WORKLOADS
+        if w.name in cfg.services and cfg.services[w.name].enabled
+    )
+
+
+@view
+def _enabled_names(cfg: PlatformConfig) -> frozenset[str]:
+    return frozenset(w.name for w, _ in cfg.enabled())
 
 
 class ConfigError(Exception):

@@ -15,11 +15,9 @@ from ._support import (
     dig,
     effective_min_replicas,
     hpa_min_replicas,
-    in_namespace,
     integer,
     number,
-    of_kind,
-    selects,
+    selecting,
     workloads,
 )
 
@@ -61,14 +59,11 @@ _pdb = Rule(
 def _pdb_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    budgets = of_kind(resources, "policy", "PodDisruptionBudget")
     for w in workloads(resources, config["exempt"]):
         count, _ = effective_min_replicas(resources, w)
-        mine = [
-            b
-            for b in in_namespace(budgets, w.namespace)
-            if selects(dig(b.props, "spec", "selector"), w.pod_labels)
-        ]
+        mine = selecting(
+            resources, "policy", ("PodDisruptionBudget",), ("spec", "selector"), w.pod_labels, w.namespace
+        )
         if count > 1 and not mine:
             yield w.urn, f"{w.name} runs {count:g} pods but no PodDisruptionBudget selects them"
         for budget in mine:

@@ -18,7 +18,6 @@ from ._support import (
     Rule,
     TypeToken,
     dig,
-    in_namespace,
     items,
     kube,
     labels_of,
@@ -27,7 +26,7 @@ from ._support import (
     namespace_of,
     of_kind,
     pod_template,
-    selects,
+    selecting,
     string_list,
     text,
     workloads,
@@ -111,13 +110,18 @@ def _authz_problems(
         if any(_allow_all(rule) for rule in items(dig(p.props, "spec", "rules"))):
             yield p.urn, f"AuthorizationPolicy {name_of(p.props)} has a rule that allows every request"
     roots = set(config["rootNamespace"])
+    allowing = {id(p) for p in allow}
+    # Namespaces with an ALLOW policy for every pod (no selector): a root one covers the mesh.
+    unscoped = {namespace_of(p.props) for p in allow if dig(p.props, "spec", "selector") is None}
     for w in workloads(resources):
-        scope = [p for p in allow if namespace_of(p.props) in roots] + in_namespace(allow, w.namespace)
-        if not any(
-            dig(p.props, "spec", "selector") is None
-            or selects(dig(p.props, "spec", "selector"), w.pod_labels)
-            for p in scope
-        ):
+        scope = roots | {w.namespace}
+        covered = bool(unscoped & scope) or any(
+            id(p) in allowing and namespace_of(p.props) in scope
+            for p in selecting(
+                resources, SECURITY, ("AuthorizationPolicy",), ("spec", "selector"), w.pod_labels
+            )
+        )
+        if not covered:
             yield w.urn, f"no ALLOW AuthorizationPolicy selects {w.name}"
 
 

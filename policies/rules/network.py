@@ -22,13 +22,15 @@ from ._support import (
     namespace_of,
     of_kind,
     pod_template,
-    selects,
+    selecting,
     string_list,
     template_labels,
     text,
     walk,
     workloads,
 )
+
+NETWORKING = "networking.k8s.io"
 
 _coverage = Rule(
     name="network-policy-coverage",
@@ -43,16 +45,15 @@ _coverage = Rule(
 def _coverage_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    policies = of_kind(resources, "networking.k8s.io", "NetworkPolicy")
+    selector = ("spec", "podSelector")
     for w in workloads(resources, config["exempt"]):
-        local = in_namespace(policies, w.namespace)
-        if not any(selects(dig(p.props, "spec", "podSelector"), w.pod_labels) for p in local):
+        if not selecting(resources, NETWORKING, ("NetworkPolicy",), selector, w.pod_labels, w.namespace):
             yield w.urn, f"no NetworkPolicy selects the pods of {w.name}"
     # Jobs hold credentials too (the migration Jobs: two databases' worth).
     for job in of_kind(resources, "batch", "Job", "CronJob"):
-        template = pod_template(job.resource_type, job.props) or {}
-        local = in_namespace(policies, namespace_of(job.props))
-        if not any(selects(dig(p.props, "spec", "podSelector"), template_labels(template)) for p in local):
+        labels = template_labels(pod_template(job.resource_type, job.props) or {})
+        namespace = namespace_of(job.props)
+        if not selecting(resources, NETWORKING, ("NetworkPolicy",), selector, labels, namespace):
             yield job.urn, f"no NetworkPolicy selects the pods of Job {name_of(job.props, job.name)}"
 
 

@@ -148,7 +148,7 @@ def routed_egress(cfg: PlatformConfig) -> Any:
     """NetworkPolicy egress to every workload the mesh may route a caller's requests to."""
 
     def contribute(workload: Workload) -> list[dict[str, Any]]:
-        targets = [w for w, _ in cfg.enabled() if workload.name in traffic.callers(w, cfg).routed]
+        targets = traffic.routed_targets(workload, cfg)
         return [{"to": [_pods(t.name)], "ports": [{"protocol": "TCP", "port": t.port}]} for t in targets]
 
     return contribute

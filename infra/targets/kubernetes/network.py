@@ -7,6 +7,7 @@ return the only exceptions. Pure functions, tested without Pulumi.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from components import labels
@@ -135,12 +136,12 @@ def _tcp(*ports: int) -> list[Rule]:
     return [{"protocol": "TCP", "port": p} for p in ports]
 
 
-def callers(workload: Workload, enabled: set[str]) -> list[str]:
+def callers(workload: Workload, enabled: AbstractSet[str]) -> list[str]:
     """The enabled workloads whose catalog entry says they call ``workload``."""
-    return [w.name for w in catalog.WORKLOADS if w.name in enabled and workload.name in w.calls]
+    return [name for name in catalog.callers_of(workload.name) if name in enabled]
 
 
-def ingress_rules(workload: Workload, enabled: set[str]) -> list[Rule]:
+def ingress_rules(workload: Workload, enabled: AbstractSet[str]) -> list[Rule]:
     """The edge may reach every workload on its port; other workloads only when the catalog says."""
     peers = [_namespace(EDGE_NAMESPACE)] + [_pods(c) for c in callers(workload, enabled)]
     return [{"from": peers, "ports": _tcp(workload.port)}]
@@ -162,7 +163,7 @@ def database_egress(endpoint: DatabaseEndpoint) -> Rule:
 
 
 def egress_rules(
-    workload: Workload, enabled: set[str], databases: Mapping[str, DatabaseEndpoint]
+    workload: Workload, enabled: AbstractSet[str], databases: Mapping[str, DatabaseEndpoint]
 ) -> list[Rule]:
     """DNS, the workload's own database, and the workloads it calls (the monolith stands in for
     a callee that is not deployed)."""
