@@ -1,4 +1,4 @@
-# The two commands the README opens with: `make render` and `make test`.
+# The two commands the README opens with: `make render` and `make test-all`.
 # Both create .venv and install this project into it on first use. `test` also needs promtool,
 # nats-server and Node.js/npm: scripts/install-*.sh installs them with apt-get when run as root.
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: render test test-slow lint typecheck unit tools bench bench-migration clean
+.PHONY: render test test-all test-slow lint typecheck unit tools bench bench-migration clean
 
 # pip prints what it collects and installs: a first install takes a few minutes, and silence that
 # long reads as a hang.
@@ -24,6 +24,9 @@ render: $(BIN)/vinylhound
 
 ## test: lint, type-check, then the fast lane of the test suite (everything not marked slow).
 test: lint typecheck unit
+
+## test-all: every test, as CI runs it (.ci/run): the fast lane, then the slow lane.
+test-all: test test-slow
 
 ## test-slow: the end-to-end lane (tests marked slow); .ci/run runs it after `make test`.
 test-slow: $(BIN)/vinylhound tools
