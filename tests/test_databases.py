@@ -17,6 +17,7 @@ from infra.config import ConfigError, parse_platform_config
 from infra.program import main as program
 from ops.mockrun import ProgramError, Registration, Run, run_offline
 from ops.render import is_manifest, manifest
+from tests.catalogs import cut_over
 from tests.conftest import KUBE_STACKS, PROJECT, manifests_of, rendered
 
 SOURCE = "stacks/Pulumi.prod.yaml"
@@ -400,7 +401,8 @@ def test_a_service_not_started_has_no_replication_resources() -> None:
 
 
 def test_a_cut_over_service_has_a_cutover_job_and_reverse_replication_instead_of_forward() -> None:
-    objects = manifests_of(rendered("dev"))  # user-service: cut-over
+    run = run_with(cut_over(stack_raw("dev"), "user-service"), stack="dev")
+    objects = [manifest(r) for r in run.registrations if is_manifest(r)]
     subs = of_kind(objects, "Subscription")
     assert "user-service-db-subscription" not in subs
     reverse = subs["user-service-db-reverse-subscription"]["spec"]

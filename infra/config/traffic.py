@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from infra import catalog
+from infra import catalog, endpoints
 from infra.config.types import (
     DnsLabel,
     Duration,
@@ -84,6 +84,10 @@ class TrafficConfig(Model):
     circuit_breaker_overrides: dict[str, CircuitBreaker] = Field(default_factory=dict)
     routes: RoutePolicy = RoutePolicy()
     registry: RegistryConfig = RegistryConfig()
+    #: Monolith endpoints taken out of service, by ``"METHOD /path"``, with the reason: the edge
+    #: answers them 410 Gone. How a service reaches cut-over while a monolith endpoint nobody else
+    #: serves still writes its tables. Default: none.
+    retired_endpoints: dict[str, str] = Field(default_factory=dict)
 
     def breaker(self, workload: str) -> CircuitBreaker:
         """The circuit breaker for ``workload``."""
@@ -149,8 +153,153 @@ def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
 
 
+def _endpoint_problem(cfg: PlatformConfig, name: str, key: str, move: str) -> str | None:
+    """Why ``services.<name>.cutover.endpoints.<key>: <move>`` cannot be done, if it cannot."""
+    w = catalog.workload(name)
+    mono = catalog.monolith_endpoint(key)
+    if w.role != "service":
+        return f"only extracted services have a cutover; {name} is not one"
+    if mono is None:
+        return f'no such endpoint: the monolith serves no {key} (write it as "METHOD /api/v1/...")'
+    own = w.endpoint(key)
+    if own is None:
+        also = "" if move == "hold" else "; it stays on the monolith"
+        return f"not served by {name}: it registers no {key}{also}"
+    if key in cfg.traffic.retired_endpoints:
+        return f"{key} is retired (traffic.retiredEndpoints); it reaches neither workload"
+    if move == "hold":
+        return None
+    phase = cfg.databases.phase(name)
+    if move == "mirror":
+        if not own.is_read:
+            return "only reads (GET) are mirrored; a copied write would apply twice"
+        if w.database is not None and phase in ("not-started", "rolled-back"):
+            return f"mirroring while databases.migration.{name} is {phase}: the service has no current data"
+        return None
+    if own.gap is not None:
+        return f"not served by {name} the way the monolith serves it ({own.gap}); mirror or hold it"
+    if not own.is_read and w.database is not None and phase != "cut-over":
+        return (
+            f"phase forbids writes: databases.migration.{name} is {phase}, and writes go to the service "
+            "only once it owns the tables (cut-over)"
+        )
+    if own.is_read and w.database is not None and phase in ("not-started", "rolled-back"):
+        return (
+            f"phase forbids reads: databases.migration.{name} is {phase}; the service's data is not current"
+        )
+    return None
+
+
+def _docker_weight_rule(name: str, weight: int) -> Iterator[Problem]:
+    """In a docker stack the api-gateway is the edge: at weight 100 its ``*_SERVICE_URL`` points at
+    the service, which then gets every request under the gateway's prefixes for it."""
+    w = catalog.workload(name)
+    unserved = [
+        e.key
+        for e in catalog.monolith().endpoints
+        if (gw := catalog.gateway_route(e.method, e.sample_path())) is not None
+        and gw.target == name
+        and ((own := w.endpoint(e.key)) is None or own.gap is not None)
+    ]
+    if unserved:
+        yield Problem(
+            f"services.{name}.cutover.weight",
+            f"{weight}: the api-gateway would send {name} these endpoints, which it does not serve "
+            f"the way the monolith does: {', '.join(unserved)}; set 0",
+        )
+
+
+def endpoint_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Per-endpoint cutover settings and retirements name endpoints that exist and can move."""
+    known = set(catalog.names())
+    for name, svc in cfg.services.items():
+        if name not in known:
+            continue
+        cut = svc.cutover
+        for key, move in cut.endpoints.items():
+            problem = _endpoint_problem(cfg, name, key, move)
+            if problem is not None:
+                yield Problem(f"services.{name}.cutover.endpoints.{key}", problem)
+        w = catalog.workload(name)
+        if cut.weight and w.role == "service" and svc.enabled and cfg.target == "docker":
+            yield from _docker_weight_rule(name, cut.weight)
+        elif cut.weight and w.role == "service" and svc.enabled:
+            alike = [
+                e for e in w.endpoints if e.is_read and e.gap is None and catalog.monolith_endpoint(e.key)
+            ]
+            if not alike:
+                differ = [e.key for e in w.endpoints if e.is_read and catalog.monolith_endpoint(e.key)]
+                yield Problem(
+                    f"services.{name}.cutover.weight",
+                    f"{cut.weight} moves no reads: {name} serves none of the monolith's reads alike "
+                    f"(differs: {', '.join(differ) or 'none shared'}); set 0, mirror to compare",
+                )
+    for key in cfg.traffic.retired_endpoints:
+        if catalog.monolith_endpoint(key) is None:
+            yield Problem(
+                f"traffic.retiredEndpoints.{key}", f"no such endpoint: the monolith serves no {key}"
+            )
+
+
+def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Writes follow ownership: a service may be ``cut-over`` only when nothing else writes its
+    tables: every endpoint whose handler writes one of them reaches the service (or is retired),
+    and no other workload writes one at startup (unless the stack says those writes are off).
+
+    The endpoint and startup-write rule of the cut-over; trigger and cascade writes inside the
+    database are checked separately."""
+    if cfg.target == "docker":
+        return
+    for name, svc in cfg.services.items():
+        w = catalog.workload(name) if name in catalog.names() else None
+        if w is None or w.role != "service" or w.database is None or not svc.enabled:
+            continue
+        if cfg.databases.phase(name) != "cut-over":
+            continue
+        tables = set(w.database.tables)
+        field = f"databases.migration.{name}"
+        offending = []
+        for e in catalog.monolith().endpoints:
+            route = endpoints.decide(e, cfg)
+            if route.retired is not None or (route.writes_to_service and route.service == name):
+                continue
+            # The handler that runs: the monolith's, or another service's own (other tables).
+            handler = (
+                catalog.workload(route.service).endpoint(e.key)
+                if route.service and route.writes_to_service
+                else e
+            )
+            touched = set(handler.writes if handler else ()) & tables
+            if touched:
+                offending.append(f"{e.key} ({', '.join(sorted(touched))})")
+        if offending:
+            yield Problem(
+                field,
+                f"cut-over while monolith endpoints still write {name}'s tables, which the cut-over "
+                f"fences: {'; '.join(offending)}. Move each to {name} (it must register it alike), "
+                "or retire it in traffic.retiredEndpoints",
+            )
+        for other, settings in cfg.enabled():
+            if other.name == name or settings.startup_writes_disabled:
+                continue
+            steps = [
+                f"{s.step} ({', '.join(sorted(set(s.tables) & tables))})"
+                for s in other.startup_writes
+                if set(s.tables) & tables
+            ]
+            if steps:
+                yield Problem(
+                    field,
+                    f"cut-over while {other.name} writes {name}'s tables at every start: "
+                    f"{'; '.join(steps)}; against the fenced tables it would fail (the monolith exits). "
+                    f"Set services.{other.name}.startupWritesDisabled with the reason once they are off",
+                )
+
+
 def traffic_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     yield from data_ownership_rules(cfg)
+    yield from endpoint_rules(cfg)
+    yield from write_ownership_rules(cfg)
     traffic = cfg.traffic
     if traffic.edge.allow_plain_http and cfg.environment == "prod":
         yield Problem("traffic.edge.allowPlainHttp", "prod serves HTTPS only")

@@ -1,0 +1,128 @@
+"""Where each endpoint of the API goes in a stack: the strangler fig, one endpoint at a time.
+
+Pure functions of the catalog and the validated config. ``infra/traffic.py`` turns the result into
+Istio routes; the config rules (``infra/config/traffic.py``) use the same decisions to refuse a
+cut-over that would leave writes on the monolith's fenced tables, so the two can never disagree.
+
+The rules, for each endpoint of the monolith (the full API) that a deployed service registers
+with the same method and template:
+
+- an endpoint the service serves differently (catalog ``gap``) never takes user traffic: its reads
+  may only be mirrored, its writes stay on the monolith;
+- reads (GET) are split by the service's cutover weight, or the endpoint's own ``move`` (100 %) or
+  ``hold`` (0 %); ``mirror`` copies them to the service while the monolith answers;
+- writes (POST, PUT, DELETE) go to the service only when the service owns the data (migration phase
+  ``cut-over``) and the endpoint is not held: they follow the data, never a weight;
+- a retired endpoint (``traffic.retiredEndpoints``) is answered at the edge and reaches nobody.
+
+Every other request, any HEAD or OPTIONS included (no service answers a CORS preflight; the monolith
+answers all of them), stays on the monolith.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from infra import catalog
+from infra.catalog import Endpoint, Workload
+
+if TYPE_CHECKING:
+    from infra.config import PlatformConfig
+
+MONOLITH = "monolith"
+
+
+@dataclass(frozen=True)
+class EndpointRoute:
+    """What a stack does with one monolith endpoint a service also registers (or that is retired)."""
+
+    #: The monolith's endpoint (method, template, the tables it writes there).
+    endpoint: Endpoint
+    #: The deployed service registering the same endpoint, if any.
+    service: str | None
+    #: Share of the reads (GET) the service answers, 0-100; always 0 for a write endpoint.
+    read_weight: int = 0
+    #: Whether the service receives a copy of the reads the monolith answers.
+    mirror: bool = False
+    #: Whether the writes go to the service (else the monolith).
+    writes_to_service: bool = False
+    #: Why the endpoint is retired, if it is (the edge answers it itself).
+    retired: str | None = None
+
+    @property
+    def destinations(self) -> dict[str, int]:
+        """Workload -> share of this endpoint's requests (empty when retired)."""
+        if self.retired is not None:
+            return {}
+        if self.endpoint.is_read:
+            assert self.service is not None or self.read_weight == 0
+            split = {self.service or MONOLITH: self.read_weight, MONOLITH: 100 - self.read_weight}
+            return {k: v for k, v in split.items() if v}
+        return {self.service if self.writes_to_service and self.service else MONOLITH: 100}
+
+    @property
+    def moves_reads(self) -> bool:
+        """Whether some of its live reads are answered by the service (the contract gate's concern)."""
+        return self.endpoint.is_read and self.read_weight > 0
+
+
+def route_name(endpoint: Endpoint) -> str:
+    """The http route's name for an endpoint: method and path as a slug (``GET
+    /api/v1/playlists/{id}`` -> ``get-playlists-id``; legacy ``/api/...`` paths keep ``api``).
+    Istio reports it in request metrics, so dashboards split each endpoint's traffic between the
+    monolith and the service."""
+    path = endpoint.path.removeprefix(catalog.API_ROOT)
+    return re.sub(r"[^a-z0-9]+", "-", f"{endpoint.method} {path}".lower()).strip("-")
+
+
+def shared(service: Workload) -> tuple[Endpoint, ...]:
+    """The endpoints ``service`` registers that the monolith serves too: the only ones it can take."""
+    return tuple(e for e in service.endpoints if catalog.monolith_endpoint(e.key) is not None)
+
+
+def specificity(endpoint: Endpoint) -> tuple[int, int, str, str]:
+    """Sort key, most specific first: fewer ``{param}`` segments, then more segments, then by text.
+
+    Two templates can only both match a path when they have as many segments; then the one with
+    fewer parameters (``/collections/stats`` before ``/collections/{id}``) is the more specific.
+    """
+    return (endpoint.params, -endpoint.path.count("/"), endpoint.path, endpoint.method)
+
+
+def server_of(endpoint: Endpoint, cfg: PlatformConfig) -> Workload | None:
+    """The deployed extracted service that registers ``endpoint`` (same method and template)."""
+    for w in catalog.services():
+        if cfg.is_enabled(w.name) and w.endpoint(endpoint.key) is not None:
+            return w
+    return None
+
+
+def decide(endpoint: Endpoint, cfg: PlatformConfig) -> EndpointRoute:
+    """Where ``endpoint`` (one of the monolith's) goes in this stack (see the module docstring)."""
+    retired = cfg.traffic.retired_endpoints.get(endpoint.key)
+    service = server_of(endpoint, cfg)
+    if retired is not None or service is None:
+        return EndpointRoute(endpoint, service.name if service else None, retired=retired)
+    own = service.endpoint(endpoint.key)
+    assert own is not None
+    cut = cfg.services[service.name].cutover
+    setting = cut.endpoints.get(endpoint.key)
+    serves_alike = own.gap is None
+    if endpoint.is_read:
+        weight = {"hold": 0, "move": 100, "mirror": 0}.get(setting or "", cut.weight)
+        weight = weight if serves_alike else 0
+        mirror = setting == "mirror" or (setting is None and cut.mirror and weight == 0)
+        return EndpointRoute(endpoint, service.name, read_weight=weight, mirror=mirror)
+    owns_data = cfg.databases.phase(service.name) == "cut-over" if service.database else cut.weight == 100
+    writes = serves_alike and owns_data and setting != "hold"
+    return EndpointRoute(endpoint, service.name, writes_to_service=writes)
+
+
+def plan(cfg: PlatformConfig) -> tuple[EndpointRoute, ...]:
+    """Every monolith endpoint that a deployed service registers or the stack retires, most
+    specific first. An endpoint not listed goes to the monolith, whatever any weight says."""
+    routes = (decide(e, cfg) for e in catalog.monolith().endpoints)
+    chosen = [r for r in routes if r.service is not None or r.retired is not None]
+    return tuple(sorted(chosen, key=lambda r: specificity(r.endpoint)))
