@@ -126,3 +126,18 @@ def plan(cfg: PlatformConfig) -> tuple[EndpointRoute, ...]:
     routes = (decide(e, cfg) for e in catalog.monolith().endpoints)
     chosen = [r for r in routes if r.service is not None or r.retired is not None]
     return tuple(sorted(chosen, key=lambda r: specificity(r.endpoint)))
+
+
+def contract_request(endpoint: Endpoint) -> str:
+    """The request a contract check sends for ``endpoint``: ``"GET /api/v1/albums/1"``."""
+    return f"{endpoint.method} {endpoint.sample_path()}"
+
+
+def contract_samples(service: Workload, cfg: PlatformConfig | None = None) -> tuple[Endpoint, ...]:
+    """What a contract check of ``service`` compares: its public reads shared with the monolith
+    (safe to send twice, no credentials needed), or, given a stack, only those that take live reads
+    at the service there (``moves_reads``)."""
+    reads = [e for e in shared(service) if e.is_read and e.auth == "public"]
+    if cfg is None:
+        return tuple(reads)
+    return tuple(e for e in reads if decide(e, cfg).moves_reads and decide(e, cfg).service == service.name)

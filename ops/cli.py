@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.config import ConfigError
+from ops import contract, live, rollback
 from ops import diff as diffing
-from ops import live, rollback
 from ops.check import check
 from ops.migration_sql import migration_sql
 from ops.project import Project, ProjectError, find_root
@@ -73,6 +73,7 @@ app.command("up")(live.up_command)
 app.command("history")(rollback.history_command)
 app.command("rollback")(rollback.rollback_command)
 app.command("migration-sql")(migration_sql)
+app.command("contract")(contract.command)
 
 
 def main() -> None:
