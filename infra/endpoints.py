@@ -141,3 +141,10 @@ def contract_samples(service: Workload, cfg: PlatformConfig | None = None) -> tu
     if cfg is None:
         return tuple(reads)
     return tuple(e for e in reads if decide(e, cfg).moves_reads and decide(e, cfg).service == service.name)
+
+
+def contract_gates(cfg: PlatformConfig) -> dict[str, tuple[Endpoint, ...]]:
+    """Per deployed service whose endpoints take live reads in this stack, the endpoints a contract
+    check must find answered like the monolith's before the routes move (see ``contract_samples``)."""
+    gates = {w.name: contract_samples(w, cfg) for w in catalog.services() if cfg.is_enabled(w.name)}
+    return {name: samples for name, samples in gates.items() if samples}

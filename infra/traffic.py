@@ -255,6 +255,24 @@ def ingress_principal() -> str:
     return istio.principal(INGRESS_NAMESPACE, INGRESS_RELEASE)
 
 
+#: The service account of the contract-check Jobs (one per gated service, same identity).
+CONTRACT_CHECK = "contract-check"
+
+
+def contract_checked(workload: Workload, cfg: PlatformConfig) -> bool:
+    """Whether a contract-check Job calls ``workload``: the monolith and each service whose
+    endpoints take live reads in this stack (``endpoints.contract_gates``)."""
+    gates = endpoints.contract_gates(cfg)
+    return bool(gates) and (workload.name == MONOLITH or workload.name in gates)
+
+
 def allowed_principals(workload: Workload, cfg: PlatformConfig) -> list[str]:
-    """Identities an AuthorizationPolicy admits to ``workload``: the edge and its callers."""
-    return [ingress_principal(), *(istio.principal(cfg.namespace, c) for c in callers(workload, cfg).all)]
+    """Identities an AuthorizationPolicy admits to ``workload``: the edge, its callers and, where
+    it applies, the contract check."""
+    principals = [
+        ingress_principal(),
+        *(istio.principal(cfg.namespace, c) for c in callers(workload, cfg).all),
+    ]
+    if contract_checked(workload, cfg):
+        principals.append(istio.principal(cfg.namespace, CONTRACT_CHECK))
+    return principals

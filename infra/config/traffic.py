@@ -13,6 +13,7 @@ from infra.config.types import (
     Duration,
     Model,
     Percent,
+    PinnedImage,
     Problem,
     duration_seconds,
 )
@@ -84,6 +85,9 @@ class TrafficConfig(Model):
     circuit_breaker_overrides: dict[str, CircuitBreaker] = Field(default_factory=dict)
     routes: RoutePolicy = RoutePolicy()
     registry: RegistryConfig = RegistryConfig()
+    #: The image the contract-check Jobs run ``infra/contract_check.py`` in (stdlib only, so the
+    #: official Python image is all it needs). Default: ``python:3.13.9-alpine3.22``.
+    contract_check_image: PinnedImage = "python:3.13.9-alpine3.22"
     #: Monolith endpoints taken out of service, by ``"METHOD /path"``, with the reason: the edge
     #: answers them 410 Gone. How a service reaches cut-over while a monolith endpoint nobody else
     #: serves still writes its tables. Default: none.
