@@ -140,7 +140,8 @@ def contract_samples(service: Workload, cfg: PlatformConfig | None = None) -> tu
     reads = [e for e in shared(service) if e.is_read and e.auth == "public"]
     if cfg is None:
         return tuple(reads)
-    return tuple(e for e in reads if decide(e, cfg).moves_reads and decide(e, cfg).service == service.name)
+    decisions = [decide(e, cfg) for e in reads]
+    return tuple(d.endpoint for d in decisions if d.moves_reads and d.service == service.name)
 
 
 def contract_gates(cfg: PlatformConfig) -> dict[str, tuple[Endpoint, ...]]:

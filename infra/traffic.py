@@ -74,9 +74,8 @@ def gateway_mode(cfg: PlatformConfig) -> bool:
 
 def endpoint_regex(template: str) -> str:
     """An anchored RE2 pattern for a path template, one ``[^/]+`` per ``{param}`` segment."""
-    literal = template.split("{")[0]
-    if not re.fullmatch(r"[A-Za-z0-9/_{}-]+", template) or "//" in template:
-        raise ValueError(f"not a plain path template: {template!r} (near {literal!r})")
+    if not re.fullmatch(r"(/[A-Za-z0-9_-]+|/\{[A-Za-z]+\})+", template):
+        raise ValueError(f"not a plain path template: {template!r}")
     return "^" + re.sub(r"\{[A-Za-z]+\}", "[^/]+", template) + "$"
 
 
@@ -95,15 +94,21 @@ def retired_route(endpoint: Endpoint, reason: str) -> KubeObject:
     }
 
 
+def _policy(e: Endpoint, cfg: PlatformConfig) -> Resilience:
+    """Full retries for a read; for a write only where the request cannot have reached the upstream."""
+    return resilience(cfg) if e.is_read else resilience(cfg).for_writes()
+
+
 def endpoint_route(decision: endpoints.EndpointRoute, cfg: PlatformConfig) -> KubeObject:
     """One endpoint's route (see the module docstring and ``infra/endpoints.py``)."""
     e = decision.endpoint
     if decision.retired is not None:
         return retired_route(e, decision.retired)
-    policy = resilience(cfg) if e.is_read else resilience(cfg).for_writes()
     dests = [backend(name, cfg, weight) for name, weight in sorted(decision.destinations.items())]
     mirror = backend(decision.service, cfg) if decision.mirror and decision.service else None
-    return istio.http_route(endpoints.route_name(e), endpoint_matches(e), dests, policy, mirror=mirror)
+    return istio.http_route(
+        endpoints.route_name(e), endpoint_matches(e), dests, _policy(e, cfg), mirror=mirror
+    )
 
 
 def _shadowed(chosen: list[Endpoint]) -> list[Endpoint]:
@@ -119,6 +124,7 @@ def _shadowed(chosen: list[Endpoint]) -> list[Endpoint]:
 
 
 def _ordered(routes: list[tuple[Endpoint, KubeObject]], cfg: PlatformConfig) -> list[KubeObject]:
+    """``routes`` plus the monolith routes of the endpoints they would shadow, most specific first."""
     chosen = [e for e, _ in routes]
     to_monolith = [backend(MONOLITH, cfg)]
     extra = [
@@ -127,10 +133,6 @@ def _ordered(routes: list[tuple[Endpoint, KubeObject]], cfg: PlatformConfig) -> 
     ]
     every = sorted([*routes, *extra], key=lambda pair: endpoints.specificity(pair[0]))
     return [r for _, r in every]
-
-
-def _policy(e: Endpoint, cfg: PlatformConfig) -> Resilience:
-    return resilience(cfg) if e.is_read else resilience(cfg).for_writes()
 
 
 def service_routes(cfg: PlatformConfig) -> list[KubeObject]:
@@ -184,7 +186,7 @@ def gateway_edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
             # Named apart from the endpoint's own route: it carries no split, only the hand-off.
             name = f"gateway-{endpoints.route_name(e)}"
             routes.append((e, istio.http_route(name, endpoint_matches(e), dest, _policy(e, cfg))))
-    return _ordered(sorted(routes, key=lambda pair: endpoints.specificity(pair[0])), cfg)
+    return _ordered(routes, cfg)
 
 
 def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
