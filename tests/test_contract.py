@@ -7,9 +7,12 @@ shapes with different values pass; and ``vinylhound contract`` prints it as a ta
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,3 +293,27 @@ def test_an_unknown_endpoint_is_one_error_line_and_exit_1(monolith: str, service
     assert result.output.strip().splitlines() == [
         "vinylhound contract: GET /api/v1/nothing/{id}: no such endpoint in the monolith's catalog entry"
     ]
+
+
+def test_the_script_needs_nothing_but_the_standard_library(monolith: str, service: str) -> None:
+    # -S: no site-packages, -I: no user site or environment; as in the Job's bare python image.
+    script = Path(contract.__file__)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-S",
+            "-I",
+            str(script),
+            "--monolith",
+            monolith,
+            "--service",
+            service,
+            "GET /api/v1/songs/1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "PASS GET /api/v1/songs/1" in run.stdout
