@@ -60,15 +60,19 @@ def has_commit(repo: Path, sha: str) -> bool:
     return resolve(repo, sha) is not None
 
 
-def _exclude_venv_link(repo: Path) -> None:
-    # `.venv/` in .gitignore matches directories only; the symlink we add is a file to git, and
-    # Pulumi would record the deployment as made from a dirty tree. Ignore it for every worktree.
+def exclude_path(repo: Path, path: str) -> None:
+    """Make git ignore ``path`` (relative to the top) in every worktree of ``repo``.
+
+    For links and directories the commands add to a worktree: ``.venv/`` in .gitignore matches
+    directories only, a symlink is a file to git, and Pulumi would record a deployment from that
+    worktree as made from a dirty tree (``git.dirty``), which rollback then refuses to return to."""
     common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
     exclude = common / "info" / "exclude"
     existing = exclude.read_text() if exclude.exists() else ""
-    if "/.venv\n" not in existing:
+    line = f"/{path.strip('/')}\n"
+    if line not in existing:
         exclude.parent.mkdir(parents=True, exist_ok=True)
-        exclude.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + "/.venv\n")
+        exclude.write_text(existing + ("" if existing.endswith("\n") or not existing else "\n") + line)
 
 
 @contextmanager
@@ -110,7 +114,7 @@ def _worktree(repo: Path, sha: str, parent: Path, path: Path, *, link_venv: bool
     try:
         git(repo, "worktree", "add", "--detach", "--quiet", str(path), sha)
         if link_venv and (repo / ".venv").exists():
-            _exclude_venv_link(repo)
+            exclude_path(repo, ".venv")
             (path / ".venv").symlink_to((repo / ".venv").resolve(), target_is_directory=True)
         yield path
     finally:

@@ -1,10 +1,11 @@
 """``vinylhound up`` / ``vinylhound preview``: the live path, through the Pulumi Automation API.
 
 The program is the same one ``pulumi up`` runs (a local workspace on the project directory); this
-module adds what a team wants around it: the policy pack with the stack's own policy config, the
-engine's output streamed as it comes, a one-line summary at the end, and a refusal to deploy prod
-from a tree whose code is not committed (the deployment would not be reproducible, and
-``vinylhound rollback`` could never return to it).
+module adds what a team wants around it: the policy pack with the stack's own policy config (and a
+clear refusal when the pack's virtualenv cannot start it), the engine's output streamed as it comes,
+a one-line summary at the end, updates that apply exactly the plan of the preview shown (see
+``ops/plan.py``), and a refusal to deploy prod from a tree whose code is not committed (the
+deployment would not be reproducible, and ``vinylhound rollback`` could never return to it).
 
 Nothing here can run without the Pulumi CLI; when it is missing the commands say so in one line.
 """
@@ -12,14 +13,18 @@ Nothing here can run without the Pulumi CLI; when it is missing the commands say
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import yaml
 
+from ops import plan as plans
 from ops.gitrepo import GitError, dirty_files
 from ops.project import ProjectError, find_root
 
@@ -82,7 +87,44 @@ def policy_for(root: Path, stack: str, *, enabled: bool = True) -> Policy:
         raise LiveError(f"no policy pack at {pack} (PulumiPolicy.yaml){hint}")
     if not config.is_file():
         raise LiveError(f"no policy config for {stack} at {config}{hint}")
+    venv = policy_venv(pack)
+    if venv is not None and (problem := venv_problem(venv)):
+        raise LiveError(
+            f"the policy pack cannot start: {problem}; the Pulumi CLI does not install a local pack's "
+            f"dependencies: python3 -m venv {venv} && {venv}/bin/pip install -r {pack}/requirements.txt"
+        )
     return Policy(packs=(str(pack),), configs=(str(config),))
+
+
+def policy_venv(pack: Path) -> Path | None:
+    """The virtualenv the Pulumi CLI starts the pack ``pack`` with, or ``None`` for the ambient
+    ``python3`` (or when ``pack`` has no manifest).
+
+    The Python language host runs a policy pack with ``<pack>/<virtualenv>/bin/python -m
+    pulumi.policy`` where ``virtualenv`` is the option in PulumiPolicy.yaml; unlike a plugin's, a
+    pack's is not defaulted (sdk/python/cmd/pulumi-language-python/main.go, parseOptions)."""
+    manifest = pack / "PulumiPolicy.yaml"
+    if not manifest.is_file():
+        return None
+    runtime = (yaml.safe_load(manifest.read_text()) or {}).get("runtime")
+    options = (runtime.get("options") if isinstance(runtime, dict) else None) or {}
+    virtualenv = options.get("virtualenv")
+    return pack / virtualenv if isinstance(virtualenv, str) and virtualenv else None
+
+
+def venv_problem(venv: Path) -> str | None:
+    """Why ``venv`` cannot run a policy pack (its interpreter must import ``pulumi.policy``), or
+    ``None`` when it can."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return f"{python} does not exist"
+    done = subprocess.run(
+        [str(python), "-c", "import pulumi.policy"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return f"{python} cannot import pulumi.policy ({lines[-1] if lines else f'exit {done.returncode}'})"
+    return None
 
 
 def dirty_refusal(root: Path, stack: str, *, allow_dirty: bool) -> str | None:
@@ -144,8 +186,9 @@ def failed(op: str, err: Exception) -> LiveError:
     return LiveError(f"pulumi {op} failed: {lines[-1] if lines else type(err).__name__}")
 
 
-def preview(stack: auto.Stack, policy: Policy, *, out: Output = _out) -> str:
-    """Run a preview with the policy pack, streaming the engine's output; return the summary."""
+def preview(stack: auto.Stack, policy: Policy, *, out: Output = _out, plan: Path | None = None) -> str:
+    """Run a preview with the policy pack, streaming the engine's output; return the summary.
+    With ``plan``, the engine writes the update plan of this preview there (``--save-plan``)."""
     from pulumi.automation import errors
 
     try:
@@ -156,14 +199,23 @@ def preview(stack: auto.Stack, policy: Policy, *, out: Output = _out) -> str:
             color="never",
             on_output=out,
             on_error=_err,
+            plan=str(plan) if plan is not None else None,
         )
     except errors.CommandError as err:
         raise failed("preview", err) from None
     return summarize(result.change_summary)
 
 
-def up(stack: auto.Stack, policy: Policy, *, message: str | None = None, out: Output = _out) -> str:
-    """Run an update with the policy pack, streaming the engine's output; return the summary."""
+def up(
+    stack: auto.Stack,
+    policy: Policy,
+    *,
+    message: str | None = None,
+    out: Output = _out,
+    plan: Path | None = None,
+) -> str:
+    """Run an update with the policy pack, streaming the engine's output; return the summary.
+    With ``plan``, the engine refuses any operation the saved plan does not contain (``--plan``)."""
     from pulumi.automation import errors
 
     try:
@@ -171,10 +223,14 @@ def up(stack: auto.Stack, policy: Policy, *, message: str | None = None, out: Ou
             policy_packs=list(policy.packs) or None,
             policy_pack_configs=list(policy.configs) or None,
             message=message,
+            plan=str(plan) if plan is not None else None,
             diff=True,
             color="never",
             on_output=out,
             on_error=_err,
+            # The SDK reads the update's summary back from the history, decrypting every secret
+            # config value unless told not to; the summary needs none of them.
+            show_secrets=False,
         )
     except errors.CommandError as err:
         raise failed("up", err) from None
@@ -192,15 +248,45 @@ def deploy(
     out: Output = _out,
     env: Mapping[str, str] | None = None,
 ) -> str | None:
-    """Preview, ask ``confirm`` (not asked when ``None``: ``--yes``), then update; ``None`` when
-    declined. The preview always runs, so ``--yes`` deploys only what a preview (and the policy
-    pack) accepted, and its output is in the log."""
+    """Preview, ask ``confirm`` (not asked when ``None``: ``--yes``), then apply exactly that
+    preview's plan; ``None`` when declined. If the program or the stack changed after the preview
+    began, nothing is deployed and ``LiveError`` says what changed."""
     stack = open_stack(work_dir, stack_name, create=create, env=env)
-    summary = preview(stack, policy, out=out)
-    out(f"preview of {stack_name}: {summary}")
-    if confirm is not None and not confirm(f"Deploy these changes to {stack_name}?"):
-        return None
-    return up(stack, policy, message=message, out=out)
+    with tempfile.TemporaryDirectory(prefix="vinylhound-plan-") as scratch:
+        saved = Path(scratch)
+        seen = _bind(work_dir, stack_name, stack)
+        summary = preview(stack, policy, out=out, plan=saved / plans.PLAN_FILE)
+        out(f"preview of {stack_name}: {summary}")
+        if confirm is not None and not confirm(f"Deploy these changes to {stack_name}?"):
+            return None
+        return apply_plan(work_dir, stack, policy, seen, saved / plans.PLAN_FILE, message=message, out=out)
+
+
+def apply_plan(
+    work_dir: Path,
+    stack: auto.Stack,
+    policy: Policy,
+    seen: plans.Binding,
+    plan: Path,
+    *,
+    message: str | None,
+    out: Output = _out,
+) -> str:
+    """Update ``stack`` with the saved ``plan`` after checking that the program and the stack are
+    still what the preview saw (``seen``); ``LiveError`` with the difference otherwise."""
+    drift = seen.drift(_bind(work_dir, seen.stack, stack))
+    if drift:
+        raise LiveError(f"refusing to deploy {seen.stack}: {drift}; preview again")
+    return up(stack, policy, message=message, out=out, plan=plan)
+
+
+def _bind(work_dir: Path, stack_name: str, stack: auto.Stack) -> plans.Binding:
+    from pulumi.automation import errors
+
+    try:
+        return plans.bind(work_dir, stack_name, stack)
+    except errors.CommandError as err:
+        raise failed("stack history", err) from None
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -232,11 +318,37 @@ def _prepare(stack: str, allow_dirty: bool, use_policy: bool) -> tuple[Path, Pol
     return root, policy_for(root, stack, enabled=use_policy)
 
 
-def preview_command(stack: StackArg, allow_dirty: AllowDirty = False, use_policy: UsePolicy = True) -> None:
+SavePlan = Annotated[
+    Path | None,
+    typer.Option(
+        "--save-plan",
+        help="Directory to save this preview's plan in; `vinylhound up --plan DIR` applies exactly it.",
+    ),
+]
+UsePlan = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        help="Apply the plan `vinylhound preview --save-plan DIR` saved, without a new preview; refused "
+        "when the stack or the program changed since that preview.",
+    ),
+]
+
+
+def preview_command(
+    stack: StackArg, allow_dirty: AllowDirty = False, use_policy: UsePolicy = True, save_plan: SavePlan = None
+) -> None:
     """Preview a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""
     try:
         root, policy = _prepare(stack, allow_dirty, use_policy)
-        summary = preview(open_stack(root, stack, create=True), policy)
+        opened = open_stack(root, stack, create=True)
+        if save_plan is None:
+            summary = preview(opened, policy)
+        else:
+            save_plan.mkdir(mode=0o700, parents=True, exist_ok=True)
+            seen = _bind(root, stack, opened)
+            summary = preview(opened, policy, plan=save_plan / plans.PLAN_FILE)
+            seen.save(save_plan)
     except (LiveError, ProjectError) as err:
         raise _exit(str(err)) from None
     _out(f"{stack}: {summary}")
@@ -250,15 +362,37 @@ def up_command(
         bool, typer.Option("--yes", "-y", help="Deploy after the preview without asking.")
     ] = False,
     message: Annotated[str | None, typer.Option("--message", "-m", help="Message for the update.")] = None,
+    plan: UsePlan = None,
 ) -> None:
     """Deploy a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""
     try:
         root, policy = _prepare(stack, allow_dirty, use_policy)
         if not yes and not sys.stdin.isatty():
             raise LiveError("not a terminal: pass --yes to deploy without a confirmation")
-        summary = deploy(
-            root, stack, policy, message=message, confirm=None if yes else typer.confirm, create=True
-        )
-    except (LiveError, ProjectError) as err:
+        confirm = None if yes else typer.confirm
+        if plan is None:
+            summary = deploy(root, stack, policy, message=message, confirm=confirm, create=True)
+        else:
+            summary = _apply_saved(root, stack, policy, plan, message=message, confirm=confirm)
+    except (LiveError, ProjectError, plans.PlanError) as err:
         raise _exit(str(err)) from None
     _out(f"{stack}: {summary}" if summary is not None else f"{stack}: not deployed")
+
+
+def _apply_saved(
+    root: Path,
+    stack: str,
+    policy: Policy,
+    saved: Path,
+    *,
+    message: str | None,
+    confirm: Callable[[str], bool] | None,
+) -> str | None:
+    seen = plans.Binding.load(saved)
+    if seen.stack != stack:
+        raise LiveError(f"refusing to deploy {stack}: the plan in {saved} is for stack {seen.stack}")
+    opened = open_stack(root, stack, create=False)
+    commit = (seen.commit or "an unknown commit")[:12]
+    if confirm is not None and not confirm(f"Deploy the plan previewed at {commit} to {stack}?"):
+        return None
+    return apply_plan(root, opened, policy, seen, saved / plans.PLAN_FILE, message=message)

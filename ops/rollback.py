@@ -4,12 +4,14 @@ Pulumi has no rollback command; its advice is to deploy the previous code and co
 update records the git commit it was made from (``git.head`` in the update's environment) and
 whether the tree had uncommitted changes (``git.dirty``). Rollback therefore:
 
-1. reads the stack's history (``pulumi stack history --json`` through the Automation API);
+1. reads the stack's history (``pulumi stack history --json`` through the Automation API, page by
+   page, secrets left encrypted);
 2. picks the target (``select_target``, a pure function): the last successful update before the
    current one, or ``--to VERSION``; it refuses when the target did not succeed, was deployed from a
    dirty tree (its code is in no commit), recorded no commit, or its commit is not in this repository;
-3. checks that commit out into a temporary git worktree (removed however the command ends);
-4. previews from there, asks (unless ``--yes``), and updates with the message
+3. checks that commit out into a temporary git worktree (removed however the command ends) and gives
+   its policy pack a virtualenv (``prepare_policy_venv``), without which the CLI cannot start it;
+4. previews from there, asks (unless ``--yes``), and applies that preview's plan with the message
    ``rollback to vN (<sha>)``.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ops import live
-from ops.gitrepo import GitError, has_commit, temporary_worktree
+from ops.gitrepo import GitError, exclude_path, has_commit, temporary_worktree
 from ops.project import ProjectError, find_root
 
 SUCCEEDED = "succeeded"
@@ -143,12 +146,26 @@ def rollback_message(target: Update, sha: str) -> str:
     return f"rollback to v{target.version} ({sha[:12]})"
 
 
+#: Entries per ``pulumi stack history`` call. Without ``--page-size`` the CLI returns only the
+#: newest 10 (pkg/cmd/pulumi/stack/stack_history.go), so the whole history is read page by page.
+HISTORY_PAGE_SIZE = 100
+
+
 def load_history(stack: Any) -> list[Update]:
-    """The stack's whole history through the Automation API (newest first)."""
+    """The stack's whole history through the Automation API (newest first), with secret config
+    values left encrypted: ``--show-secrets`` would make the CLI decrypt every one of them (a
+    passphrase prompt on a local backend, a decryption audit event in Pulumi Cloud)."""
     from pulumi.automation import errors
 
+    updates: list[Update] = []
+    page = 1
     try:
-        return [Update.from_summary(s) for s in stack.history()]
+        while True:
+            batch = stack.history(page_size=HISTORY_PAGE_SIZE, page=page, show_secrets=False)
+            updates.extend(Update.from_summary(s) for s in batch)
+            if len(batch) < HISTORY_PAGE_SIZE:
+                return updates
+            page += 1
     except errors.CommandError as err:
         raise live.failed("stack history", err) from None
 
@@ -170,6 +187,8 @@ def rollback(
     message = rollback_message(target, sha)
     out(f"rolling {stack_name} back to v{target.version}: commit {sha[:12]}, deployed {target.start_time}")
     with temporary_worktree(root, sha, link_venv=True) as tree:
+        if use_policy:
+            prepare_policy_venv(root, tree, sha, out=out)
         policy = live.policy_for(tree, stack_name, enabled=use_policy)
         # `deploy` always previews first; --yes (confirm=None) only skips the question.
         return live.deploy(
@@ -182,6 +201,44 @@ def rollback(
             out=out,
             env={"PYTHONPATH": program_path(tree)},
         )
+
+
+def prepare_policy_venv(root: Path, tree: Path, sha: str, *, out: live.Output = print) -> None:
+    """Give the worktree's policy pack the virtualenv the Pulumi CLI starts it with.
+
+    The CLI never installs a local pack's dependencies, and the worktree has no ``policies/venv``
+    (it is not in git). When the target commit's ``policies/requirements.txt`` is the checkout's,
+    the checkout's working venv is linked in; otherwise one is built from the target's file."""
+    venv = live.policy_venv(tree / live.POLICY_PACK)
+    if venv is None:
+        return
+    relative = venv.relative_to(tree)
+    exclude_path(root, str(relative))
+    requirements = relative.parent / "requirements.txt"
+    ours, theirs = root / requirements, tree / requirements
+    same = ours.is_file() and theirs.is_file() and ours.read_bytes() == theirs.read_bytes()
+    if same and live.venv_problem(root / relative) is None:
+        venv.symlink_to((root / relative).resolve(), target_is_directory=True)
+        out(f"policy pack: using {root / relative} ({requirements} is the same at {sha[:12]})")
+        return
+    out(f"policy pack: building {relative} from {requirements} at {sha[:12]}")
+    build_venv(venv, theirs)
+
+
+def build_venv(venv: Path, requirements: Path) -> None:
+    """A new virtualenv at ``venv`` with ``requirements`` installed; ``LiveError`` with pip's last
+    line when that fails."""
+    steps = [[sys.executable, "-m", "venv", str(venv)]]
+    if requirements.is_file():
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        steps.append([*pip, "--disable-pip-version-check", "-r", str(requirements)])
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, check=False, timeout=1800)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise live.LiveError(
+                f"building the policy pack's virtualenv failed: {lines[-1] if lines else done.returncode}"
+            )
 
 
 def program_path(tree: Path) -> str:

@@ -1,13 +1,15 @@
-"""``vinylhound up``/``preview``: the Automation API calls, checked against a FAKE ``pulumi``.
+"""``vinylhound up``/``preview``: the Automation API calls, run against a FAKE ``pulumi``.
 
-The fake records its arguments and answers with canned JSON; these tests show which arguments we
-pass (policy pack, policy config, stack, message, directory). They do not show that a real
-deployment works: the Pulumi CLI is not available where these tests run.
+The fake (tests/fake_pulumi.py) refuses what the real CLI refuses where this path depends on it:
+it finds the project and stack files as the CLI does, starts the policy pack with the pack's own
+virtualenv, keeps stacks and their history, and fails an ``up --plan`` whose program or stack state
+changed. It deploys nothing: whether a real deployment works is not shown here (no CLI, no cluster).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from ops import live
-from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
-from tests.gitrepos import ROOT, commit_all, project_copy
+from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, make_policy_venv, option
+from tests.gitrepos import ROOT, commit_all, edit, project_copy
 
 
 @pytest.fixture
@@ -24,6 +26,7 @@ def repo(tmp_path: Path) -> Path:
     root = project_copy(tmp_path / "repo")
     add_policy_placeholders(root)
     commit_all(root, "policy pack placeholders")
+    make_policy_venv(root / "policies" / "venv")
     return root
 
 
@@ -162,3 +165,153 @@ def test_up_prod_with_no_policy_says_why_in_one_line_and_runs_nothing(repo: Path
         "--no-policy is refused for prod: staging and prod always run the policy pack"
     ]
     assert fake.command("preview") == [] and fake.command("up") == []
+
+
+# --- updates bound to the preview that was shown ----------------------------------------------------
+
+
+def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ops.cli", *args], cwd=repo, capture_output=True, text=True, check=False
+    )
+
+
+def test_up_applies_the_plan_its_own_preview_saved(repo: Path, fake: FakePulumi) -> None:
+    live.deploy(repo, "dev", live.policy_for(repo, "dev"), message=None, confirm=None, create=True, out=print)
+    (preview,) = fake.command("preview")
+    (up,) = fake.command("up")
+    saved = option(preview["argv"], "--save-plan")
+    assert saved is not None and option(up["argv"], "--plan") == saved
+    assert not Path(saved).exists()  # the plan (encrypted secrets and all) does not outlive the command
+
+
+def test_a_program_change_after_the_preview_is_refused_with_the_file_named(
+    repo: Path, fake: FakePulumi
+) -> None:
+    def edit_then_confirm(question: str) -> bool:
+        edit(repo / "stacks" / "Pulumi.dev.yaml", 'tag: "1.6.1"', 'tag: "1.6.2"')
+        return True
+
+    with pytest.raises(
+        live.LiveError,
+        match=r"^refusing to deploy dev: the program changed since the preview \(stacks/Pulumi.dev.yaml\)",
+    ):
+        live.deploy(repo, "dev", live.Policy(), message=None, confirm=edit_then_confirm, create=True)
+    assert fake.command("up") == []
+
+
+def test_a_stack_updated_by_someone_else_after_the_preview_is_refused(repo: Path, fake: FakePulumi) -> None:
+    fake.set_history([])
+
+    def someone_deploys_then_confirm(question: str) -> bool:
+        update = {"version": 1, "kind": "update", "startTime": "2026-11-25T12:00:00.000Z", "message": ""}
+        fake.set_history([update | {"environment": {}, "config": {}, "result": "succeeded"}])
+        return True
+
+    with pytest.raises(
+        live.LiveError, match=r"^refusing to deploy dev: dev was updated since the preview \(v0 -> v1\)"
+    ):
+        live.deploy(
+            repo, "dev", live.Policy(), message=None, confirm=someone_deploys_then_confirm, create=True
+        )
+    assert fake.command("up") == []
+
+
+def test_the_strict_fake_fails_an_up_whose_saved_plan_no_longer_matches_the_program(
+    repo: Path, fake: FakePulumi, tmp_path: Path
+) -> None:
+    stack = live.open_stack(repo, "dev", create=True)
+    live.preview(stack, live.Policy(), out=lambda _: None, plan=tmp_path / "plan.json")
+    edit(repo / "stacks" / "Pulumi.dev.yaml", 'tag: "1.6.1"', 'tag: "1.6.2"')
+    with pytest.raises(live.LiveError, match=r"^pulumi up failed: error: resource violates plan"):
+        live.up(stack, live.Policy(), out=lambda _: None, plan=tmp_path / "plan.json")
+
+
+def test_preview_save_plan_then_up_plan_deploys_that_preview_without_another(
+    repo: Path, fake: FakePulumi, tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved-plan"
+    assert _cli(repo, "preview", "staging", "--save-plan", str(saved)).returncode == 0
+    done = _cli(repo, "up", "staging", "--plan", str(saved), "--yes")
+    assert done.returncode == 0, done.stderr
+    (up,) = fake.command("up")
+    assert len(fake.command("preview")) == 1 and option(up["argv"], "--plan") == str(saved / "plan.json")
+
+
+def test_up_with_a_plan_saved_before_a_new_commit_is_refused_in_one_line(
+    repo: Path, fake: FakePulumi, tmp_path: Path
+) -> None:
+    saved = tmp_path / "saved-plan"
+    assert _cli(repo, "preview", "staging", "--save-plan", str(saved)).returncode == 0
+    edit(
+        repo / "stacks" / "Pulumi.staging.yaml",
+        'user-service:\n        image: {tag: "1.6.1"}',
+        'user-service:\n        image: {tag: "1.6.2"}',
+    )
+    commit_all(repo, "a change after the preview")
+    done = _cli(repo, "up", "staging", "--plan", str(saved), "--yes")
+    assert (done.returncode, done.stderr.strip().splitlines()) == (
+        1,
+        [
+            "refusing to deploy staging: the program changed since the preview (stacks/Pulumi.staging.yaml); "
+            "preview again"
+        ],
+    )
+    assert fake.command("up") == []
+
+
+def test_up_with_a_plan_for_another_stack_is_refused(repo: Path, fake: FakePulumi, tmp_path: Path) -> None:
+    saved = tmp_path / "saved-plan"
+    assert _cli(repo, "preview", "dev", "--save-plan", str(saved)).returncode == 0
+    done = _cli(repo, "up", "staging", "--plan", str(saved), "--yes")
+    assert done.returncode == 1 and done.stderr.strip() == (
+        f"refusing to deploy staging: the plan in {saved} is for stack dev"
+    )
+
+
+# --- the policy pack's project file ---------------------------------------------------------------
+
+#: pulumi/pulumi sdk/go/common/workspace/project.go PolicyPackProject: the keys the CLI reads.
+POLICY_PACK_KEYS = {"runtime", "version", "main", "description", "author", "website", "license"}
+#: sdk/python/cmd/pulumi-language-python/main.go parseOptions: the Python runtime's options.
+PYTHON_RUNTIME_OPTIONS = {"virtualenv", "toolchain", "typechecker"}
+
+
+def test_the_policy_pack_file_has_only_keys_the_cli_reads_and_names_its_toolchain() -> None:
+    import yaml
+
+    pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert set(pack) <= POLICY_PACK_KEYS and pack["runtime"]["name"] == "python"
+    assert set(pack["runtime"]["options"]) <= PYTHON_RUNTIME_OPTIONS
+    assert pack["runtime"]["options"]["toolchain"] == "pip"
+
+
+def test_the_policy_pack_runs_from_the_virtualenv_its_file_names(repo: Path) -> None:
+    assert live.policy_venv(repo / "policies") == repo / "policies" / "venv"
+
+
+def test_a_policy_pack_without_its_virtualenv_is_refused_with_how_to_create_it(repo: Path) -> None:
+    shutil.rmtree(repo / "policies" / "venv")
+    with pytest.raises(
+        live.LiveError,
+        match=r"^the policy pack cannot start: .*policies/venv/bin/python does not exist; the Pulumi CLI "
+        r"does not install a local pack's dependencies: python3 -m venv .*pip install -r",
+    ):
+        live.policy_for(repo, "staging")
+
+
+def test_the_strict_fake_refuses_to_start_a_pack_whose_venv_is_missing(repo: Path, fake: FakePulumi) -> None:
+    shutil.rmtree(repo / "policies" / "venv")
+    policy = live.Policy(packs=(str(repo / "policies"),), configs=(str(repo / "policies/config/dev.json"),))
+    with pytest.raises(live.LiveError, match=r"failed to start: fork/exec .*policies/venv/bin/python"):
+        live.preview(live.open_stack(repo, "dev", create=True), policy, out=lambda _: None)
+
+
+def test_a_stack_new_to_the_backend_is_created_by_its_first_preview(repo: Path, fake: FakePulumi) -> None:
+    done = _cli(repo, "preview", "prod")
+    assert done.returncode == 0, done.stderr
+    assert [c["argv"][:3] for c in fake.calls() if c["argv"][:1] == ["stack"]][:2] == [
+        ["stack", "select", "--stack"],
+        ["stack", "init", "prod"],
+    ]
+    assert fake.history("prod") == []

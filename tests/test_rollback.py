@@ -17,7 +17,14 @@ import pytest
 from ops import live
 from ops.gitrepo import dirty_files, temporary_worktree
 from ops.rollback import RefusalError, Update, rollback, select_target
-from tests.fakes import FakePulumi, add_policy_placeholders, install_fake_pulumi, option
+from tests.fakes import (
+    FakePulumi,
+    add_policy_placeholders,
+    install_fake_pulumi,
+    make_policy_venv,
+    option,
+    site_wheel,
+)
 from tests.gitrepos import ROOT, commit_all, edit, git, project_copy, worktrees
 
 SHA = {name: (name * 40)[:40] for name in "abcdef"}
@@ -169,6 +176,7 @@ def two_commits(tmp_path: Path) -> tuple[Path, str, str]:
         'image: {tag: "1.6.1"}\n        replicas: 2\n',
     )
     second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
     return repo, first, second
 
 
@@ -244,6 +252,7 @@ def test_rollback_previews_and_deploys_the_target_commit_from_a_worktree_with_a_
     (preview,) = fake.command("preview")
     (up,) = fake.command("up")
     assert preview["head"] == up["head"] == first and up["cwd"] != str(repo)
+    assert up["stackFile"] == f"{up['cwd']}/stacks/Pulumi.dev.yaml"  # where the CLI looks, in the worktree
     assert option(up["argv"], "--message") == f"rollback to v1 ({first[:12]})"
     assert option(
         up["argv"],
@@ -300,3 +309,106 @@ def test_rollback_runs_the_program_with_the_worktree_first_on_pythonpath_with_a_
     (preview,) = fake.command("preview")
     (up,) = fake.command("up")
     assert preview["pythonpath"].split(os.pathsep)[0] == up["pythonpath"].split(os.pathsep)[0] == up["cwd"]
+
+
+# --- the policy pack's virtualenv in the worktree, against the strict fake --------------------------
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_rollback_starts_the_mandatory_policy_pack_from_the_worktree_in_staging_and_prod(
+    two_commits: tuple[Path, str, str], fake: FakePulumi, stack: str
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack=stack)
+    summary = rollback(repo, stack, to=None, confirm=None, out=lambda _: None)
+    (up,) = fake.command("up")
+    assert summary is not None and option(up["argv"], "--policy-pack") == f"{up['cwd']}/policies"
+    assert fake.history(stack)[0]["environment"] == {"git.head": first, "git.dirty": "false"}
+
+
+def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_file(
+    tmp_path: Path, fake: FakePulumi
+) -> None:
+    # The target's requirements install nothing (no network here), so its venv cannot import
+    # pulumi.policy although the checkout's can: the checkout's venv was not reused.
+    repo = project_copy(tmp_path / "repo")
+    (repo / "policies" / "requirements.txt").write_text("# nothing\n")
+    first = commit_all(repo, "deployed as v1, other policy requirements")
+    (repo / "policies" / "requirements.txt").write_text((ROOT / "policies" / "requirements.txt").read_text())
+    second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack="staging")
+    lines: list[str] = []
+    with pytest.raises(live.LiveError, match=r"tree/policies/venv/bin/python cannot import pulumi.policy"):
+        rollback(repo, "staging", to=None, confirm=None, out=lines.append)
+    assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
+    assert fake.command("preview") == [] and live.venv_problem(repo / "policies" / "venv") is None
+
+
+def test_a_venv_built_from_the_targets_own_requirements_runs_the_pack_in_prod(
+    tmp_path: Path, fake: FakePulumi
+) -> None:
+    # The target's requirements name a local wheel (no network here) that puts pulumi-policy on the
+    # path; the checkout's requirements differ, so its venv must not be the one used.
+    repo = project_copy(tmp_path / "repo")
+    (repo / "policies" / "requirements.txt").write_text(f"{site_wheel(tmp_path)}\n")
+    first = commit_all(repo, "deployed as v1 with its own policy requirements")
+    (repo / "policies" / "requirements.txt").write_text((ROOT / "policies" / "requirements.txt").read_text())
+    second = commit_all(repo, "deployed as v2")
+    make_policy_venv(repo / "policies" / "venv")
+    fake.set_history([entry(2, sha=second), entry(1, sha=first)], stack="prod")
+    lines: list[str] = []
+    assert rollback(repo, "prod", to=None, confirm=None, out=lines.append) is not None
+    assert f"policy pack: building policies/venv from policies/requirements.txt at {first[:12]}" in lines
+    assert fake.history("prod")[0]["environment"] == {"git.head": first, "git.dirty": "false"}
+
+
+# --- reading the history --------------------------------------------------------------------------
+
+
+def test_history_is_read_without_decrypting_secrets_from_the_strict_fake(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    secret = {"value": "s3cr3t", "secret": True}
+    fake.set_history([entry(2, sha=second) | {"config": {"vinylhound:token": secret}}, entry(1, sha=first)])
+    rollback(repo, "dev", to=None, confirm=None, out=lambda _: None)
+    history_calls = [c["argv"] for c in fake.calls() if c["argv"][:2] == ["stack", "history"]]
+    assert history_calls and all("--show-secrets" not in argv for argv in history_calls)
+
+
+def test_rollback_finds_a_version_older_than_the_clis_default_page_of_ten(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, first, second = two_commits
+    fake.set_history([entry(v, sha=second) for v in range(25, 3, -1)] + [entry(3, sha=first)])
+    rollback(repo, "dev", to=3, confirm=None, out=lambda _: None)
+    (up,) = fake.command("up")
+    assert up["head"] == first and option(up["argv"], "--message") == f"rollback to v3 ({first[:12]})"
+
+
+def test_the_strict_fake_shows_secret_config_values_only_with_show_secrets(fake: FakePulumi) -> None:
+    secret = {"value": "s3cr3t", "secret": True}
+    fake.set_history([entry(1, sha=SHA["a"]) | {"config": {"vinylhound:token": secret}}])
+
+    def listed(*flags: str) -> Any:
+        done = subprocess.run(
+            ["pulumi", "stack", "history", "--json", *flags, "--stack", "dev"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)[0]["config"]["vinylhound:token"]
+
+    assert (listed(), listed("--show-secrets")) == ({"secret": True}, secret)
+
+
+def test_rolling_back_a_stack_the_backend_does_not_know_fails_in_one_line(
+    two_commits: tuple[Path, str, str], fake: FakePulumi
+) -> None:
+    repo, _, _ = two_commits
+    with pytest.raises(
+        live.LiveError, match=r"^pulumi stack select failed: error: no stack named 'prod' found$"
+    ):
+        rollback(repo, "prod", to=None, confirm=None, out=lambda _: None)
+    assert len(worktrees(repo)) == 1
