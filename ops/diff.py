@@ -7,7 +7,8 @@ worktree, the working tree where it is, each by its own code in its own subproce
 - added / removed: a URN only on one side;
 - replaced: the same logical object under a new identity, which Pulumi deletes and creates again:
   a URN that changed while the Kubernetes object (kind, namespace, name) or Helm release stayed
-  (a renamed Pulumi resource or a new parent), or a URN whose Kubernetes name changed;
+  (a renamed Pulumi resource or a new parent) with no alias naming the old URN, or a URN whose
+  Kubernetes name changed; a URN change an alias covers is the same resource (``ops.urns``);
 - changed: the same URN with other inputs, listed as field paths with old -> new values.
 
 Values that were secret are ``[secret]`` in both records and stay so. A secret stack setting whose
@@ -34,7 +35,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from ops import render_record
+from ops import render_record, urns
 from ops.gitrepo import GitError, temporary_worktree
 from ops.project import Project, ProjectError, find_root
 
@@ -204,8 +205,10 @@ def compare(
     """Compare two records of one stack (see the module docstring for the categories)."""
     old = {r["urn"]: r for r in base}
     new = {r["urn"]: r for r in head}
-    removed_urns = sorted(set(old) - set(new))
-    added_urns = sorted(set(new) - set(old))
+    # A resource that moved or was renamed WITH an alias keeps its identity: the same resource.
+    moved = _moved(list(old.values()), list(new.values()))
+    removed_urns = sorted(set(old) - set(new) - set(moved.values()))
+    added_urns = sorted(set(new) - set(old) - set(moved))
 
     by_identity: dict[tuple[str, ...], list[str]] = {}
     for urn in removed_urns:
@@ -228,16 +231,18 @@ def compare(
             )
 
     changed: list[Change] = []
-    for urn in sorted(set(old) & set(new)):
-        fields = tuple(field_changes(old[urn]["inputs"], new[urn]["inputs"]))
+    same = {urn: urn for urn in set(old) & set(new)} | moved
+    for urn in sorted(same):
+        old_urn = same[urn]
+        fields = tuple(field_changes(old[old_urn]["inputs"], new[urn]["inputs"]))
         if not fields:
             continue
-        before, after = kube_identity(old[urn]), kube_identity(new[urn])
+        before, after = kube_identity(old[old_urn]), kube_identity(new[urn])
         if before != after:
-            reason = f"was {label(old[urn])}; a new name replaces it"
-            replaced.append(Change(urn, urn, label(new[urn]), fields, reason=reason))
+            reason = f"was {label(old[old_urn])}; a new name replaces it"
+            replaced.append(Change(urn, old_urn, label(new[urn]), fields, reason=reason))
         else:
-            changed.append(Change(urn, urn, label(new[urn]), fields))
+            changed.append(Change(urn, old_urn, label(new[urn]), fields))
 
     secrets_old, secrets_new = dict(base_secrets or {}), dict(head_secrets or {})
     secrets = tuple(
@@ -251,6 +256,24 @@ def compare(
         changed=tuple(changed),
         secrets=secrets,
     )
+
+
+def _moved(base: list[Record], head: list[Record]) -> dict[str, str]:
+    """New URN -> old URN for each resource whose URN changed while an alias (its own or
+    inherited from its parent's) names the old one, as the engine matches them (``ops.urns``)."""
+    before, after = urns.Engine(base), urns.Engine(head)
+    old_by_engine_urn = {before.urn_of(r): r["urn"] for r in base if r["type"] != urns.STACK_TYPE}
+    current = {r["urn"] for r in base}
+    moved: dict[str, str] = {}
+    for record in head:
+        if record["urn"] in current or record["type"] == urns.STACK_TYPE:
+            continue
+        for identity_urn in sorted(after.identities_of(record)):
+            old_urn = old_by_engine_urn.get(identity_urn)
+            if old_urn is not None and old_urn not in moved.values():
+                moved[record["urn"]] = old_urn
+                break
+    return moved
 
 
 def _urn_tail(urn: str) -> str:

@@ -62,6 +62,8 @@ class Registration:
     custom: bool
     dependencies: tuple[str, ...]
     inputs: dict[str, Any]
+    #: The resource's own ``aliases``, as sent (see ``alias_specs``).
+    aliases: tuple[dict[str, Any], ...] = ()
     #: Resource options the engine acts on (not written to ``resources.json``).
     protect: bool = False
     retain_on_delete: bool = False
@@ -78,8 +80,27 @@ class Registration:
             "name": self.name,
             "parent": self.parent,
             "dependencies": list(self.dependencies),
+            "aliases": list(self.aliases),
             "inputs": self.inputs,
         }
+
+
+def alias_specs(request: Any) -> tuple[dict[str, Any], ...]:
+    """The ``aliases`` of a RegisterResource request as the engine receives them.
+
+    The mock monitor announces alias specs, so the SDK sends each alias as a spec (empty fields
+    mean "as now": name, type, stack, project, parent; ``noParent``: it was registered at the
+    stack root) or, when the program gave one, a URN. The engine resolves them into URNs itself,
+    and derives a child's aliases from its parent's; so does ``tests/test_structure.py``.
+    """
+    found: list[dict[str, Any]] = []
+    for alias in request.aliases:
+        if alias.urn:
+            found.append({"urn": alias.urn})
+            continue
+        spec = json_format.MessageToDict(alias.spec)
+        found.append(dict(sorted(spec.items())))
+    return tuple(found)
 
 
 def plain(value: Any) -> Any:
@@ -195,6 +216,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 custom=bool(request.custom),
                 dependencies=tuple(sorted(set(request.dependencies))),
                 inputs=inputs,
+                aliases=alias_specs(request),
                 protect=bool(request.protect),
                 retain_on_delete=bool(request.retainOnDelete),
                 delete_before_replace=bool(request.deleteBeforeReplace),

@@ -576,4 +576,4 @@ def test_a_new_recovery_source_replaces_the_cluster_deleting_the_old_one_first()
 
 def test_resources_json_keeps_its_shape() -> None:
     record = registration(rendered("prod"), "catalog-service-db-cluster").record()
-    assert set(record) == {"urn", "type", "name", "parent", "dependencies", "inputs"}
+    assert set(record) == {"urn", "type", "name", "parent", "dependencies", "aliases", "inputs"}

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from ops.diff import (
     DiffError,
     StackDiff,
     check_verdict,
+    compare,
     diff_stacks,
     label,
     markdown,
@@ -67,8 +69,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(dev, OLD_CIPHERTEXT, NEW_CIPHERTEXT)
     edit(
         root / "infra" / "targets" / "kubernetes" / "workloads.py",
-        '_secret("jwt-secret", JWT_SECRET_NAME',
-        '_secret("jwt-signing-secret", JWT_SECRET_NAME',
+        '"jwt-secret", JWT_SECRET_NAME',
+        '"jwt-signing-secret", JWT_SECRET_NAME',
     )
     return root
 
@@ -229,3 +231,46 @@ def test_an_unknown_base_revision_is_one_clear_error(tmp_path: Path) -> None:
     root = project_copy(tmp_path)
     with pytest.raises(DiffError, match="'no-such-branch' is not a commit"):
         diff_stacks(root, "no-such-branch", ["dev"], verdict=no_verdict)
+
+
+# --- moves covered by aliases ---------------------------------------------------------------------
+
+_STACK = "urn:pulumi:dev::vinylhound::pulumi:pulumi:Stack::vinylhound-dev"
+_SECRET_INPUTS = {"kind": "Secret", "metadata": {"name": "s", "namespace": "ns"}}
+
+
+def _moved_secret(aliases: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A Secret at the stack root before, under an area component after (mock URNs)."""
+    area_urn = "urn:pulumi:dev::vinylhound::pulumi:pulumi:Stack$vinylhound:test:Area::area"
+    area: dict[str, Any] = {
+        "urn": area_urn,
+        "type": "vinylhound:test:Area",
+        "name": "area",
+        "parent": _STACK,
+        "inputs": {},
+    }
+    secret: dict[str, Any] = {"type": "kubernetes:core/v1:Secret", "name": "secret", "inputs": _SECRET_INPUTS}
+    old_urn = "urn:pulumi:dev::vinylhound::pulumi:pulumi:Stack$kubernetes:core/v1:Secret::secret"
+    before = [{**secret, "urn": old_urn, "parent": _STACK}]
+    after: list[dict[str, Any]] = [
+        area,
+        {
+            **secret,
+            "urn": "urn:pulumi:dev::vinylhound::vinylhound:test:Area$kubernetes:core/v1:Secret::secret",
+            "parent": area_urn,
+            "aliases": aliases,
+        },
+    ]
+    return before, after
+
+
+def test_a_resource_moved_under_a_component_with_an_alias_is_neither_replaced_nor_removed() -> None:
+    base, head = _moved_secret([{"noParent": True}])
+    diff = compare("dev", base, head)
+    assert (diff.replaced, diff.removed, diff.changed) == ((), (), ())
+    assert [r["name"] for r in diff.added] == ["area"]
+
+
+def test_a_resource_moved_under_a_component_without_an_alias_is_a_replacement() -> None:
+    base, head = _moved_secret([])
+    assert [c.label for c in compare("dev", base, head).replaced] == ["Secret ns/s"]

@@ -56,8 +56,8 @@ def test_service_traffic_registers_its_objects_as_children_after_the_crds() -> N
                 port=8001,
                 selector={"app.kubernetes.io/name": "svc"},
                 principals=["cluster.local/ns/edge/sa/gw"],
-                requires=[crds],
             ),
+            pulumi.ResourceOptions(depends_on=[crds]),
         )
 
     regs = {r.name: r for r in run_program(program)}

@@ -18,8 +18,7 @@ from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
 from infra.network import NAMESPACE_NAME_LABEL
 from infra.observability import monitors, tracing
-from infra.targets.kubernetes.extras import WorkloadExtras
-from infra.targets.kubernetes.observability import deploy_observability
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
 from ops.mockrun import Registration, Run
 from ops.render import HELM_RELEASE
 from tests.conftest import KUBE_STACKS, manifests_of, rendered, run_program
@@ -391,8 +390,10 @@ def test_mesh_resources_wait_for_what_the_mesh_feature_passes_in() -> None:
     def program() -> None:
         crds = pulumi.CustomResource("test:index:IstioBase", "istio-base", {})
         consul = pulumi.CustomResource("test:index:Consul", "consul", {})
-        deploy_observability(
-            cfg, LabelContext("prod"), WorkloadExtras(), pulumi.ResourceOptions(), [crds], consul=[consul]
+        namespace = pulumi.CustomResource("test:index:Namespace", "namespace", {})
+        Observability(
+            "observability",
+            ObservabilityArgs(cfg, LabelContext("prod"), namespace, [crds], consul=[consul]),
         )
 
     regs = {r.name: r for r in run_program(program)}

@@ -40,7 +40,7 @@ def test_resources_json_has_the_promised_shape(project: Project, tmp_path: Path)
     render(project, "dev", tmp_path / "dev")
     records = json.loads((tmp_path / "dev" / "resources.json").read_text())
     assert records and all(
-        set(r) == {"urn", "type", "name", "parent", "dependencies", "inputs"} for r in records
+        set(r) == {"urn", "type", "name", "parent", "dependencies", "aliases", "inputs"} for r in records
     )
     assert [r["urn"] for r in records] == sorted(r["urn"] for r in records)
     assert any(r["type"] == "vinylhound:kubernetes:Microservice" for r in records)

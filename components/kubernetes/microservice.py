@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes import specs
 from components.kubernetes.specs import WorkloadSpec
+from components.options import child_opts, waits
 
 TYPE = "vinylhound:kubernetes:Microservice"
 
@@ -29,10 +30,10 @@ class Microservice(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkloadSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        # Children do not inherit the component's depends_on; without this a first `pulumi up`
-        # could create a Deployment before its namespace, Secrets or the mesh exist.
-        after = _resources(opts.depends_on if opts else None)
-        child = pulumi.ResourceOptions(parent=self, depends_on=after)
+        # Without this a first `pulumi up` could create a Deployment before its namespace,
+        # Secrets or the mesh exist.
+        after = waits(opts)
+        child = child_opts(self, after)
         meta = specs.metadata(args)
 
         account = k8s.core.v1.ServiceAccount(
@@ -42,7 +43,7 @@ class Microservice(pulumi.ComponentResource):
             f"{name}-deployment",
             metadata=meta,
             spec=specs.deployment_spec(args),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, account]),
+            opts=child_opts(self, [*after, account]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta, spec=specs.service_spec(args), opts=child
@@ -53,7 +54,7 @@ class Microservice(pulumi.ComponentResource):
                 f"{name}-hpa",
                 metadata=meta,
                 spec=hpa,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*after, deployment]),
+                opts=child_opts(self, [*after, deployment]),
             )
         pdb = specs.pdb_spec(args)
         if pdb is not None:
@@ -67,12 +68,3 @@ class Microservice(pulumi.ComponentResource):
             f"http://{args.name}.{args.namespace}.svc.cluster.local:{args.port}"
         )
         self.register_outputs({"service_name": self.service_name, "address": self.address})
-
-
-def _resources(depends_on: object) -> list[pulumi.Resource]:
-    """The plain resources of a ``depends_on`` option (a resource or a list of them)."""
-    if isinstance(depends_on, pulumi.Resource):
-        return [depends_on]
-    if isinstance(depends_on, list | tuple):
-        return [r for r in depends_on if isinstance(r, pulumi.Resource)]
-    return []

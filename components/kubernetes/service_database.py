@@ -18,6 +18,7 @@ import pulumi_random as random
 
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.specs import KubeObject, ResourceSpec
+from components.options import child_opts, waits
 
 TYPE = "vinylhound:kubernetes:ServiceDatabase"
 CNPG_API = "postgresql.cnpg.io/v1"
@@ -93,10 +94,6 @@ class ServiceDatabaseArgs:
     replication_role: bool = False
     external_clusters: Sequence[ExternalCluster] = ()
     port: int = 5432
-    #: Resources the CNPG custom resources wait for (the operator release with its CRDs).
-    crds: Sequence[pulumi.Resource] = ()
-    #: Resources the PodMonitor waits for (the release with the Prometheus Operator CRDs).
-    monitoring_crds: Sequence[pulumi.Resource] = ()
     pod_monitor: bool = True
     #: Namespace of the PodMonitor. Default: the database's own namespace.
     monitor_namespace: str | None = None
@@ -263,6 +260,8 @@ class ServiceDatabase(pulumi.ComponentResource):
 
     Outputs: ``rw_host``, ``ro_host``, ``port``, ``database``, ``secret_name``. Pulumi names are
     ``f"{name}-<role>"``; Kubernetes names come from ``args`` (``cluster``, ``credentials_secret``).
+    Every child waits for what ``opts.depends_on`` names: the namespace, the release that installs
+    CNPG's CRDs and, with the PodMonitor, the one that installs the Prometheus Operator's.
     """
 
     rw_host: pulumi.Output[str]
@@ -278,6 +277,7 @@ class ServiceDatabase(pulumi.ComponentResource):
         self, name: str, args: ServiceDatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
+        self._after = waits(opts)
         self.credentials = self._secret(
             f"{name}-credentials", args, args.credentials_secret, args.owner, with_uri=True
         )
@@ -286,9 +286,9 @@ class ServiceDatabase(pulumi.ComponentResource):
             secrets.append(
                 self._secret(f"{name}-replication", args, args.replication_secret, REPLICATION_ROLE)
             )
-        on_crds = pulumi.ResourceOptions(
-            parent=self,
-            depends_on=[*args.crds, *secrets],
+        on_crds = child_opts(
+            self,
+            [*self._after, *secrets],
             protect=args.protect,
             retain_on_delete=args.protect,
             replace_on_changes=list(REPLACE_ON),
@@ -314,7 +314,7 @@ class ServiceDatabase(pulumi.ComponentResource):
                     "metadata": metadata(args, f"{args.cluster}-backup"),
                     "spec": schedule,
                 },
-                pulumi.ResourceOptions(parent=self, depends_on=[*args.crds, self.cluster]),
+                child_opts(self, [*self._after, self.cluster]),
             )
         if args.pod_monitor:
             self._pod_monitor(name, args)
@@ -339,7 +339,7 @@ class ServiceDatabase(pulumi.ComponentResource):
     ) -> k8s.core.v1.Secret:
         """A basic-auth Secret (CNPG reads ``username``/``password``) with a generated password."""
         password = random.RandomPassword(
-            f"{name}-password", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-password", length=40, special=False, opts=child_opts(self, self._after)
         )
         data: dict[str, Any] = {
             "username": username,
@@ -352,11 +352,11 @@ class ServiceDatabase(pulumi.ComponentResource):
             metadata=metadata(args, k8s_name),
             type="kubernetes.io/basic-auth",
             string_data=data,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
+            opts=child_opts(self, self._after, protect=args.protect, retain_on_delete=args.protect),
         )
 
     def _pod_monitor(self, name: str, args: ServiceDatabaseArgs) -> None:
-        """The PodMonitor; it needs the Prometheus Operator's CRDs (``args.monitoring_crds``)."""
+        """The PodMonitor; it needs the Prometheus Operator's CRDs (in ``opts.depends_on``)."""
         custom_resource(
             f"{name}-monitor",
             {
@@ -368,5 +368,5 @@ class ServiceDatabase(pulumi.ComponentResource):
                 },
                 "spec": pod_monitor_spec(args),
             },
-            pulumi.ResourceOptions(parent=self, depends_on=[*args.monitoring_crds, self.cluster]),
+            child_opts(self, [*self._after, self.cluster]),
         )

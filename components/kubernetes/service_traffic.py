@@ -10,6 +10,7 @@ import pulumi
 from components.kubernetes import istio
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
+from components.options import child_opts, waits
 
 TYPE = "vinylhound:mesh:ServiceTraffic"
 
@@ -31,9 +32,6 @@ class ServiceTrafficArgs:
     principals: Sequence[str]
     labels: Mapping[str, str] = field(default_factory=dict)
     breaker: BreakerSpec = field(default_factory=BreakerSpec)
-    #: Resources both objects wait for: the release that installs Istio's CRDs. (A component's
-    #: own ``depends_on`` does not reach its children.)
-    requires: Sequence[pulumi.Resource] = ()
 
 
 class ServiceTraffic(pulumi.ComponentResource):
@@ -41,7 +39,8 @@ class ServiceTraffic(pulumi.ComponentResource):
     AuthorizationPolicy (ALLOW only the given principals) for one workload.
 
     Both objects are named ``args.name``; Pulumi names are ``f"{name}-destinationrule"`` and
-    ``f"{name}-authorization"``.
+    ``f"{name}-authorization"``. Both wait for what ``opts.depends_on`` names (the release that
+    installs Istio's CRDs).
     """
 
     host: pulumi.Output[str]
@@ -50,7 +49,7 @@ class ServiceTraffic(pulumi.ComponentResource):
         self, name: str, args: ServiceTrafficArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.requires))
+        child = child_opts(self, waits(opts))
         metadata = {"name": args.name, "namespace": args.namespace, "labels": dict(args.labels)}
         custom_resource(
             f"{name}-destinationrule",

@@ -1,78 +1,97 @@
-"""The Kubernetes target: the platform realised on a cluster (dev, staging, prod)."""
+"""The Kubernetes target: the platform realised on a cluster (dev, staging, prod).
+
+One component per area; the stack root holds nothing else. Each area returns what the others
+need as outputs (releases to wait for, the write-route gates, what it adds to every workload as
+``extras``); the order below is only the order of those data dependencies.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
-from infra.targets.kubernetes.databases import deploy_databases
-from infra.targets.kubernetes.events import deploy_events
+from infra.targets.kubernetes.databases import Databases, DatabasesArgs
+from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
-from infra.targets.kubernetes.frontend import deploy_frontend_upstream
-from infra.targets.kubernetes.mesh import deploy_mesh, deploy_routes
-from infra.targets.kubernetes.observability import deploy_observability
-from infra.targets.kubernetes.registry import deploy_registry
-from infra.targets.kubernetes.workloads import deploy_workloads
+from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
+from infra.targets.kubernetes.mesh import Mesh, MeshArgs
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
+from infra.targets.kubernetes.platform import Platform, PlatformArgs
+from infra.targets.kubernetes.registry import Registry, RegistryArgs
+from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
 
 
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
-    namespace = k8s.core.v1.Namespace(
-        "namespace",
-        metadata={
-            "name": cfg.namespace,
-            # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
-            "labels": {**context.common(), "istio-injection": "enabled"},
-        },
+    platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
+    namespace = platform.namespace
+    registry = Registry("registry", RegistryArgs(cfg))
+    observability = Observability(
+        "observability",
+        ObservabilityArgs(
+            cfg,
+            context,
+            namespace,
+            mesh_crds=[platform.base],
+            consul=[registry.release],
+            ingress_gateway=[platform.gateway],
+        ),
     )
-    in_namespace = pulumi.ResourceOptions(depends_on=[namespace])
-    extras = WorkloadExtras()
-    # Platform features register their resources and add to `extras` here, one call each,
-    # before the workloads that use them are declared.
-    mesh = deploy_mesh(cfg, context, extras, namespace, extra_mesh_config=tracing.mesh_config())
-    consul = deploy_registry(cfg, extras)
-    observability = deploy_observability(
-        cfg,
-        context,
-        extras,
-        in_namespace,
-        mesh_crds=[mesh.base],
-        consul=[consul],
-        ingress_gateway=[mesh.gateway],
+    event_bus = EventBus(
+        "event-bus",
+        EventBusArgs(
+            cfg,
+            context,
+            namespace,
+            monitoring=[observability.prometheus_stack],
+            monitoring_namespace=monitors.NAMESPACE,
+        ),
     )
-    event_bus = deploy_events(
-        cfg,
-        context,
-        extras,
-        in_namespace,
-        monitoring=[observability.prometheus_stack],
-        monitoring_namespace=monitors.NAMESPACE,
+    databases = Databases(
+        "databases",
+        DatabasesArgs(
+            cfg,
+            context,
+            namespace,
+            monitoring_crds=[observability.prometheus_stack],
+            monitoring_namespace=monitors.NAMESPACE,
+        ),
     )
-    databases = deploy_databases(
-        cfg,
-        context,
-        extras,
-        in_namespace,
-        monitoring_crds=[observability.prometheus_stack],
-        monitoring_namespace=monitors.NAMESPACE,
+    # Writes move only once the migration Jobs have completed: the routes wait for the gates.
+    mesh = Mesh(
+        "mesh",
+        MeshArgs(
+            cfg,
+            context,
+            namespace,
+            crds=platform.base,
+            gateway=platform.gateway,
+            write_route_gates=databases.write_route_gates,
+        ),
     )
-    # The routes after the databases: writes move only once the migration Jobs have completed.
-    deploy_routes(cfg, context, mesh, databases.write_route_gates)
-    workloads = deploy_workloads(cfg, secrets, context, extras, in_namespace)
-    deploy_frontend_upstream(cfg, context, in_namespace)
+    # The order of contributions is the order of each workload's env and rules.
+    extras = WorkloadExtras.combine(
+        [
+            platform.extras,
+            mesh.extras,
+            registry.extras,
+            observability.extras,
+            event_bus.extras,
+            databases.extras,
+        ]
+    )
+    workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
+    FrontendUpstream("frontend-upstream", FrontendUpstreamArgs(cfg, context, namespace))
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,
         "publicUrl": f"https://{cfg.domain}",
-        "serviceAddresses": {name: svc.address for name, svc in workloads.items()},
+        "serviceAddresses": {name: svc.address for name, svc in workloads.services.items()},
         "tracingCollector": observability.collector,
-        "eventBus": event_bus.exports(cfg),
+        "eventBus": event_bus.exports(),
         "databases": databases.exports(),
     }

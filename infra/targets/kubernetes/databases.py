@@ -16,7 +16,7 @@ Migration phases (``databases.migration.<service>`` in the stack):
   again.
 
 The cutover and rollback Jobs are awaited (no ``pulumi.com/skipAwait``): the routes that move the
-service's writes (``mesh.deploy_routes``) depend on them, so ``pulumi up`` moves writes only after
+service's writes (``mesh.Mesh``) depend on them, so ``pulumi up`` moves writes only after
 the Job has completed, and fails with the routes unchanged when it fails.
 
 Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run the same).
@@ -25,8 +25,9 @@ Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -42,6 +43,7 @@ from components.kubernetes.service_database import (
 )
 from components.kubernetes.specs import EnvVar, KubeObject, ResourceSpec, SecretKeyRef
 from components.labels import LabelContext
+from components.options import child_opts, waits
 from infra import env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
@@ -49,6 +51,8 @@ from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 
+TYPE = "vinylhound:databases:Databases"
+MIGRATION_TYPE = "vinylhound:databases:ServiceMigration"
 OPERATOR_NAMESPACE = "cnpg-system"
 CNPG_REPOSITORY = "https://cloudnative-pg.github.io/charts"
 CNPG_CHART = Chart("cloudnative-pg", CNPG_REPOSITORY)
@@ -56,31 +60,6 @@ CNPG_CHART = Chart("cloudnative-pg", CNPG_REPOSITORY)
 POSTGRES_UID = 26
 #: The external cluster name under which service clusters see the monolith.
 MONOLITH_SOURCE = "monolith"
-
-
-@dataclass
-class Databases:
-    """What ``deploy_databases`` declared."""
-
-    operator: k8s.helm.v3.Release
-    clusters: dict[str, ServiceDatabase] = field(default_factory=dict)
-    endpoints: dict[str, env.DatabaseEndpoint] = field(default_factory=dict)
-    #: Per service at ``cut-over`` or ``rolled-back``: the Job that moves its tables (the cutover
-    #: or the rollback Job). Routes that send the service's writes by its phase wait for it.
-    write_route_gates: dict[str, k8s.batch.v1.Job] = field(default_factory=dict)
-
-    def exports(self) -> dict[str, dict[str, object]]:
-        """Per workload: read-write and read-only hosts, port, database and credentials Secret."""
-        return {
-            name: {
-                "rwHost": e.rw_host,
-                "roHost": e.ro_host,
-                "port": e.port,
-                "database": e.name,
-                "secret": e.secret,
-            }
-            for name, e in self.endpoints.items()
-        }
 
 
 def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoint | None:
@@ -100,7 +79,7 @@ def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoin
     return env.database_endpoint(workload, cfg.namespace)
 
 
-def cnpg_operator(cfg: PlatformConfig) -> k8s.helm.v3.Release:
+def cnpg_operator(cfg: PlatformConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.helm.v3.Release:
     """The CloudNativePG operator from its official chart, which also installs its CRDs."""
     return helm.release(
         "cloudnative-pg",
@@ -108,6 +87,7 @@ def cnpg_operator(cfg: PlatformConfig) -> k8s.helm.v3.Release:
         cfg.charts.cloudnative_pg,
         OPERATOR_NAMESPACE,
         {"crds": {"create": True}, "replicaCount": 2 if cfg.environment == "prod" else 1},
+        opts,
         release_name="cnpg",
         create_namespace=True,
     )
@@ -162,81 +142,138 @@ def _service_source(endpoint: env.DatabaseEndpoint, workload: Workload) -> Exter
     )
 
 
-def deploy_databases(
-    cfg: PlatformConfig,
-    context: LabelContext,
-    extras: WorkloadExtras,
-    opts: pulumi.ResourceOptions,
-    monitoring_crds: Sequence[pulumi.Resource] = (),
-    monitoring_namespace: str | None = None,
-) -> Databases:
-    """The operator, every enabled workload's database, the migration resources, and what the
-    workloads get from them (``DB_READ_HOST``, egress to an external monolith, Secrets to wait for).
+@dataclass(frozen=True)
+class DatabasesArgs:
+    """``namespace``: the workloads' namespace. ``monitoring_crds``: the release that installs the
+    Prometheus Operator CRDs; every PodMonitor depends on it. ``monitoring_namespace``: where the
+    PodMonitors live (default: the app's)."""
 
-    ``monitoring_crds``: the release that installs the Prometheus Operator CRDs; every PodMonitor
-    depends on it. ``monitoring_namespace``: where the PodMonitors live (default: the app's).
+    cfg: PlatformConfig
+    context: LabelContext
+    namespace: pulumi.Resource
+    monitoring_crds: Sequence[pulumi.Resource] = ()
+    monitoring_namespace: str | None = None
+
+
+class Databases(pulumi.ComponentResource):
+    """The CNPG operator, every enabled workload's database and the move of its tables.
+
+    ``extras`` gives the workloads ``DB_READ_HOST``, egress to an external monolith and the
+    credentials Secrets to wait for. ``write_route_gates``: per service at ``cut-over`` or
+    ``rolled-back``, the Job that moves its tables; routes that send its writes wait for it.
     """
-    operator = cnpg_operator(cfg)
-    result = Databases(operator=operator)
-    dbs = cfg.databases
-    enabled = [w for w, _ in cfg.enabled() if w.database is not None]
-    for w in enabled:
-        endpoint = endpoint_for(cfg, w)
-        if endpoint is not None:
-            result.endpoints[w.name] = endpoint
-    monolith = result.endpoints["monolith"]
-    cut_over = [w for w in enabled if dbs.phase(w.name) == "cut-over"]
 
-    for w in enabled:
-        endpoint = result.endpoints[w.name]
-        if endpoint.external:
-            continue
-        assert w.database is not None
-        if w.name == "monolith":
-            sources = [_service_source(result.endpoints[s.name], s) for s in cut_over]
-        elif dbs.phase(w.name) != "not-started":
-            sources = [_monolith_source(cfg, monolith)]
-        else:
-            sources = []
-        args = ServiceDatabaseArgs(
-            cluster=endpoint.cluster,
-            namespace=cfg.namespace,
-            database=endpoint.name,
-            owner=endpoint.user,
-            credentials_secret=endpoint.secret,
-            image=dbs.image,
-            labels=context.workload(endpoint.cluster, _image_tag(dbs.image), "database"),
-            instances=dbs.instances_for(cfg.environment),
-            storage_size=dbs.storage.size,
-            storage_class=dbs.storage.storage_class,
-            resources=ResourceSpec(
-                cpu_request=dbs.resources.requests.cpu,
-                memory_request=dbs.resources.requests.memory,
-                cpu_limit=dbs.resources.limits.cpu,
-                memory_limit=dbs.resources.limits.memory,
-            ),
-            parameters=dbs.parameters,
-            extensions=w.database.extensions,
-            anti_affinity="required" if cfg.environment == "prod" else "preferred",
-            backup=_backup(cfg),
-            restore_backup=dbs.restore[w.name].backup if w.name in dbs.restore else None,
-            # The monolith publishes to every service; a cut-over service publishes back.
-            replication_role=w.name == "monolith" or dbs.phase(w.name) == "cut-over",
-            external_clusters=sources,
-            crds=[operator],
-            monitoring_crds=monitoring_crds,
-            monitor_namespace=monitoring_namespace,
-            protect=dbs.protected(w.name, cfg.environment),
+    operator: k8s.helm.v3.Release
+    clusters: dict[str, ServiceDatabase]
+    endpoints: dict[str, env.DatabaseEndpoint]
+    migrations: dict[str, ServiceMigration]
+    write_route_gates: dict[str, k8s.batch.v1.Job]
+    extras: WorkloadExtras
+
+    def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg, context = args.cfg, args.context
+        self.operator = cnpg_operator(cfg, child_opts(self, moved_from_root=True))
+        self.clusters, self.endpoints, self.migrations = {}, {}, {}
+        dbs = cfg.databases
+        enabled = [w for w, _ in cfg.enabled() if w.database is not None]
+        for w in enabled:
+            endpoint = endpoint_for(cfg, w)
+            if endpoint is not None:
+                self.endpoints[w.name] = endpoint
+        monolith = self.endpoints["monolith"]
+        cut_over = [w for w in enabled if dbs.phase(w.name) == "cut-over"]
+
+        for w in enabled:
+            endpoint = self.endpoints[w.name]
+            if endpoint.external:
+                continue
+            assert w.database is not None
+            if w.name == "monolith":
+                sources = [_service_source(self.endpoints[s.name], s) for s in cut_over]
+            elif dbs.phase(w.name) != "not-started":
+                sources = [_monolith_source(cfg, monolith)]
+            else:
+                sources = []
+            db_args = ServiceDatabaseArgs(
+                cluster=endpoint.cluster,
+                namespace=cfg.namespace,
+                database=endpoint.name,
+                owner=endpoint.user,
+                credentials_secret=endpoint.secret,
+                image=dbs.image,
+                labels=context.workload(endpoint.cluster, _image_tag(dbs.image), "database"),
+                instances=dbs.instances_for(cfg.environment),
+                storage_size=dbs.storage.size,
+                storage_class=dbs.storage.storage_class,
+                resources=ResourceSpec(
+                    cpu_request=dbs.resources.requests.cpu,
+                    memory_request=dbs.resources.requests.memory,
+                    cpu_limit=dbs.resources.limits.cpu,
+                    memory_limit=dbs.resources.limits.memory,
+                ),
+                parameters=dbs.parameters,
+                extensions=w.database.extensions,
+                anti_affinity="required" if cfg.environment == "prod" else "preferred",
+                backup=_backup(cfg),
+                restore_backup=dbs.restore[w.name].backup if w.name in dbs.restore else None,
+                # The monolith publishes to every service; a cut-over service publishes back.
+                replication_role=w.name == "monolith" or dbs.phase(w.name) == "cut-over",
+                external_clusters=sources,
+                monitor_namespace=args.monitoring_namespace,
+                protect=dbs.protected(w.name, cfg.environment),
+            )
+            self.clusters[w.name] = ServiceDatabase(
+                f"{w.name}-db",
+                db_args,
+                child_opts(
+                    self, [args.namespace, self.operator, *args.monitoring_crds], moved_from_root=True
+                ),
+            )
+
+        for w in enabled:
+            own = self.endpoints[w.name]
+            if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
+                continue  # the monolith's schema is then its owner's business
+            self.migrations[w.name] = ServiceMigration(
+                f"{w.name}-migration",
+                ServiceMigrationArgs(
+                    workload=w,
+                    phase=dbs.phase(w.name),
+                    namespace=cfg.namespace,
+                    image=dbs.image,
+                    labels=context.workload(f"{own.cluster}-migration", _image_tag(dbs.image), "migration"),
+                    own=own,
+                    monolith=monolith,
+                    database=self.clusters[w.name],
+                    monolith_database=self.clusters.get("monolith"),
+                    operator=self.operator,
+                ),
+                child_opts(self, [args.namespace]),
+            )
+        self.write_route_gates = {
+            name: m.write_gate for name, m in self.migrations.items() if m.write_gate is not None
+        }
+        endpoints = self.endpoints
+        self.extras = WorkloadExtras(
+            env=(lambda w: _read_host(w, endpoints),),
+            egress=(lambda w: _external_egress(w, endpoints),),
+            depends_on=tuple(db.credentials for db in self.clusters.values()),
         )
-        db = ServiceDatabase(f"{w.name}-db", args, opts=opts)
-        result.clusters[w.name] = db
-        extras.depends_on.append(db.credentials)
+        self.register_outputs({"exports": self.exports()})
 
-    extras.env.append(lambda w: _read_host(w, result.endpoints))
-    extras.egress.append(lambda w: _external_egress(w, result.endpoints))
-    for w in enabled:
-        _declare_schema_and_migration(cfg, w, result, context, opts)
-    return result
+    def exports(self) -> dict[str, dict[str, object]]:
+        """Per workload: read-write and read-only hosts, port, database and credentials Secret."""
+        return {
+            name: {
+                "rwHost": e.rw_host,
+                "roHost": e.ro_host,
+                "port": e.port,
+                "database": e.name,
+                "secret": e.secret,
+            }
+            for name, e in self.endpoints.items()
+        }
 
 
 def _read_host(workload: Workload, endpoints: dict[str, env.DatabaseEndpoint]) -> list[EnvVar]:
@@ -367,26 +404,183 @@ def _uri(name: str, endpoint: env.DatabaseEndpoint) -> EnvVar:
     return EnvVar(name, secret=SecretKeyRef(endpoint.secret, "uri"))
 
 
-def _declare_schema_and_migration(
-    cfg: PlatformConfig, w: Workload, dbs: Databases, context: LabelContext, opts: pulumi.ResourceOptions
-) -> None:
-    """The workload's schema Job, then whatever its migration phase declares."""
-    own, monolith = dbs.endpoints[w.name], dbs.endpoints["monolith"]
-    phase = cfg.databases.phase(w.name)
-    image = cfg.databases.image
-    labels = context.workload(f"{own.cluster}-migration", _image_tag(image), "migration")
-    if own.external or (w.name == "monolith" and not cfg.databases.init_monolith_schema):
-        return  # the monolith's schema is then its owner's business
-    db = dbs.clusters[w.name]
-    schema_sql = migration.monolith_schema_sql() if w.name == "monolith" else migration.service_schema_sql(w)
-    side: migration.Side = "monolith" if w.name == "monolith" else "service"
-    scripts = {
-        "schema.sh": migration.job_script([migration.Step("apply the schema", side, "execute", schema_sql)])
-    }
-    names, back = migration.forward_names(w), migration.reverse_names(w)
+@dataclass(frozen=True)
+class ServiceMigrationArgs:
+    """One workload's schema and the move of its tables, by migration ``phase``.
+
+    ``own``/``monolith``: the two databases' endpoints; ``database``/``monolith_database`` the
+    clusters declared here (``monolith_database`` is ``None`` for an external monolith);
+    ``operator``: the release that installs CNPG's CRDs.
+    """
+
+    workload: Workload
+    phase: str
+    namespace: str
+    image: str
+    labels: Mapping[str, str]
+    own: env.DatabaseEndpoint
+    monolith: env.DatabaseEndpoint
+    database: ServiceDatabase
+    monolith_database: ServiceDatabase | None
+    operator: pulumi.Resource
+
+
+class ServiceMigration(pulumi.ComponentResource):
+    """The schema Job, then whatever the phase declares: Publication, Subscription and the
+    consistency Job (``replicating``), the cutover Job and the reverse pair (``cut-over``), the
+    rollback Job (``rolled-back``). Every child waits for what ``opts.depends_on`` names.
+
+    ``write_gate``: the cutover or rollback Job, or ``None`` in the other phases.
+    """
+
+    write_gate: k8s.batch.v1.Job | None
+
+    def __init__(
+        self, name: str, args: ServiceMigrationArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(MIGRATION_TYPE, name, None, opts)
+        self._after = waits(opts)
+        self._args = args
+        self.write_gate = None
+        w, own = args.workload, args.own
+        schema_sql = (
+            migration.monolith_schema_sql() if w.name == "monolith" else migration.service_schema_sql(w)
+        )
+        self._side: migration.Side = "monolith" if w.name == "monolith" else "service"
+        self._scripts = {
+            "schema.sh": migration.job_script(
+                [migration.Step("apply the schema", self._side, "execute", schema_sql)]
+            )
+        }
+        self._scripts.update(_phase_scripts(args))
+        self._configmap = k8s.core.v1.ConfigMap(
+            f"{w.name}-db-migration",
+            metadata={
+                "name": f"{own.cluster}-migration",
+                "namespace": args.namespace,
+                "labels": dict(args.labels),
+            },
+            data=self._scripts,
+            opts=self._opts(),
+        )
+        self._declare()
+        self.register_outputs({})
+
+    def _opts(self, *after: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
+        return child_opts(self, [*self._after, *after], moved_from_root=True, **options)
+
+    def _job(
+        self,
+        role: str,
+        script: str,
+        env_vars: list[EnvVar],
+        after: list[pulumi.Resource],
+        skip_await: bool = False,
+        timeout: str | None = None,
+    ) -> k8s.batch.v1.Job:
+        args, own = self._args, self._args.own
+        annotations = {"pulumi.com/skipAwait": "true"} if skip_await else None
+        timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if timeout else None
+        return k8s.batch.v1.Job(
+            f"{args.workload.name}-db-{role}",
+            metadata={
+                "name": f"{own.cluster}-{role}",
+                "namespace": args.namespace,
+                "labels": dict(args.labels),
+                **({"annotations": annotations} if annotations else {}),
+            },
+            spec=job_spec(
+                f"{own.cluster}-{role}",
+                args.image,
+                f"{own.cluster}-migration",
+                script,
+                self._scripts[script],
+                env_vars,
+                dict(args.labels),
+            ),
+            opts=self._opts(self._configmap, *after, custom_timeouts=timeouts),
+        )
+
+    def _cnpg(
+        self, role: str, kind: str, spec: KubeObject, after: list[pulumi.Resource]
+    ) -> k8s.apiextensions.CustomResource:
+        """A CNPG ``Publication`` or ``Subscription``; it waits for the operator's CRDs."""
+        args = self._args
+        return custom_resource(
+            f"{args.workload.name}-db-{role}",
+            {
+                "apiVersion": CNPG_API,
+                "kind": kind,
+                "metadata": {
+                    "name": f"{args.own.cluster}-{role}",
+                    "namespace": args.namespace,
+                    "labels": dict(args.labels),
+                },
+                "spec": spec,
+            },
+            self._opts(args.operator, *after),
+        )
+
+    def _declare(self) -> None:
+        args = self._args
+        w, own, monolith, phase = args.workload, args.own, args.monolith, args.phase
+        names, back = migration.forward_names(w), migration.reverse_names(w)
+        uri_var = "MONOLITH_URI" if self._side == "monolith" else "SERVICE_URI"
+        db = args.database
+        schema_job = self._job("schema", "schema.sh", [_uri(uri_var, own)], [db.cluster, db.credentials])
+        if w.name == "monolith" or phase == "not-started":
+            return
+        both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
+        monolith_db = args.monolith_database
+        if phase == "replicating":
+            publication: pulumi.Resource
+            if monolith_db is None:
+                publication = self._job("publication", "publication.sh", both, [])
+            else:
+                publication = self._cnpg(
+                    "publication",
+                    "Publication",
+                    publication_spec(monolith.cluster, monolith.name, names, w),
+                    [monolith_db.cluster],
+                )
+            # The schema first: a subscription needs its tables to exist.
+            subscription = self._cnpg(
+                "subscription",
+                "Subscription",
+                subscription_spec(own.cluster, own.name, MONOLITH_SOURCE, names, copy_data=True),
+                [schema_job, publication],
+            )
+            # While writes continue the two sides differ for moments; the check reports, it does
+            # not block `pulumi up`. Its log holds the per-table counts and checksums.
+            self._job("consistency", "consistency.sh", both, [subscription], skip_await=True)
+            return
+        if phase == "rolled-back":
+            self.write_gate = self._job(
+                "rollback", "rollback.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT
+            )
+            return
+        cutover = self._job("cutover", "cutover.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
+        self.write_gate = cutover
+        if monolith_db is None:
+            return  # reverse replication into an external monolith is not declared here
+        reverse_pub = self._cnpg(
+            "reverse-publication", "Publication", publication_spec(own.cluster, own.name, back, w), [cutover]
+        )
+        self._cnpg(
+            "reverse-subscription",
+            "Subscription",
+            subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
+            [cutover, reverse_pub, monolith_db.cluster],
+        )
+
+
+def _phase_scripts(args: ServiceMigrationArgs) -> dict[str, str]:
+    """The scripts the phase runs besides the schema."""
+    w, phase = args.workload, args.phase
     if phase == "replicating":
-        scripts["consistency.sh"] = migration.job_script(migration.consistency_steps(w))
-        if monolith.external:
+        scripts = {"consistency.sh": migration.job_script(migration.consistency_steps(w))}
+        if args.monolith.external:
+            names = migration.forward_names(w)
             scripts["publication.sh"] = migration.job_script(
                 [
                     migration.Step(
@@ -397,133 +591,9 @@ def _declare_schema_and_migration(
                     )
                 ]
             )
-    elif phase == "cut-over":
-        scripts["cutover.sh"] = migration.job_script(migration.cutover_job_steps(w))
-    elif phase == "rolled-back":
-        scripts["rollback.sh"] = migration.job_script(migration.rollback_job_steps(w))
-    configmap = k8s.core.v1.ConfigMap(
-        f"{w.name}-db-migration",
-        metadata={"name": f"{own.cluster}-migration", "namespace": cfg.namespace, "labels": labels},
-        data=scripts,
-        opts=opts,
-    )
-
-    def job(
-        role: str,
-        script: str,
-        env_vars: list[EnvVar],
-        after: list[pulumi.Resource],
-        skip_await: bool = False,
-        timeout: str | None = None,
-    ) -> k8s.batch.v1.Job:
-        annotations = {"pulumi.com/skipAwait": "true"} if skip_await else None
-        timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if timeout else None
-        return k8s.batch.v1.Job(
-            f"{w.name}-db-{role}",
-            metadata={
-                "name": f"{own.cluster}-{role}",
-                "namespace": cfg.namespace,
-                "labels": labels,
-                **({"annotations": annotations} if annotations else {}),
-            },
-            spec=job_spec(
-                f"{own.cluster}-{role}",
-                image,
-                f"{own.cluster}-migration",
-                script,
-                scripts[script],
-                env_vars,
-                labels,
-            ),
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[configmap, *after], custom_timeouts=timeouts)
-            ),
-        )
-
-    uri_var = "MONOLITH_URI" if side == "monolith" else "SERVICE_URI"
-    schema_job = job("schema", "schema.sh", [_uri(uri_var, own)], [db.cluster, db.credentials])
-    if w.name == "monolith" or phase == "not-started":
-        return
-    both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
-    crds: list[pulumi.Resource] = [dbs.operator]
-    monolith_db = dbs.clusters.get("monolith")
-    if phase == "replicating":
-        publication: pulumi.Resource
-        if monolith_db is None:
-            publication = job("publication", "publication.sh", both, [])
-        else:
-            publication = custom_resource(
-                f"{w.name}-db-publication",
-                {
-                    "apiVersion": CNPG_API,
-                    "kind": "Publication",
-                    "metadata": {
-                        "name": f"{own.cluster}-publication",
-                        "namespace": cfg.namespace,
-                        "labels": labels,
-                    },
-                    "spec": publication_spec(monolith.cluster, monolith.name, names, w),
-                },
-                pulumi.ResourceOptions.merge(
-                    opts, pulumi.ResourceOptions(depends_on=[*crds, monolith_db.cluster])
-                ),
-            )
-        subscription = custom_resource(
-            f"{w.name}-db-subscription",
-            {
-                "apiVersion": CNPG_API,
-                "kind": "Subscription",
-                "metadata": {
-                    "name": f"{own.cluster}-subscription",
-                    "namespace": cfg.namespace,
-                    "labels": labels,
-                },
-                "spec": subscription_spec(own.cluster, own.name, MONOLITH_SOURCE, names, copy_data=True),
-            },
-            # The schema first: a subscription needs its tables to exist.
-            pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[*crds, schema_job, publication])
-            ),
-        )
-        # While writes continue the two sides differ for moments; the check reports, it does not
-        # block `pulumi up`. Its log holds the per-table counts and checksums.
-        job("consistency", "consistency.sh", both, [subscription], skip_await=True)
-        return
+        return scripts
+    if phase == "cut-over":
+        return {"cutover.sh": migration.job_script(migration.cutover_job_steps(w))}
     if phase == "rolled-back":
-        rollback = job("rollback", "rollback.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
-        dbs.write_route_gates[w.name] = rollback
-        return
-    cutover = job("cutover", "cutover.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
-    dbs.write_route_gates[w.name] = cutover
-    if monolith_db is None:
-        return  # reverse replication into an external monolith is not declared here
-    reverse_pub = custom_resource(
-        f"{w.name}-db-reverse-publication",
-        {
-            "apiVersion": CNPG_API,
-            "kind": "Publication",
-            "metadata": {
-                "name": f"{own.cluster}-reverse-publication",
-                "namespace": cfg.namespace,
-                "labels": labels,
-            },
-            "spec": publication_spec(own.cluster, own.name, back, w),
-        },
-        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*crds, cutover])),
-    )
-    custom_resource(
-        f"{w.name}-db-reverse-subscription",
-        {
-            "apiVersion": CNPG_API,
-            "kind": "Subscription",
-            "metadata": {
-                "name": f"{own.cluster}-reverse-subscription",
-                "namespace": cfg.namespace,
-                "labels": labels,
-            },
-            "spec": subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
-        },
-        pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(depends_on=[*crds, cutover, reverse_pub, monolith_db.cluster])
-        ),
-    )
+        return {"rollback.sh": migration.job_script(migration.rollback_job_steps(w))}
+    return {}

@@ -32,15 +32,16 @@ from components import labels
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.specs import EnvVar, KubeObject
 from components.labels import LabelContext
+from components.options import child_opts
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.events import EventBus
 from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 
+TYPE = "vinylhound:events:EventBus"
 NATS_REPOSITORY = "https://nats-io.github.io/k8s/helm/charts/"
 NATS_RELEASE = "nats"
 NACK_RELEASE = "nack"
@@ -67,7 +68,7 @@ def nats_url(namespace: str) -> str:
     return f"nats://{NATS_RELEASE}.{namespace}.svc.cluster.local:{events.CLIENT_PORT}"
 
 
-def nats_values(bus: EventBus, cluster_size: int, storage_size: str) -> KubeObject:
+def nats_values(bus: events.EventBus, cluster_size: int, storage_size: str) -> KubeObject:
     """Values for the NATS chart (1.x schema). Passwords appear only as ``<< $VAR >>``."""
     return {
         "config": {
@@ -101,7 +102,7 @@ def nack_values(namespace: str) -> KubeObject:
     return {"jetstream": {"nats": {"url": nats_url(namespace)}}, "namespaced": True}
 
 
-def nats_ingress(bus: EventBus, app_namespace: str, monitoring_namespace: str) -> KubeObject:
+def nats_ingress(bus: events.EventBus, app_namespace: str, monitoring_namespace: str) -> KubeObject:
     """The NetworkPolicy spec in front of NATS: clients only from the connected workloads, the
     controller and the servers themselves from the NATS namespace, metrics only from monitoring."""
     clients = sorted(bus.connected_workloads())
@@ -144,12 +145,12 @@ def nats_ingress(bus: EventBus, app_namespace: str, monitoring_namespace: str) -
     }
 
 
-def client_env(workload: Workload, bus: EventBus, nats_namespace: str) -> list[EnvVar]:
+def client_env(workload: Workload, bus: events.EventBus, nats_namespace: str) -> list[EnvVar]:
     """``NATS_URL`` and the credentials for a publishing or consuming workload; nothing otherwise."""
     return events.client_env(workload, bus, nats_url(nats_namespace), client_secret(workload.name))
 
 
-def client_egress(workload: Workload, bus: EventBus, nats_namespace: str) -> list[KubeObject]:
+def client_egress(workload: Workload, bus: events.EventBus, nats_namespace: str) -> list[KubeObject]:
     """The egress rule to the NATS client port, for connected workloads only."""
     if workload.name not in bus.connected_workloads():
         return []
@@ -166,18 +167,59 @@ def client_egress(workload: Workload, bus: EventBus, nats_namespace: str) -> lis
     ]
 
 
-@dataclass
-class EventBusResources:
-    """What ``deploy_events`` registered, for the stack's exports and for wiring by the caller."""
+def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
+    # Letters only: the server substitutes the value into its config unquoted, where a value that
+    # starts like a number or a size could be parsed as one. 32 letters are ~182 bits.
+    return random.RandomPassword(name, length=32, special=False, numeric=False, opts=opts)
 
-    bus: EventBus
-    nats_release: k8s.helm.v3.Release | None = None
-    nack_release: k8s.helm.v3.Release | None = None
-    streams: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
-    consumers: dict[str, k8s.apiextensions.CustomResource] = field(default_factory=dict)
 
-    def exports(self, cfg: PlatformConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EventBusArgs:
+    """``namespace``: the workloads' namespace (the client Secrets live there). ``monitoring``:
+    what the PodMonitor and PrometheusRule wait for (the release that installs the Prometheus
+    Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels``
+    are added to both so the operator's selectors pick them up."""
+
+    cfg: PlatformConfig
+    context: LabelContext
+    namespace: pulumi.Resource
+    monitoring: Sequence[pulumi.Resource] = ()
+    monitoring_namespace: str = "monitoring"
+    monitor_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class EventBus(pulumi.ComponentResource):
+    """The stack's event bus (nothing when ``events.enabled`` is off); ``extras`` gives every
+    connected workload its URL, credentials, egress and ``consumes`` annotation."""
+
+    bus: events.EventBus
+    nats_release: k8s.helm.v3.Release | None
+    nack_release: k8s.helm.v3.Release | None
+    streams: dict[str, k8s.apiextensions.CustomResource]
+    consumers: dict[str, k8s.apiextensions.CustomResource]
+    extras: WorkloadExtras
+
+    def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg = args.cfg
+        self.nats_release = self.nack_release = None
+        self.streams, self.consumers = {}, {}
+        self.extras = WorkloadExtras()
+        if not cfg.events.enabled:
+            self.bus = events.EventBus(streams=(), consumers=(), users=())
+        else:
+            self.bus = events.event_bus(
+                cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()]
+            )
+            self._declare(args)
+        self._exports = self._describe(cfg)
+        self.register_outputs({"exports": self._exports})
+
+    def exports(self) -> dict[str, Any]:
         """The stack export describing the bus."""
+        return self._exports
+
+    def _describe(self, cfg: PlatformConfig) -> dict[str, Any]:
         if not cfg.events.enabled:
             return {"enabled": False}
         return {
@@ -187,59 +229,37 @@ class EventBusResources:
             "consumers": [f"{c.stream}/{c.durable}" for c in self.bus.consumers],
         }
 
+    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return child_opts(self, after, moved_from_root=True)
 
-def _password(name: str) -> random.RandomPassword:
-    # Letters only: the server substitutes the value into its config unquoted, where a value that
-    # starts like a number or a size could be parsed as one. 32 letters are ~182 bits.
-    return random.RandomPassword(name, length=32, special=False, numeric=False)
-
-
-def deploy_events(
-    cfg: PlatformConfig,
-    context: LabelContext,
-    extras: WorkloadExtras,
-    opts: pulumi.ResourceOptions,
-    monitoring: Sequence[pulumi.Resource] = (),
-    monitoring_namespace: str = "monitoring",
-    monitor_labels: Mapping[str, str] | None = None,
-) -> EventBusResources:
-    """Declare the event bus of the stack and contribute its wiring to ``extras``.
-
-    ``monitoring`` is what the PodMonitor and PrometheusRule wait for (the release that installs
-    the Prometheus Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from;
-    ``monitor_labels`` are added to both so the operator's selectors pick them up.
-    """
-    if not cfg.events.enabled:
-        return EventBusResources(bus=events.EventBus(streams=(), consumers=(), users=()))
-    bus = events.event_bus(cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
-    ns = cfg.events.namespace
-    common = context.common()
-    namespace = k8s.core.v1.Namespace(
-        "nats-namespace",
-        metadata={"name": ns, "labels": {**common, "istio-injection": "disabled"}},
-    )
-    in_nats = pulumi.ResourceOptions(depends_on=[namespace])
-
-    passwords = {u.name: _password(f"nats-{u.name}-password") for u in bus.users}
-    server_secret = k8s.core.v1.Secret(
-        "nats-users-secret",
-        metadata={"name": SERVER_SECRET, "namespace": ns, "labels": common},
-        type="Opaque",
-        string_data={user: pulumi.Output.secret(p.result) for user, p in passwords.items()},
-        opts=in_nats,
-    )
-    controller_secret = k8s.core.v1.Secret(
-        "nats-jetstream-controller-secret",
-        metadata={"name": CONTROLLER_SECRET, "namespace": ns, "labels": common},
-        type="Opaque",
-        string_data={
-            "user": events.CONTROLLER_USER,
-            "password": pulumi.Output.secret(passwords[events.CONTROLLER_USER].result),
-        },
-        opts=in_nats,
-    )
-    for user in bus.workload_users():
-        extras.depends_on.append(
+    def _declare(self, args: EventBusArgs) -> None:
+        cfg, bus = args.cfg, self.bus
+        ns = cfg.events.namespace
+        common = args.context.common()
+        namespace = k8s.core.v1.Namespace(
+            "nats-namespace",
+            metadata={"name": ns, "labels": {**common, "istio-injection": "disabled"}},
+            opts=self._after(),
+        )
+        passwords = {u.name: _password(f"nats-{u.name}-password", self._after()) for u in bus.users}
+        server_secret = k8s.core.v1.Secret(
+            "nats-users-secret",
+            metadata={"name": SERVER_SECRET, "namespace": ns, "labels": common},
+            type="Opaque",
+            string_data={user: pulumi.Output.secret(p.result) for user, p in passwords.items()},
+            opts=self._after(namespace),
+        )
+        controller_secret = k8s.core.v1.Secret(
+            "nats-jetstream-controller-secret",
+            metadata={"name": CONTROLLER_SECRET, "namespace": ns, "labels": common},
+            type="Opaque",
+            string_data={
+                "user": events.CONTROLLER_USER,
+                "password": pulumi.Output.secret(passwords[events.CONTROLLER_USER].result),
+            },
+            opts=self._after(namespace),
+        )
+        client_secrets = tuple(
             k8s.core.v1.Secret(
                 f"nats-{user.name}-credentials",
                 metadata={"name": client_secret(user.name), "namespace": cfg.namespace, "labels": common},
@@ -248,106 +268,111 @@ def deploy_events(
                     "user": user.name,
                     "password": pulumi.Output.secret(passwords[user.name].result),
                 },
-                opts=opts,
+                opts=self._after(args.namespace),
             )
+            for user in bus.workload_users()
         )
 
-    nats_release = helm.release(
-        NATS_RELEASE,
-        NATS_CHART,
-        cfg.charts.nats,
-        ns,
-        nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
-        pulumi.ResourceOptions(depends_on=[namespace, server_secret]),
-    )
-    nack_release = helm.release(
-        NACK_RELEASE,
-        NACK_CHART,
-        cfg.charts.nack,
-        ns,
-        nack_values(ns),
-        pulumi.ResourceOptions(depends_on=[namespace, nats_release]),
-    )
-    k8s.networking.v1.NetworkPolicy(
-        "nats-netpol",
-        metadata={"name": "nats", "namespace": ns, "labels": common},
-        spec=nats_ingress(bus, cfg.namespace, monitoring_namespace),
-        opts=in_nats,
-    )
+        nats_release = helm.release(
+            NATS_RELEASE,
+            NATS_CHART,
+            cfg.charts.nats,
+            ns,
+            nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
+            self._after(namespace, server_secret),
+        )
+        nack_release = helm.release(
+            NACK_RELEASE,
+            NACK_CHART,
+            cfg.charts.nack,
+            ns,
+            nack_values(ns),
+            self._after(namespace, nats_release),
+        )
+        self.nats_release, self.nack_release = nats_release, nack_release
+        k8s.networking.v1.NetworkPolicy(
+            "nats-netpol",
+            metadata={"name": "nats", "namespace": ns, "labels": common},
+            spec=nats_ingress(bus, cfg.namespace, args.monitoring_namespace),
+            opts=self._after(namespace),
+        )
 
-    def jetstream(
-        resource_name: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
-    ) -> k8s.apiextensions.CustomResource:
-        """A NACK object in the NATS namespace; it waits for the release that installs the CRDs."""
-        return custom_resource(
-            resource_name,
+        def jetstream(
+            resource_name: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
+        ) -> k8s.apiextensions.CustomResource:
+            """A NACK object in the NATS namespace; it waits for the release that installs the CRDs."""
+            return custom_resource(
+                resource_name,
+                {
+                    "apiVersion": JETSTREAM_API,
+                    "kind": kind,
+                    "metadata": {"name": name, "namespace": ns, "labels": common},
+                    "spec": spec,
+                },
+                self._after(nack_release, *after),
+            )
+
+        account = jetstream(
+            "nats-account",
+            "Account",
+            CONTROLLER_ACCOUNT,
             {
-                "apiVersion": JETSTREAM_API,
-                "kind": kind,
-                "metadata": {"name": name, "namespace": ns, "labels": common},
-                "spec": spec,
+                "name": CONTROLLER_ACCOUNT,
+                "servers": [nats_url(ns)],
+                "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
             },
-            pulumi.ResourceOptions(depends_on=[nack_release, *after]),
+            [controller_secret],
+        )
+        for stream in bus.streams:
+            self.streams[stream.name] = jetstream(
+                f"stream-{stream.resource_name}",
+                "Stream",
+                stream.resource_name,
+                stream.cr_spec(account=CONTROLLER_ACCOUNT),
+                [account],
+            )
+        for consumer in bus.consumers:
+            self.consumers[consumer.resource_name] = jetstream(
+                f"consumer-{consumer.resource_name}",
+                "Consumer",
+                consumer.resource_name,
+                consumer.cr_spec(account=CONTROLLER_ACCOUNT),
+                [account, self.streams[consumer.stream]],
+            )
+        self._monitoring(args, nats_release)
+        self.extras = WorkloadExtras(
+            env=(lambda w: client_env(w, bus, ns),),
+            egress=(lambda w: client_egress(w, bus, ns),),
+            pod_annotations=(lambda w: bus.consumes_annotation(w.name),),
+            depends_on=client_secrets,
         )
 
-    account = jetstream(
-        "nats-account",
-        "Account",
-        CONTROLLER_ACCOUNT,
-        {
-            "name": CONTROLLER_ACCOUNT,
-            "servers": [nats_url(ns)],
-            "user": {"secret": {"name": CONTROLLER_SECRET}, "user": "user", "password": "password"},
-        },
-        [controller_secret],
-    )
-    resources = EventBusResources(bus=bus, nats_release=nats_release, nack_release=nack_release)
-    for stream in bus.streams:
-        resources.streams[stream.name] = jetstream(
-            f"stream-{stream.resource_name}",
-            "Stream",
-            stream.resource_name,
-            stream.cr_spec(account=CONTROLLER_ACCOUNT),
-            [account],
-        )
-    for consumer in bus.consumers:
-        resources.consumers[consumer.resource_name] = jetstream(
-            f"consumer-{consumer.resource_name}",
-            "Consumer",
-            consumer.resource_name,
-            consumer.cr_spec(account=CONTROLLER_ACCOUNT),
-            [account, resources.streams[consumer.stream]],
-        )
-
-    after_monitoring = pulumi.ResourceOptions(depends_on=[nats_release, *monitoring])
-    monitor_meta = {"namespace": ns, "labels": {**common, **(monitor_labels or {})}}
-    custom_resource(
-        "nats-podmonitor",
-        {
-            "apiVersion": MONITORING_API,
-            "kind": "PodMonitor",
-            "metadata": {"name": "nats", **monitor_meta},
-            "spec": {
-                "selector": {"matchLabels": dict(NATS_POD_LABELS)},
-                "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
-            },
-        },
-        after_monitoring,
-    )
-    rules = events.alert_rules(bus, cfg.observability.runbook_url)
-    if rules:
+    def _monitoring(self, args: EventBusArgs, nats_release: pulumi.Resource) -> None:
+        ns, common = args.cfg.events.namespace, args.context.common()
+        after_monitoring = self._after(nats_release, *args.monitoring)
+        monitor_meta = {"namespace": ns, "labels": {**common, **args.monitor_labels}}
         custom_resource(
-            "nats-alerts",
+            "nats-podmonitor",
             {
                 "apiVersion": MONITORING_API,
-                "kind": "PrometheusRule",
-                "metadata": {"name": "nats-event-bus", **monitor_meta},
-                "spec": {"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
+                "kind": "PodMonitor",
+                "metadata": {"name": "nats", **monitor_meta},
+                "spec": {
+                    "selector": {"matchLabels": dict(NATS_POD_LABELS)},
+                    "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
+                },
             },
             after_monitoring,
         )
-
-    extras.env.append(lambda w: client_env(w, bus, ns))
-    extras.egress.append(lambda w: client_egress(w, bus, ns))
-    extras.pod_annotations.append(lambda w: bus.consumes_annotation(w.name))
-    return resources
+        rules = events.alert_rules(self.bus, args.cfg.observability.runbook_url)
+        if rules:
+            custom_resource(
+                "nats-alerts",
+                {
+                    "apiVersion": MONITORING_API,
+                    "kind": "PrometheusRule",
+                    "metadata": {"name": "nats-event-bus", **monitor_meta},
+                    "spec": {"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
+                },
+                after_monitoring,
+            )

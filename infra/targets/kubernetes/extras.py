@@ -1,15 +1,16 @@
-"""What platform features add to every workload, collected before the workloads are declared.
+"""What a platform feature adds to every workload, returned by the feature's component.
 
-Each feature of the Kubernetes target (databases, mesh, tracing, registry, events, ...) lives in its
-own module and contributes here: environment variables, NetworkPolicy exceptions, pod annotations
-and resources the workloads must wait for. ``deploy_workloads`` applies them all, so no feature
-edits another feature's code or the Microservice component.
+Each area component (mesh, registry, observability, events, databases) exposes one
+``WorkloadExtras`` as its ``extras`` output: environment variables, NetworkPolicy exceptions, pod
+annotations and resources the workloads must wait for. The ``Workloads`` component takes them as
+an input and applies them, so no feature edits another feature's code or the Microservice
+component, and nothing is filled in behind anyone's back: a feature's contribution is a value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pulumi
 
@@ -21,16 +22,27 @@ RuleContribution = Callable[[Workload], list[KubeObject]]
 AnnotationContribution = Callable[[Workload], dict[str, str]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorkloadExtras:
-    """Contributions from platform features, applied to every enabled workload."""
+    """Contributions of one or more platform features, applied to every enabled workload."""
 
-    env: list[EnvContribution] = field(default_factory=list)
-    ingress: list[RuleContribution] = field(default_factory=list)
-    egress: list[RuleContribution] = field(default_factory=list)
-    pod_annotations: list[AnnotationContribution] = field(default_factory=list)
+    env: tuple[EnvContribution, ...] = ()
+    ingress: tuple[RuleContribution, ...] = ()
+    egress: tuple[RuleContribution, ...] = ()
+    pod_annotations: tuple[AnnotationContribution, ...] = ()
     #: Resources every workload depends on (e.g. the Secrets it reads).
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    depends_on: tuple[pulumi.Resource, ...] = ()
+
+    @staticmethod
+    def combine(parts: Sequence[WorkloadExtras]) -> WorkloadExtras:
+        """All of ``parts`` in one, each list in the order of ``parts``."""
+        return WorkloadExtras(
+            env=tuple(c for p in parts for c in p.env),
+            ingress=tuple(c for p in parts for c in p.ingress),
+            egress=tuple(c for p in parts for c in p.egress),
+            pod_annotations=tuple(c for p in parts for c in p.pod_annotations),
+            depends_on=tuple(r for p in parts for r in p.depends_on),
+        )
 
     def env_for(self, workload: Workload) -> list[EnvVar]:
         """Every contributed variable for ``workload``, in contribution order."""

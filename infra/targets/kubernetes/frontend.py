@@ -16,6 +16,7 @@ NetworkPolicy and AuthorizationPolicy exceptions for front end -> backend come f
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -23,8 +24,11 @@ import pulumi_kubernetes as k8s
 
 from components.kubernetes import specs
 from components.labels import LabelContext
+from components.options import child_opts
 from infra import catalog, traffic
 from infra.config import PlatformConfig
+
+TYPE = "vinylhound:workloads:FrontendUpstream"
 
 
 def upstream_service_spec(cfg: PlatformConfig, context: LabelContext) -> dict[str, Any] | None:
@@ -48,17 +52,33 @@ def upstream_service_spec(cfg: PlatformConfig, context: LabelContext) -> dict[st
     }
 
 
-def deploy_frontend_upstream(
-    cfg: PlatformConfig, context: LabelContext, opts: pulumi.ResourceOptions
-) -> k8s.core.v1.Service | None:
-    """Declare the Service named after the front end's API upstream host, in the app namespace."""
-    spec = upstream_service_spec(cfg, context)
-    name = catalog.workload(traffic.FRONTEND).api_upstream_host
-    if spec is None or name is None:
-        return None
-    return k8s.core.v1.Service(
-        "frontend-api-upstream",
-        metadata={"name": name, "namespace": cfg.namespace, "labels": context.common()},
-        spec=spec,
-        opts=opts,
-    )
+@dataclass(frozen=True)
+class FrontendUpstreamArgs:
+    """``namespace``: the workloads' namespace, where the Service lives."""
+
+    cfg: PlatformConfig
+    context: LabelContext
+    namespace: pulumi.Resource
+
+
+class FrontendUpstream(pulumi.ComponentResource):
+    """The Service named after the front end's API upstream host (none without a front end)."""
+
+    service: k8s.core.v1.Service | None
+
+    def __init__(
+        self, name: str, args: FrontendUpstreamArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg = args.cfg
+        spec = upstream_service_spec(cfg, args.context)
+        host = catalog.workload(traffic.FRONTEND).api_upstream_host
+        self.service = None
+        if spec is not None and host is not None:
+            self.service = k8s.core.v1.Service(
+                "frontend-api-upstream",
+                metadata={"name": host, "namespace": cfg.namespace, "labels": args.context.common()},
+                spec=spec,
+                opts=child_opts(self, [args.namespace], moved_from_root=True),
+            )
+        self.register_outputs({"host": host or ""})

@@ -1,10 +1,11 @@
-"""The Istio mesh on the cluster: the charts, the edge, mTLS and each workload's traffic policy.
+"""The Istio mesh on the cluster: the edge, mTLS and each workload's traffic policy (``Mesh``),
+and the values of the Istio charts (installed by ``platform.Platform``).
 
 Order on an empty cluster: ``base`` (CRDs) -> ``istiod`` (control plane, sidecar injector) ->
 the ``gateway`` chart (ingress pods). Every Istio custom resource depends on ``base``; every
 workload waits for ``istiod`` so its pods are created after the injector exists and get a
-sidecar. The VirtualServices (``deploy_routes``) are declared after the databases: where writes
-go follows each service's migration phase, so they wait for the Job that moves its tables.
+sidecar. The VirtualServices wait for the Jobs that move each service's tables: where writes go
+follows each service's migration phase, so ``Mesh`` takes the databases' write-route gates.
 
 Tracing is not configured here: the observability feature passes its mesh settings (e.g.
 ``extensionProviders``) as ``extra_mesh_config``, merged into istiod's ``meshConfig``.
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import labels
 from components.kubernetes import istio
@@ -25,14 +25,15 @@ from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
 from components.labels import LabelContext
+from components.options import child_opts
 from infra import catalog, traffic
 from infra.catalog import Workload
 from infra.config import MIN_REPLICAS, PlatformConfig
 from infra.network import NAMESPACE_NAME_LABEL
-from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 
+TYPE = "vinylhound:mesh:Mesh"
 ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 ISTIO_BASE = Chart("base", ISTIO_REPOSITORY)
 ISTIOD = Chart("istiod", ISTIO_REPOSITORY)
@@ -147,180 +148,145 @@ def routed_egress(cfg: PlatformConfig) -> Any:
 
 
 @dataclass(frozen=True)
-class Mesh:
-    """What the mesh installed: its releases (for ``depends_on``) and the edge objects."""
+class MeshArgs:
+    """What the mesh's own objects need.
 
-    base: k8s.helm.v3.Release
-    istiod: k8s.helm.v3.Release
-    gateway: k8s.helm.v3.Release
-    #: The workloads' namespace, which the namespaced Istio objects wait for.
+    ``namespace`` is the workloads' namespace and ``crds`` the release that installs Istio's CRDs
+    (both from ``Platform``); ``gateway`` the ingress gateway release, which the edge ``Gateway``
+    waits for. ``write_route_gates``: per service at ``cut-over`` or ``rolled-back``, the migration
+    Job that moves its tables (``Databases.write_route_gates``).
+    """
+
+    cfg: PlatformConfig
+    context: LabelContext
     namespace: pulumi.Resource
+    crds: pulumi.Resource
+    gateway: pulumi.Resource
+    write_route_gates: Mapping[str, pulumi.Resource]
 
 
-def deploy_mesh(
-    cfg: PlatformConfig,
-    context: LabelContext,
-    extras: WorkloadExtras,
-    namespace: pulumi.Resource,
-    extra_mesh_config: Mapping[str, Any] | None = None,
-) -> Mesh:
-    """Install Istio, declare the edge Gateway, mTLS and per-workload traffic policy; register what
-    every workload needs (istiod egress, mesh-routed callers, waiting for the injector) in ``extras``.
+class Mesh(pulumi.ComponentResource):
+    """The edge (Gateway, VirtualServices), mTLS, and each workload's traffic policy.
 
-    The routes (VirtualServices) come later, from ``deploy_routes``: they wait for the migration
-    Jobs. ``namespace`` is the workloads' namespace, which the namespaced Istio objects wait for.
+    Every VirtualService whose routes carry the write routes (the edge without the api-gateway,
+    each mesh VirtualService with it) depends on every write-route gate, so ``pulumi up`` changes
+    where writes go only after the Jobs have completed (and not at all if one fails).
+    ``extras``: NetworkPolicy exceptions for the callers the mesh may route to a workload.
     """
-    version = cfg.charts.istio
-    base = helm.release(
-        "istio-base",
-        ISTIO_BASE,
-        version,
-        ISTIO_NAMESPACE,
-        {"defaultRevision": "default"},
-        create_namespace=True,
-    )
-    istiod = helm.release(
-        "istiod",
-        ISTIOD,
-        version,
-        ISTIO_NAMESPACE,
-        istiod_values(cfg, extra_mesh_config),
-        pulumi.ResourceOptions(depends_on=[base]),
-        create_namespace=True,
-    )
-    gateway = helm.release(
-        traffic.INGRESS_RELEASE,
-        ISTIO_GATEWAY,
-        version,
-        traffic.INGRESS_NAMESPACE,
-        gateway_values(cfg),
-        pulumi.ResourceOptions(depends_on=[istiod]),
-        create_namespace=True,
-    )
-    _edge_gateway(cfg, context, base, gateway)
-    _mesh_policy(cfg, context, [namespace, base])
 
-    extras.egress.append(sidecar_egress)
-    extras.ingress.append(routed_ingress(cfg))
-    extras.egress.append(routed_egress(cfg))
-    extras.depends_on.append(istiod)
-    return Mesh(base=base, istiod=istiod, gateway=gateway, namespace=namespace)
+    extras: WorkloadExtras
 
+    def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg = args.cfg
+        self._edge_gateway(args)
+        self._mesh_policy(args)
+        self._routes(args)
+        self.extras = WorkloadExtras(ingress=(routed_ingress(cfg),), egress=(routed_egress(cfg),))
+        self.register_outputs({})
 
-def _edge_gateway(
-    cfg: PlatformConfig,
-    context: LabelContext,
-    base: k8s.helm.v3.Release,
-    gateway: k8s.helm.v3.Release,
-) -> None:
-    edge = cfg.traffic.edge
-    custom_resource(
-        "edge-gateway",
-        {
-            "apiVersion": istio.NETWORKING,
-            "kind": "Gateway",
-            # Beside the gateway pods: they read the TLS secret from their own namespace.
-            "metadata": {
-                "name": traffic.EDGE_GATEWAY,
-                "namespace": traffic.INGRESS_NAMESPACE,
-                "labels": context.common(),
-            },
-            # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
-            "spec": istio.gateway_spec(
-                traffic.INGRESS_SELECTOR,
-                [f"{cfg.namespace}/{cfg.domain}"],
-                edge.tls_secret,
-                edge.allow_plain_http,
-            ),
-        },
-        pulumi.ResourceOptions(depends_on=[base, gateway]),
-    )
+    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        return child_opts(self, after, moved_from_root=True)
 
-
-def deploy_routes(
-    cfg: PlatformConfig,
-    context: LabelContext,
-    mesh: Mesh,
-    write_route_gates: Mapping[str, pulumi.Resource],
-) -> None:
-    """The edge VirtualService and, with the api-gateway, the mesh VirtualServices.
-
-    ``write_route_gates``: per service at ``cut-over`` or ``rolled-back``, the migration Job that
-    moves its tables. Every VirtualService whose routes carry the write routes (the edge without
-    the api-gateway, each mesh VirtualService with it) depends on all of them, so ``pulumi up``
-    changes where writes go only after the Jobs have completed (and not at all if one fails).
-    """
-    installed: list[pulumi.Resource] = [mesh.namespace, mesh.base]
-    gates = [write_route_gates[name] for name in sorted(write_route_gates)]
-    edge_after = installed if traffic.gateway_mode(cfg) else [*installed, *gates]
-    custom_resource(
-        "edge-routes",
-        {
-            "apiVersion": istio.NETWORKING,
-            "kind": "VirtualService",
-            "metadata": {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
-            "spec": istio.virtual_service_spec(
-                [cfg.domain],
-                [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"],
-                traffic.edge_routes(cfg),
-            ),
-        },
-        pulumi.ResourceOptions(depends_on=edge_after),
-    )
-    for service in traffic.mesh_routed_hosts(cfg):
+    def _edge_gateway(self, args: MeshArgs) -> None:
+        cfg, edge = args.cfg, args.cfg.traffic.edge
         custom_resource(
-            f"{service}-mesh-routes",
+            "edge-gateway",
+            {
+                "apiVersion": istio.NETWORKING,
+                "kind": "Gateway",
+                # Beside the gateway pods: they read the TLS secret from their own namespace.
+                "metadata": {
+                    "name": traffic.EDGE_GATEWAY,
+                    "namespace": traffic.INGRESS_NAMESPACE,
+                    "labels": args.context.common(),
+                },
+                # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
+                "spec": istio.gateway_spec(
+                    traffic.INGRESS_SELECTOR,
+                    [f"{cfg.namespace}/{cfg.domain}"],
+                    edge.tls_secret,
+                    edge.allow_plain_http,
+                ),
+            },
+            self._after(args.crds, args.gateway),
+        )
+
+    def _routes(self, args: MeshArgs) -> None:
+        """The edge VirtualService and, with the api-gateway, the mesh VirtualServices."""
+        cfg, context = args.cfg, args.context
+        installed = [args.namespace, args.crds]
+        gates = [args.write_route_gates[name] for name in sorted(args.write_route_gates)]
+        edge_after = installed if traffic.gateway_mode(cfg) else [*installed, *gates]
+        custom_resource(
+            "edge-routes",
             {
                 "apiVersion": istio.NETWORKING,
                 "kind": "VirtualService",
-                "metadata": {
-                    "name": f"{service}-routes",
-                    "namespace": cfg.namespace,
-                    "labels": context.common(),
-                },
+                "metadata": {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
                 "spec": istio.virtual_service_spec(
-                    [traffic.host(catalog.workload(service), cfg.namespace)],
-                    ["mesh"],
-                    traffic.mesh_routes(cfg, service),
+                    [cfg.domain],
+                    [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"],
+                    traffic.edge_routes(cfg),
                 ),
             },
-            pulumi.ResourceOptions(depends_on=[*installed, *gates]),
+            self._after(*edge_after),
         )
+        for service in traffic.mesh_routed_hosts(cfg):
+            custom_resource(
+                f"{service}-mesh-routes",
+                {
+                    "apiVersion": istio.NETWORKING,
+                    "kind": "VirtualService",
+                    "metadata": {
+                        "name": f"{service}-routes",
+                        "namespace": cfg.namespace,
+                        "labels": context.common(),
+                    },
+                    "spec": istio.virtual_service_spec(
+                        [traffic.host(catalog.workload(service), cfg.namespace)],
+                        ["mesh"],
+                        traffic.mesh_routes(cfg, service),
+                    ),
+                },
+                self._after(*installed, *gates),
+            )
 
-
-def _mesh_policy(cfg: PlatformConfig, context: LabelContext, requires: list[pulumi.Resource]) -> None:
-    custom_resource(
-        "mesh-mtls",
-        {
-            "apiVersion": istio.SECURITY,
-            "kind": "PeerAuthentication",
-            "metadata": {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
-            "spec": istio.peer_authentication_spec(cfg.traffic.mtls),
-        },
-        pulumi.ResourceOptions(depends_on=requires),
-    )
-    for workload, _ in cfg.enabled():
-        b = cfg.traffic.breaker(workload.name)
-        ServiceTraffic(
-            f"{workload.name}-traffic",
-            ServiceTrafficArgs(
-                name=workload.name,
-                namespace=cfg.namespace,
-                host=traffic.host(workload, cfg.namespace),
-                port=workload.port,
-                selector=context.selector(workload.name),
-                principals=traffic.allowed_principals(workload, cfg),
-                labels=context.common(),
-                breaker=BreakerSpec(
-                    consecutive_5xx_errors=b.consecutive_5xx_errors,
-                    interval=b.interval,
-                    base_ejection_time=b.base_ejection_time,
-                    max_ejection_percent=b.max_ejection_percent,
-                    max_connections=b.max_connections,
-                    max_pending_requests=b.max_pending_requests,
-                    max_requests=b.max_requests,
-                    connect_timeout=b.connect_timeout,
+    def _mesh_policy(self, args: MeshArgs) -> None:
+        cfg, context = args.cfg, args.context
+        requires = [args.namespace, args.crds]
+        custom_resource(
+            "mesh-mtls",
+            {
+                "apiVersion": istio.SECURITY,
+                "kind": "PeerAuthentication",
+                "metadata": {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
+                "spec": istio.peer_authentication_spec(cfg.traffic.mtls),
+            },
+            self._after(*requires),
+        )
+        for workload, _ in cfg.enabled():
+            b = cfg.traffic.breaker(workload.name)
+            ServiceTraffic(
+                f"{workload.name}-traffic",
+                ServiceTrafficArgs(
+                    name=workload.name,
+                    namespace=cfg.namespace,
+                    host=traffic.host(workload, cfg.namespace),
+                    port=workload.port,
+                    selector=context.selector(workload.name),
+                    principals=traffic.allowed_principals(workload, cfg),
+                    labels=context.common(),
+                    breaker=BreakerSpec(
+                        consecutive_5xx_errors=b.consecutive_5xx_errors,
+                        interval=b.interval,
+                        base_ejection_time=b.base_ejection_time,
+                        max_ejection_percent=b.max_ejection_percent,
+                        max_connections=b.max_connections,
+                        max_pending_requests=b.max_pending_requests,
+                        max_requests=b.max_requests,
+                        connect_timeout=b.connect_timeout,
+                    ),
                 ),
-                requires=requires,
-            ),
-        )
+                self._after(*requires),
+            )

@@ -8,11 +8,14 @@ is a ClusterIP Service, reachable with ``kubectl port-forward`` only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes.specs import EnvVar
+from components.options import child_opts
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.network import NAMESPACE_NAME_LABEL
@@ -20,6 +23,7 @@ from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 
+TYPE = "vinylhound:registry:Registry"
 CONSUL_REPOSITORY = "https://helm.releases.hashicorp.com"
 CONSUL_CHART = Chart("consul", CONSUL_REPOSITORY)
 CONSUL_NAMESPACE = "consul"
@@ -94,11 +98,30 @@ def registry_egress(workload: Workload) -> list[dict[str, Any]]:
     ]
 
 
-def deploy_registry(cfg: PlatformConfig, extras: WorkloadExtras) -> k8s.helm.v3.Release:
-    """Install Consul and give every workload its address and a way to reach it."""
-    release = helm.release(
-        "consul", CONSUL_CHART, cfg.charts.consul, CONSUL_NAMESPACE, consul_values(cfg), create_namespace=True
-    )
-    extras.env.append(registry_env)
-    extras.egress.append(registry_egress)
-    return release
+@dataclass(frozen=True)
+class RegistryArgs:
+    """What the registry needs: the stack's config (namespace, chart version, replicas)."""
+
+    cfg: PlatformConfig
+
+
+class Registry(pulumi.ComponentResource):
+    """Consul from its chart; ``extras`` gives every workload its address and a way to reach it."""
+
+    release: k8s.helm.v3.Release
+    extras: WorkloadExtras
+
+    def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg = args.cfg
+        self.release = helm.release(
+            "consul",
+            CONSUL_CHART,
+            cfg.charts.consul,
+            CONSUL_NAMESPACE,
+            consul_values(cfg),
+            child_opts(self, moved_from_root=True),
+            create_namespace=True,
+        )
+        self.extras = WorkloadExtras(env=(registry_env,), egress=(registry_egress,))
+        self.register_outputs({"address": server_address()})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
@@ -9,6 +11,7 @@ import pulumi_random as random
 from components.kubernetes.microservice import Microservice
 from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, SecretKeyRef, WorkloadSpec
 from components.labels import LabelContext
+from components.options import child_opts
 from infra import env, network
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
@@ -16,6 +19,7 @@ from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.databases import endpoint_for
 from infra.targets.kubernetes.extras import WorkloadExtras
 
+TYPE = "vinylhound:workloads:Workloads"
 JWT_SECRET_NAME = "vinylhound-jwt"
 SPOTIFY_SECRET_NAME = "vinylhound-spotify"
 
@@ -87,45 +91,65 @@ def workload_spec(
     )
 
 
-def deploy_workloads(
-    cfg: PlatformConfig,
-    secrets: StackSecrets,
-    context: LabelContext,
-    extras: WorkloadExtras,
-    opts: pulumi.ResourceOptions,
-) -> dict[str, Microservice]:
-    """Shared secrets, then one Microservice per enabled workload; returns them by name."""
-    jwt = random.RandomPassword("jwt-secret", length=48, special=False)
-    jwt_secret = _secret("jwt-secret", JWT_SECRET_NAME, cfg, context, {"secret": jwt.result}, opts)
-    depends: list[pulumi.Resource] = [jwt_secret, *extras.depends_on]
-    spotify_ref = None
-    if secrets.spotify_client_secret is not None:
-        depends.append(
-            _secret(
-                "spotify-secret",
-                SPOTIFY_SECRET_NAME,
-                cfg,
-                context,
-                {"client-secret": secrets.spotify_client_secret},
-                opts,
-            )
-        )
-        spotify_ref = SecretKeyRef(SPOTIFY_SECRET_NAME, "client-secret")
+@dataclass(frozen=True)
+class WorkloadsArgs:
+    """``namespace``: the workloads' namespace. ``extras``: what the platform features add to
+    every workload (their ``extras`` outputs, combined in a fixed order)."""
 
-    enabled = cfg.enabled()
-    wiring = env.Wiring(
-        origins=cfg.origins(),
-        jwt_secret=SecretKeyRef(JWT_SECRET_NAME, "secret"),
-        addresses={w.name: address(w, cfg.namespace) for w, _ in enabled},
-        databases={w.name: endpoint for w, _ in enabled if (endpoint := endpoint_for(cfg, w)) is not None},
-        spotify_client_id=cfg.spotify_client_id,
-        spotify_client_secret=spotify_ref,
-    )
-    return {
-        workload.name: Microservice(
-            workload.name,
-            workload_spec(workload, settings, cfg, wiring, context, extras),
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=depends)),
+    cfg: PlatformConfig
+    secrets: StackSecrets
+    context: LabelContext
+    namespace: pulumi.Resource
+    extras: WorkloadExtras
+
+
+class Workloads(pulumi.ComponentResource):
+    """Shared secrets, then one Microservice per enabled workload (``services``, by name)."""
+
+    services: dict[str, Microservice]
+
+    def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        cfg, context, extras = args.cfg, args.context, args.extras
+        in_namespace = child_opts(self, [args.namespace], moved_from_root=True)
+        jwt = random.RandomPassword(
+            "jwt-secret", length=48, special=False, opts=child_opts(self, moved_from_root=True)
         )
-        for workload, settings in enabled
-    }
+        jwt_secret = _secret(
+            "jwt-secret", JWT_SECRET_NAME, cfg, context, {"secret": jwt.result}, in_namespace
+        )
+        depends: list[pulumi.Resource] = [args.namespace, jwt_secret, *extras.depends_on]
+        spotify_ref = None
+        if args.secrets.spotify_client_secret is not None:
+            depends.append(
+                _secret(
+                    "spotify-secret",
+                    SPOTIFY_SECRET_NAME,
+                    cfg,
+                    context,
+                    {"client-secret": args.secrets.spotify_client_secret},
+                    in_namespace,
+                )
+            )
+            spotify_ref = SecretKeyRef(SPOTIFY_SECRET_NAME, "client-secret")
+
+        enabled = cfg.enabled()
+        wiring = env.Wiring(
+            origins=cfg.origins(),
+            jwt_secret=SecretKeyRef(JWT_SECRET_NAME, "secret"),
+            addresses={w.name: address(w, cfg.namespace) for w, _ in enabled},
+            databases={
+                w.name: endpoint for w, _ in enabled if (endpoint := endpoint_for(cfg, w)) is not None
+            },
+            spotify_client_id=cfg.spotify_client_id,
+            spotify_client_secret=spotify_ref,
+        )
+        self.services = {
+            workload.name: Microservice(
+                workload.name,
+                workload_spec(workload, settings, cfg, wiring, context, extras),
+                opts=child_opts(self, depends, moved_from_root=True),
+            )
+            for workload, settings in enabled
+        }
+        self.register_outputs({name: svc.address for name, svc in self.services.items()})

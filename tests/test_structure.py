@@ -1,0 +1,76 @@
+"""The program's shape: one component per area, and no resource's identity lost by moving it.
+
+Moving a resource under a component changes its URN; without an alias ``pulumi up`` on an
+existing stack would delete and re-create it (a CNPG Publication with reclaim ``delete`` drops its
+replication mid-flight). The identity test renders the program as it was before the areas
+existed (``BEFORE_AREAS``) and the program of this tree, and asks of each old URN what the engine
+asks (``ops.urns``): is it a new URN, or an alias of one?
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.options import child_opts
+from ops.diff import render_tree
+from ops.gitrepo import has_commit, temporary_worktree
+from ops.urns import STACK_TYPE, Engine
+from tests.conftest import KUBE_STACKS, PROJECT, ROOT, rendered, run_program
+
+#: The last commit before the program was split into one component per area (everything was
+#: registered at the stack root then).
+BEFORE_AREAS = "c0ba3bd5db494caa43674dcf332cc2b5789a2fb2"
+STACKS = PROJECT.stacks()
+
+
+@pytest.fixture(scope="module")
+def renders() -> dict[str, dict[str, Any]]:
+    """Each stack's records, rendered by the program before the areas and by this tree's."""
+    if not has_commit(ROOT, BEFORE_AREAS):
+        pytest.skip(f"{BEFORE_AREAS[:12]} is not in this clone (fetch the full history)")
+    with temporary_worktree(ROOT, BEFORE_AREAS) as tree:
+        before = render_tree(tree, STACKS, name="before the areas")
+    after = render_tree(ROOT, STACKS, name="this tree")
+    return {"before": before, "after": after}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_of_the_program_before_the_areas_keeps_its_identity(
+    renders: dict[str, dict[str, Any]], stack: str
+) -> None:
+    before, after = renders["before"][stack], renders["after"][stack]
+    assert before["error"] is None and after["error"] is None
+    old_engine = Engine(before["records"])
+    old = {old_engine.urn_of(r) for r in before["records"]}
+    assert old, "the old program rendered nothing"
+    assert sorted(old - Engine(after["records"]).all_identities()) == []
+
+
+@pytest.mark.parametrize("stack", KUBE_STACKS)
+def test_the_stack_root_holds_components_only(stack: str) -> None:
+    at_root = [r for r in rendered(stack).registrations if r.parent.split("::")[2] == STACK_TYPE]
+    assert at_root and [r.name for r in at_root if r.custom] == []
+    assert all(r.type.startswith("vinylhound:") for r in at_root)
+
+
+def test_a_child_moved_from_the_stack_root_records_its_old_urn_as_an_alias() -> None:
+    def program() -> None:
+        area = pulumi.ComponentResource("vinylhound:test:Area", "area")
+        pulumi.CustomResource("test:index:Thing", "thing", {}, opts=child_opts(area, moved_from_root=True))
+
+    (thing,) = [r for r in run_program(program) if r.name == "thing"]
+    assert thing.aliases == ({"noParent": True},)
+
+
+def test_a_child_waits_for_what_child_opts_names() -> None:
+    def program() -> None:
+        area = pulumi.ComponentResource("vinylhound:test:Area", "area")
+        first = pulumi.CustomResource("test:index:Thing", "first", {}, opts=child_opts(area))
+        pulumi.CustomResource("test:index:Thing", "second", {}, opts=child_opts(area, [first]))
+
+    regs = {r.name: r for r in run_program(program)}
+    assert regs["second"].dependencies == (regs["first"].urn,)
+    assert regs["second"].parent == regs["area"].urn
