@@ -86,7 +86,8 @@ class TrafficConfig(Model):
     routes: RoutePolicy = RoutePolicy()
     registry: RegistryConfig = RegistryConfig()
     #: The image the contract-check Jobs run ``infra/contract_check.py`` in (stdlib only, so the
-    #: official Python image is all it needs). Default: ``python:3.13.9-alpine3.22``.
+    #: official Python image is all it needs). Default: ``python:3.13.9-alpine3.22``; where policy
+    #: requires digests (prod), pin it as ``<tag>@sha256:<digest>`` before a read moves.
     contract_check_image: PinnedImage = "python:3.13.9-alpine3.22"
     #: Monolith endpoints taken out of service, by ``"METHOD /path"``, with the reason: the edge
     #: answers them 410 Gone. How a service reaches cut-over while a monolith endpoint nobody else
