@@ -1,4 +1,5 @@
-"""Variants of the catalog for tests that need a service which serves a read the monolith's way.
+"""Variants of the catalog and of the stacks' config, for tests that need a service which serves a
+read the monolith's way, or a stack at a phase no stack file can be at today.
 
 No real service does today (every shared GET differs; see ``infra/catalog.py``), so weights,
 splits and the contract gate can only be exercised against a catalog where one has been fixed:
@@ -8,12 +9,18 @@ service is fixed, for the length of one test.
 
 from __future__ import annotations
 
+import copy
+import json
 from dataclasses import replace
 from typing import Any
 
 import pytest
+import yaml
 
 from infra import catalog
+from infra.program import main as program
+from ops.mockrun import Run, run_offline
+from tests.conftest import PROJECT
 
 
 def serving_alike(monkeypatch: pytest.MonkeyPatch, service: str, *keys: str) -> None:
@@ -44,3 +51,21 @@ def cut_over(raw: dict[str, Any], service: str, phase: str = "cut-over") -> dict
     raw["services"]["monolith"]["startupWritesDisabled"] = "the image is built without bootstrap.go (test)"
     raw.setdefault("databases", {}).setdefault("migration", {})[service] = phase
     return raw
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """A stack file's platform config, as a fresh dict to change."""
+    text = (PROJECT.root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
+    raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
+    return raw
+
+
+def run_config(stack: str, raw: dict[str, Any]) -> Run:
+    """The program run offline as ``stack`` with ``raw`` as its platform config."""
+    return run_offline(
+        program,
+        project="vinylhound",
+        stack=stack,
+        config={"vinylhound:platform": json.dumps(raw)},
+        secret_keys=[],
+    )

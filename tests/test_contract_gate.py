@@ -6,23 +6,19 @@ routes unmoved)."""
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from infra import contract_check, traffic
-from infra.program import main as program
 from ops.analyzer import PolicyPackProcess, load_config
 from ops.check import StackReport, check_run
-from ops.mockrun import Registration, Run, run_offline
+from ops.mockrun import Registration, Run
 from ops.render import is_manifest, manifest
-from tests.catalogs import serving_alike
+from tests.catalogs import run_config, serving_alike, stack_config
 from tests.conftest import PROJECT, rendered
 from tests.istio_routing import route
 from tests.test_contract import MONOLITH, SERVICE, stub
@@ -39,21 +35,14 @@ def run_with(
     contract_image: str | None = None,
 ) -> Run:
     """``stack`` with some services' cutover weights (and image tags, the contract image) replaced."""
-    text = (PROJECT.root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
-    raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
+    raw = stack_config(stack)
     for service, weight in weights.items():
         raw["services"][service]["cutover"] = {"weight": weight}
     for service, tag in (image or {}).items():
         raw["services"][service]["image"]["tag"] = tag
     if contract_image is not None:
         raw.setdefault("traffic", {})["contractCheckImage"] = contract_image
-    return run_offline(
-        program,
-        project="vinylhound",
-        stack=stack,
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    return run_config(stack, raw)
 
 
 @pytest.fixture

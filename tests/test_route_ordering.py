@@ -4,19 +4,13 @@ registrations of the rendered stacks."""
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
-from typing import Any
-
-import yaml
 
 from infra import catalog, endpoints
-from infra.program import main as program
-from ops.mockrun import Registration, Run, run_offline
+from ops.mockrun import Registration, Run
 from ops.render import is_manifest, manifest
-from tests.catalogs import cut_over
-from tests.conftest import PROJECT, rendered
+from tests.catalogs import cut_over, run_config, stack_config
+from tests.conftest import rendered
 from tests.istio_routing import route
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -51,8 +45,7 @@ def routes_writes_of(vs: Registration, service: str) -> bool:
 def run_with(stack: str, phases: dict[str, str], weights: dict[str, int] | None = None) -> Run:
     """``stack`` with some services' migration phases (and cutover weights) replaced; a service
     put at ``cut-over`` gets what the config demands for it (``tests.catalogs.cut_over``)."""
-    text = (PROJECT.root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
-    raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
+    raw = stack_config(stack)
     for service, phase in phases.items():
         if phase == "cut-over":
             cut_over(raw, service)
@@ -60,13 +53,7 @@ def run_with(stack: str, phases: dict[str, str], weights: dict[str, int] | None 
             raw["databases"]["migration"][service] = phase
     for service, weight in (weights or {}).items():
         raw["services"][service]["cutover"] = {"weight": weight}
-    return run_offline(
-        program,
-        project="vinylhound",
-        stack=stack,
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    return run_config(stack, raw)
 
 
 @functools.cache

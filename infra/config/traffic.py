@@ -121,6 +121,14 @@ def cutover_rules(name: str, svc: WorkloadConfig) -> Iterator[Problem]:
         )
 
 
+def _services_with_data(cfg: PlatformConfig) -> Iterator[tuple[str, WorkloadConfig, catalog.Workload]]:
+    """The enabled extracted services that own tables: the ones a migration phase applies to."""
+    for name, svc in cfg.services.items():
+        w = catalog.workload(name) if name in catalog.names() else None
+        if w is not None and w.role == "service" and w.database is not None and svc.enabled:
+            yield name, svc, w
+
+
 def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     """Reads may only go where the data is: a service's cutover must fit its migration phase.
 
@@ -130,10 +138,7 @@ def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     """
     if cfg.target == "docker":
         return
-    for name, svc in cfg.services.items():
-        w = catalog.workload(name) if name in catalog.names() else None
-        if w is None or w.role != "service" or w.database is None or not svc.enabled:
-            continue
+    for name, svc, _ in _services_with_data(cfg):
         cut, phase = svc.cutover, cfg.databases.phase(name)
         field = f"databases.migration.{name}"
         if phase == "not-started":
@@ -229,11 +234,9 @@ def endpoint_rules(cfg: PlatformConfig) -> Iterator[Problem]:
         if cut.weight and w.role == "service" and svc.enabled and cfg.target == "docker":
             yield from _docker_weight_rule(name, cut.weight)
         elif cut.weight and w.role == "service" and svc.enabled:
-            alike = [
-                e for e in w.endpoints if e.is_read and e.gap is None and catalog.monolith_endpoint(e.key)
-            ]
-            if not alike:
-                differ = [e.key for e in w.endpoints if e.is_read and catalog.monolith_endpoint(e.key)]
+            shared_reads = [e for e in endpoints.shared(w) if e.is_read]
+            if all(e.gap is not None for e in shared_reads):
+                differ = [e.key for e in shared_reads]
                 yield Problem(
                     f"services.{name}.cutover.weight",
                     f"{cut.weight} moves no reads: {name} serves none of the monolith's reads alike "
@@ -255,13 +258,10 @@ def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     database are checked separately."""
     if cfg.target == "docker":
         return
-    for name, svc in cfg.services.items():
-        w = catalog.workload(name) if name in catalog.names() else None
-        if w is None or w.role != "service" or w.database is None or not svc.enabled:
-            continue
+    for name, _, w in _services_with_data(cfg):
         if cfg.databases.phase(name) != "cut-over":
             continue
-        tables = set(w.database.tables)
+        tables = set(w.database.tables if w.database else ())
         field = f"databases.migration.{name}"
         offending = []
         for e in catalog.monolith().endpoints:
