@@ -164,7 +164,10 @@ def test_with_the_api_gateway_the_mesh_routes_wait_for_the_contract_job(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     serving_alike(monkeypatch, "catalog-service", ALBUMS)
-    run = run_with("dev", {"catalog-service": 10})
+    raw = stack_config("dev")
+    raw["services"]["catalog-service"]["cutover"] = {"weight": 10}
+    raw["databases"]["migration"]["catalog-service"] = "replicating"
+    run = run_config("dev", raw)
     job = of_type(run, JOB)["catalog-service-contract-check"]
     mesh = of_type(run, VIRTUAL_SERVICE)["catalog-service-routes"]
     assert route(manifest(mesh)["spec"], "/api/v1/albums").weights == {"catalog-service": 10, "monolith": 90}
