@@ -8,14 +8,18 @@ STACK  ?= dev
 
 .PHONY: render test lint typecheck unit tools bench bench-migration clean
 
+# pip prints what it collects and installs: a first install takes a few minutes, and silence that
+# long reads as a hang.
 $(BIN)/vinylhound: pyproject.toml
+	@echo "make: creating $(VENV) and installing this project with its test tools (first run: a few minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --progress-bar off -e '.[test]'
 	touch $@
 
 ## render: the main job on its embedded default: render a stack offline (no cluster, no account).
 render: $(BIN)/vinylhound
+	@echo "make: rendering stack $(STACK) offline into build/$(STACK)"
 	$(BIN)/vinylhound render $(STACK)
 
 ## test: lint, type-check, then the whole test suite.

@@ -4,12 +4,14 @@ The catalog says who owns which table (``Workload.database.tables``); ``infra.sc
 each table is. From the two this module derives:
 
 - the monolith schema (all 17 tables, indexes, checks and triggers, the Favorites trigger too);
-- each service's schema: exactly its tables, intra-service foreign keys kept, every
-  cross-service foreign key (and the Favorites trigger) dropped;
+- each service's schema as the model has it (dev, local, tests): exactly its tables,
+  intra-service foreign keys kept, every cross-service foreign key (and the Favorites trigger)
+  dropped; and the step that reads it from the live monolith instead (``infra.live_schema``);
 - the replication plan: a publication in the monolith for exactly the owned tables, a
   subscription in the service database, the cutover (stop writes, wait until caught up, verify,
   drop the subscription, move sequences, start the reverse replication) and the rollback;
-- a consistency check: per table, the row count and an order-independent checksum.
+- a consistency check: per table, the row count and a checksum independent of row order and of
+  the physical column order.
 
 Every statement is idempotent: running a step twice changes nothing the second time. The tests
 run these exact strings on a real PostgreSQL; the Pulumi program ships the same strings in its
@@ -22,14 +24,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from infra import schema
+from infra import live_schema, schema
 from infra.catalog import Workload
 from infra.schema import Table
 
 Side = Literal["monolith", "service", "both"]
-StepKind = Literal["execute", "wait", "verify", "require"]
+StepKind = Literal["execute", "wait", "verify", "require", "relay"]
 
-#: Session settings that make ``row::text`` render identically on every server.
+#: Session settings that make a value's text render identically on every server (the checksum's
+#: canonical forms already cover timestamps, numerics and bytea; these cover the rest).
 CHECK_SETTINGS = (
     "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
     "SET extra_float_digits = 1; SET bytea_output = 'hex';"
@@ -122,25 +125,6 @@ def _in_dependency_order(tables: Sequence[Table]) -> tuple[Table, ...]:
 
 # --- schema -----------------------------------------------------------------------------------
 
-_TOUCH_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    NEW.updated_at = now();
-    RETURN NEW;
-END
-$fn$;"""
-
-_FAVORITES_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_create_favorites_playlist() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM playlists WHERE user_id = NEW.id AND is_favorite) THEN
-        INSERT INTO playlists (title, owner, user_id, is_favorite, is_public)
-        VALUES ('Favorites', NEW.username, NEW.id, true, false);
-    END IF;
-    RETURN NEW;
-END
-$fn$;"""
-
 _FENCE_FUNCTION = """CREATE OR REPLACE FUNCTION vinylhound_reject_writes() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 BEGIN
@@ -164,12 +148,12 @@ def _cols(columns: Sequence[str]) -> str:
 
 
 def create_table_sql(table: Table, keep_foreign_keys_to: set[str]) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` with the constraints and indexes; foreign keys only to
-    ``keep_foreign_keys_to``."""
+    """``CREATE TABLE IF NOT EXISTS`` with the constraints, indexes and comments; foreign keys
+    only to ``keep_foreign_keys_to``."""
     lines = [_column_sql(c) for c in table.columns]
     lines.append(f"CONSTRAINT {q(table.name + '_pkey')} PRIMARY KEY ({_cols(table.primary_key)})")
-    for cols in table.uniques:
-        lines.append(f"CONSTRAINT {q(table.name + '_' + '_'.join(cols) + '_key')} UNIQUE ({_cols(cols)})")
+    for u in table.uniques:
+        lines.append(f"CONSTRAINT {q(u.name)} UNIQUE ({_cols(u.columns)})")
     for check in table.checks:
         lines.append(f"CONSTRAINT {q(check.name)} CHECK ({check.expression})")
     for fk in table.foreign_keys:
@@ -189,48 +173,83 @@ def create_table_sql(table: Table, keep_foreign_keys_to: set[str]) -> str:
             f"CREATE {unique}INDEX IF NOT EXISTS {q(index.name)} "
             f"ON {q(table.name)} {index.definition}{where};"
         )
+    if table.comment is not None:
+        statements.append(f"COMMENT ON TABLE {q(table.name)} IS {literal(table.comment)};")
+    statements += [
+        f"COMMENT ON COLUMN {q(table.name)}.{q(c.name)} IS {literal(c.comment)};"
+        for c in table.columns
+        if c.comment is not None
+    ]
     return "\n".join(statements)
 
 
-def _touch_trigger(table: str) -> str:
+def trigger_sql(table: str, trigger: schema.Trigger) -> str:
+    """The trigger's function and the trigger, idempotently (a constraint trigger has no
+    ``CREATE OR REPLACE``, so it is created only where missing)."""
+    function = (
+        f"CREATE OR REPLACE FUNCTION {q(trigger.function)}() RETURNS trigger\n"
+        "LANGUAGE plpgsql AS $fn$\nBEGIN\n"
+        + "".join(f"    {line}\n" for line in trigger.body.splitlines())
+        + "    RETURN NEW;\nEND\n$fn$;"
+    )
+    execute = f"FOR EACH ROW EXECUTE FUNCTION {q(trigger.function)}()"
+    if not trigger.deferred:
+        create = f"CREATE OR REPLACE TRIGGER {q(trigger.name)} {trigger.event} ON {q(table)} {execute};"
+        return f"{function}\n{create}"
+    create = (
+        f"CREATE CONSTRAINT TRIGGER {q(trigger.name)} {trigger.event} ON {q(table)} "
+        f"DEFERRABLE INITIALLY DEFERRED {execute}"
+    )
     return (
-        f"CREATE OR REPLACE TRIGGER {q(table + '_touch_updated_at')} BEFORE UPDATE ON {q(table)} "
-        "FOR EACH ROW EXECUTE FUNCTION vinylhound_touch_updated_at();"
+        f"{function}\nDO $do$\nBEGIN\n"
+        f"    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = {literal(trigger.name)}"
+        f" AND tgrelid = {literal(q(table))}::regclass) THEN\n"
+        f"        EXECUTE {literal(create)};\n"
+        "    END IF;\nEND\n$do$;"
     )
 
 
-def _schema_sql(tables: Sequence[Table], extensions: Iterable[str], monolith: bool) -> str:
+def _schema_sql(tables: Sequence[Table], extensions: Iterable[str]) -> str:
     names = {t.name for t in tables}
     parts = [f"CREATE EXTENSION IF NOT EXISTS {q(ext)};" for ext in sorted(set(extensions))]
     parts += [create_table_sql(t, names) for t in _in_dependency_order(tables)]
-    touched = [t.name for t in tables if t.touch_updated_at]
-    if monolith:
-        touched += [n for n in schema.BROKEN_TOUCH_TRIGGERS if n in names]
-    if touched:
-        parts.append(_TOUCH_FUNCTION)
-        parts += [_touch_trigger(n) for n in touched]
-    if monolith or set(schema.FAVORITES_TRIGGER_TABLES) <= names:
-        parts.append(_FAVORITES_FUNCTION)
-        parts.append(
-            "CREATE OR REPLACE TRIGGER users_create_favorites_playlist AFTER INSERT ON users "
-            "FOR EACH ROW EXECUTE FUNCTION vinylhound_create_favorites_playlist();"
-        )
+    # A trigger that writes another table survives only where that table lives too.
+    parts += [
+        trigger_sql(t.name, trigger) for t in tables for trigger in t.triggers if set(trigger.writes) <= names
+    ]
     return "\n\n".join(parts) + "\n"
 
 
 def monolith_schema_sql() -> str:
     """The monolith database as it really is: all 17 tables, every constraint, index and trigger
-    (the buggy ``user_content`` update trigger too)."""
-    return _schema_sql(schema.TABLES, schema.EXTENSIONS, monolith=True)
+    (the buggy ``user_content`` update trigger too; the Favorites trigger deferred, see
+    ``schema.FAVORITES_TRIGGER``)."""
+    return _schema_sql(schema.TABLES, schema.EXTENSIONS)
 
 
 def service_schema_sql(workload: Workload) -> str:
-    """Exactly the workload's tables: intra-service foreign keys kept, cross-service ones dropped,
-    no trigger that reaches into another service's tables."""
+    """Exactly the workload's tables, as the model has them: intra-service foreign keys kept,
+    cross-service ones dropped, no trigger that writes into another service's tables. For dev's
+    fresh databases and the local stack; a live monolith's schema comes from its catalogs
+    (``infra.live_schema``)."""
     if workload.database is None:
         raise ValueError(f"{workload.name} owns no database")
     tables = owned_tables(workload)
-    return _schema_sql(tables, workload.database.extensions, monolith=False)
+    return _schema_sql(tables, workload.database.extensions)
+
+
+def service_schema_step(workload: Workload) -> Step:
+    """Create the workload's tables in its database as the LIVE monolith has them: read from the
+    monolith's catalogs (``infra.live_schema``), minus foreign keys and triggers that reach into
+    tables the workload does not own; the Job's log lists what was left out."""
+    if workload.database is None:
+        raise ValueError(f"{workload.name} owns no database")
+    return Step(
+        "apply the service schema, read from the monolith",
+        "service",
+        "relay",
+        live_schema.read_service_schema_sql(workload.database.tables),
+    )
 
 
 # --- replication -----------------------------------------------------------------------------
@@ -407,13 +426,39 @@ def sync_sequences_sql(tables: Sequence[Table]) -> str:
     return "\n".join(lines)
 
 
+def canonical_text_sql(column: str, type_: str) -> str:
+    """An expression giving ``column``'s value as text that depends only on the value: not on the
+    session's time zone or date style, nor on a numeric's declared scale."""
+    c = q(column)
+    if type_.startswith(("timestamp", "date")):
+        # Seconds since the epoch, to the microsecond (exact numeric); 'Infinity' for infinity.
+        return f"extract(epoch FROM {c})::text"
+    if type_.startswith("numeric"):
+        return f"trim_scale({c})::text"
+    if type_ == "bytea":
+        return f"encode({c}, 'hex')"
+    if type_ == "json":
+        return f"{c}::jsonb::text"
+    # Integers, booleans, strings, jsonb and text arrays print one way only.
+    return f"{c}::text"
+
+
+def row_text_sql(table: Table) -> str:
+    """One row as canonical text: its columns sorted by name, each in canonical text, as a JSON
+    array (NULL and the string 'null' stay apart). Independent of the physical column order,
+    which differs between a table created once and one grown by ALTER TABLE."""
+    columns = sorted(table.columns, key=lambda c: c.name)
+    return "jsonb_build_array(" + ", ".join(canonical_text_sql(c.name, c.type) for c in columns) + ")::text"
+
+
 def consistency_check_sql(tables: Sequence[Table]) -> str:
     """Per table: name, row count and an order-independent checksum (the sum of a 64-bit hash of
-    each row's text). Run it with ``CHECK_SETTINGS`` on both sides and compare the results."""
+    each row's canonical text, see ``row_text_sql``). Run it on both sides (``CHECK_SETTINGS``
+    first, for whatever the canonical forms leave to the session) and compare the results."""
     selects = [
         f"SELECT {literal(t.name)} AS table_name, count(*) AS row_count, "
-        "coalesce(sum(('x' || left(md5(r::text), 16))::bit(64)::bigint::numeric), 0)::text AS checksum "
-        f"FROM {q(t.name)} AS r"
+        f"coalesce(sum(('x' || left(md5({row_text_sql(t)}), 16))::bit(64)::bigint::numeric), 0)::text"
+        f" AS checksum FROM {q(t.name)}"
         for t in sorted(tables, key=lambda t: t.name)
     ]
     return "\nUNION ALL\n".join(selects) + "\nORDER BY table_name;"
@@ -426,7 +471,9 @@ def consistency_check_sql(tables: Sequence[Table]) -> str:
 class Step:
     """One step of a plan. ``execute`` runs ``sql``; ``wait`` polls ``sql`` until it returns true;
     ``verify`` runs ``sql`` on both databases and requires equal results; ``require`` runs ``sql``
-    once and fails the plan (naming the step) unless it returns true.
+    once and fails the plan (naming the step) unless it returns true; ``relay`` runs ``sql`` on
+    the monolith in one transaction and runs the statements it prints, in one transaction, on
+    ``side``.
 
     ``undo`` (on ``side``) reverts the step if a later step fails; ``commit`` marks the step after
     which the plan no longer undoes anything (the move is then decided)."""
@@ -444,7 +491,7 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     names = forward_names(workload, suffix)
     tables = owned_tables(workload)
     return [
-        Step("apply the service schema", "service", "execute", service_schema_sql(workload)),
+        service_schema_step(workload),
         Step(
             "publish the owned tables",
             "monolith",
@@ -682,6 +729,15 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
                 "  sleep 2",
                 "done",
             ]
+        elif step.kind == "relay":
+            # The printed script's comment lines (what was left out) go to the log.
+            lines.append(
+                f'psql -X -q -At -1 -v ON_ERROR_STOP=1 "$MONOLITH_URI" -f -'
+                f" > /tmp/relay_{i}.sql <<'SQL_{i}'"
+            )
+            lines += [step.sql, f"SQL_{i}"]
+            lines.append(f"grep '^-- ' /tmp/relay_{i}.sql || true")
+            lines.append(f'psql -X -q -1 -v ON_ERROR_STOP=1 "${_URI_VAR[step.side]}" -f /tmp/relay_{i}.sql')
         else:
             for side in ("monolith", "service"):
                 lines.append(

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 from infra.config import (
-    CONFIG_KEY,
     CONFIG_NAMESPACE,
     ConfigError,
     PlatformConfig,
     Problem,
-    parse_platform_config,
     stack_file,
+    validate_stack,
 )
 from infra.stack_secrets import StackSecrets, read_secrets
 from infra.targets import docker, kubernetes
@@ -32,8 +32,11 @@ def load_config() -> PlatformConfig:
     """The current stack's validated config; ``ConfigError`` names the stack file and fields."""
     stack = pulumi.get_stack()
     source = stack_file(stack)
-    raw = pulumi.Config(CONFIG_NAMESPACE).get_object(CONFIG_KEY)
-    cfg = parse_platform_config(raw, source, stack=stack)
+    # The raw settings, not pulumi.Config: get_object raises a JSON traceback on a plain string,
+    # and get() warns on a secret.
+    cfg = validate_stack(
+        stack, runtime_config.get_config, runtime_config.is_config_secret, runtime_config.CONFIG.get().keys()
+    )
     if cfg.target not in TARGETS:
         raise ConfigError(source, [Problem("target", f"no {cfg.target!r} target in this program")])
     return cfg

@@ -13,7 +13,7 @@ The verdict fails on any mandatory violation, schema error or config error.
 
 from __future__ import annotations
 
-import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import track
-from rich.table import Table
 
 from infra.config import ConfigError
 from ops.analyzer import (
@@ -37,6 +34,7 @@ from ops.analyzer import (
 )
 from ops.crds import validate_custom
 from ops.mockrun import ProgramError, Run
+from ops.output import Output, dump, is_tty, print_table, say
 from ops.project import Project, ProjectError, find_root
 from ops.render import is_manifest, manifest, run_stack
 from ops.schemas import SchemaResult, validate_objects
@@ -181,34 +179,50 @@ def check_stack(project: Project, stack: str, pack: PolicyPackProcess) -> StackR
     return report
 
 
-def print_report(console: Console, report: StackReport) -> None:
-    """The table (policy, resource, level, message) and the verdict line."""
-    if report.errors:
-        for line in report.errors:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+def print_report(report: StackReport) -> None:
+    """The findings (policy, resource, level, message) and the verdict line: a table on a
+    terminal, plain lines otherwise (see ``ops.output``)."""
+    for line in report.errors:
+        say(line)
     rows = [(d.policy, resource_label(d.urn), d.level, d.detail) for d in report.diagnostics]
     rows += [("schema", f"{s.kind} {s.name}", "mandatory", s.message) for s in report.schema_errors]
     if rows:
-        table = Table(title=f"{report.stack}: findings", show_lines=False)
-        for column in ("policy", "resource", "level", "message"):
-            table.add_column(column, overflow="fold")
-        for policy, resource, level, message in rows:
-            style = "red" if level == "mandatory" else "yellow"
-            table.add_row(policy, resource, f"[{style}]{level}[/{style}]", message)
-        console.print(table)
-    console.print(f"[{'green' if report.passed else 'red'}]{report.verdict()}[/]", highlight=False)
+        print_table(f"{report.stack}: findings", ("policy", "resource", "level", "message"), rows)
+    say(report.verdict())
 
 
 def check(
-    stack: Annotated[str | None, typer.Argument(help="Stack to check (dev, staging, prod, local).")] = None,
-    all_stacks: Annotated[bool, typer.Option("--all", help="Check every stack of the project.")] = False,
+    stack: Annotated[
+        str | None, typer.Argument(metavar="STACK", help="Stack to check (dev, staging, prod, local).")
+    ] = None,
+    all_stacks: Annotated[
+        bool, typer.Option("--all", help="Check every stack of the project (instead of naming one).")
+    ] = False,
+    output: Annotated[
+        Output,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="table (findings and verdicts), json or yaml (the full report).",
+        ),
+    ] = Output.table,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write a machine-readable report here ('-': stdout).")
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Also write the JSON report to FILE ('-': stdout)."),
     ] = None,
 ) -> None:
-    """Render offline, validate every object's schema, run the policy pack; exit 1 on a mandatory
-    violation or schema error."""
-    console = Console(stderr=json_out == Path("-"))
+    """Render offline, validate every object's schema, run the policy pack.
+
+    Exit status: 0 every stack passed; 1 a mandatory violation, a schema error or a stack that
+    cannot be rendered; 2 a usage error."""
+    if stack is not None and all_stacks:
+        raise typer.BadParameter(f"name a stack ({stack}) or pass --all, not both", param_hint="'--all'")
+    if output is Output.markdown:
+        raise typer.BadParameter("check prints table, json or yaml", param_hint="'--output'")
+    if json_out == Path("-"):
+        # The older spelling of `-o json`: stdout holds the report and nothing else.
+        output, json_out = Output.json, None
     try:
         project = Project(find_root())
         stacks = project.stacks() if all_stacks else [stack] if stack else []
@@ -217,18 +231,21 @@ def check(
         if not all_stacks:
             project.stack_path(stacks[0])
         with PolicyPackProcess(project.root / PACK_DIR) as pack:
-            steps = track(stacks, description="checking", console=console) if all_stacks else stacks
-            reports = [check_stack(project, s, pack) for s in steps]
+            reports = []
+            for s in stacks:
+                if all_stacks and is_tty():
+                    say(f"checking {s} ...", stderr=True)
+                reports.append(check_stack(project, s, pack))
     except (ProjectError, AnalyzerError) as err:
-        Console(stderr=True).print(str(err), markup=False, highlight=False)
+        say(str(err), stderr=True)
         raise typer.Exit(1) from None
-    for report in reports:
-        print_report(console, report)
+    document = {"stacks": [r.to_json() for r in reports]}
+    if output is Output.table:
+        for report in reports:
+            print_report(report)
+    else:
+        sys.stdout.write(dump(document, output))
     if json_out is not None:
-        document = json.dumps({"stacks": [r.to_json() for r in reports]}, indent=2, sort_keys=True)
-        if json_out == Path("-"):
-            print(document)
-        else:
-            json_out.write_text(document + "\n")
+        json_out.write_text(dump(document, Output.json))
     if not all(r.passed for r in reports):
         raise typer.Exit(1)

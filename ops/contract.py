@@ -12,14 +12,10 @@ from typing import Annotated
 from urllib.parse import urlparse
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from infra import catalog, endpoints
 from infra import contract_check as contract
-
-console = Console()
-errors = Console(stderr=True)
+from ops.output import print_table, say
 
 
 def requests_for(names: list[str], service_url: str) -> list[str]:
@@ -46,12 +42,17 @@ def _template(key: str) -> catalog.Endpoint:
 
 
 def command(
-    monolith: Annotated[str, typer.Option(help="Base URL of the monolith, e.g. http://localhost:8080.")],
-    service: Annotated[str, typer.Option(help="Base URL of the service, e.g. http://catalog-service:8002.")],
+    monolith: Annotated[
+        str, typer.Option(metavar="URL", help="Base URL of the monolith, e.g. http://localhost:8080.")
+    ],
+    service: Annotated[
+        str, typer.Option(metavar="URL", help="Base URL of the service, e.g. http://catalog-service:8002.")
+    ],
     endpoint: Annotated[
         list[str] | None,
         typer.Argument(
-            help="'GET /path' to compare. Default: the service's public reads shared with the monolith."
+            metavar="ENDPOINT",
+            help="'GET /path' to compare. Default: the service's public reads shared with the monolith.",
         ),
     ] = None,
 ) -> None:
@@ -64,15 +65,10 @@ def command(
         for request in requests:
             contract.parse_endpoint(request)
     except ValueError as err:
-        errors.print(f"vinylhound contract: {err}", markup=False, highlight=False, soft_wrap=True)
+        say(f"vinylhound contract: {err}", stderr=True)
         raise typer.Exit(1) from None
     results = contract.check(monolith, service, requests, os.environ.get("CONTRACT_TOKEN"))
-    table = Table(title=f"{service} against {monolith}")
-    table.add_column("endpoint")
-    table.add_column("result")
-    table.add_column("differences")
-    for r in results:
-        table.add_row(r.endpoint, "pass" if r.passed else "FAIL", "\n".join(r.differences))
-    console.print(table, soft_wrap=True)
+    rows = [(r.endpoint, "pass" if r.passed else "FAIL", "\n".join(r.differences)) for r in results]
+    print_table(f"{service} against {monolith}", ["endpoint", "result", "differences"], rows)
     if not all(r.passed for r in results):
         raise typer.Exit(1)

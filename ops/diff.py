@@ -9,7 +9,13 @@ worktree, the working tree where it is, each by its own code in its own subproce
   a URN that changed while the Kubernetes object (kind, namespace, name) or Helm release stayed
   (a renamed Pulumi resource or a new parent) with no alias naming the old URN, or a URN whose
   Kubernetes name changed; a URN change an alias covers is the same resource (``ops.urns``);
-- changed: the same URN with other inputs, listed as field paths with old -> new values.
+- changed: the same URN with other inputs, listed leaf by leaf (``field_changes``): lists of
+  objects matched by key, so a cutover weight reads
+  ``spec.http[name=me].route[host=user-service].weight: 100 -> 37``.
+
+Every format (table, markdown, json; yaml is the objects' unified diff) prints the same facts
+(``entries``). The exit status tells CI whether each stack was compared (``EXIT_CODES``); a stack
+with a side that cannot be rendered lists nothing, rather than everything as removed.
 
 Values that were secret are ``[secret]`` in both records and stay so. A secret stack setting whose
 ciphertext changed cannot show up in the resources (both sides are masked), so it is reported on its
@@ -18,6 +24,7 @@ own, by key only. Dependencies are not compared: Pulumi does not update a resour
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import subprocess
@@ -25,18 +32,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
 
 from ops import render_record, urns
 from ops.gitrepo import GitError, temporary_worktree
+from ops.output import Output, dump, print_table, say
 from ops.project import Project, ProjectError, find_root
 
 Record = dict[str, Any]
@@ -46,13 +51,7 @@ ABSENT = "(absent)"
 COMMENT_MARKER = "<!-- vinylhound-diff -->"
 _HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 _VALUE_WIDTH = 80
-
-
-class Format(StrEnum):
-    """Output formats of ``vinylhound diff``."""
-
-    table = "table"
-    markdown = "markdown"
+_CLUSTER_DOMAIN = ".svc.cluster.local"
 
 
 class DiffError(Exception):
@@ -70,6 +69,16 @@ class FieldChange:
     old: Any
     new: Any
 
+    def text(self, width: int = _VALUE_WIDTH) -> str:
+        """The line every format prints: ``path: old -> new``, ``path: added ...`` or
+        ``path: removed ...``; each value on one line, shortened to ``width`` (an added or
+        removed item, which stands alone on its line, to ``2 * width``)."""
+        if self.old == ABSENT:
+            return f"{self.path}: added {show(self.new, 2 * width)}"
+        if self.new == ABSENT:
+            return f"{self.path}: removed {show(self.old, 2 * width)}"
+        return f"{self.path}: {show(self.old, width)} -> {show(self.new, width)}"
+
 
 @dataclass(frozen=True)
 class Change:
@@ -80,6 +89,9 @@ class Change:
     label: str
     fields: tuple[FieldChange, ...]
     reason: str = ""
+    #: Both sides' inputs, for the per-object unified diff (``--output yaml``).
+    before: Any = field(default=None, compare=False, repr=False)
+    after: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -152,19 +164,53 @@ def label(record: Record) -> str:
     return f"{record['type'].rsplit(':', 1)[-1]} {record['name']}"
 
 
-def _keyed(items: list[Any]) -> dict[str, Any] | None:
-    # Lists of named objects (containers, env, ports, volumes) compare by name, so inserting one
-    # entry does not report every later entry as changed.
-    names = [i.get("name") for i in items if isinstance(i, dict)]
-    if len(names) != len(items) or not all(isinstance(n, str) for n in names):
-        return None
-    if len(set(names)) != len(names):
-        return None
-    return {str(i["name"]): i for i in items}
+#: How list items are matched across the two sides, tried in order: the first key every item has,
+#: unique within both lists, wins. Istio routes are keyed by their destination host, Service and
+#: container ports by number when they have no name.
+_LIST_KEYS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("name", ("name",)),
+    ("host", ("destination", "host")),
+    ("port", ("port",)),
+    ("containerPort", ("containerPort",)),
+)
+
+
+def _key_of(item: Any, path: tuple[str, ...]) -> str | None:
+    for part in path:
+        if not isinstance(item, dict) or part not in item:
+            return None
+        item = item[part]
+    if isinstance(item, str):
+        # In-cluster hosts read as the Service they name; items whose short names collide are
+        # not unique, and another key (or the position) matches them instead.
+        return item.split(".", 1)[0] if item.endswith(_CLUSTER_DOMAIN) else item
+    if isinstance(item, int | float) and not isinstance(item, bool):
+        return str(int(item)) if float(item).is_integer() else str(item)
+    return None
+
+
+def _keyed(old: list[Any], new: list[Any]) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """Both lists as ``{key: item}`` under the first key that identifies every item of both."""
+    for label_, path in _LIST_KEYS:
+        sides = []
+        for items in (old, new):
+            keys = [_key_of(i, path) for i in items]
+            if None in keys or len(set(keys)) != len(keys):
+                break
+            sides.append({str(k): i for k, i in zip(keys, items, strict=True)})
+        else:
+            return label_, sides[0], sides[1]
+    return None
 
 
 def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
-    """Every leaf that differs between two JSON values, as dotted paths (``a.b[name=x].c``)."""
+    """Every leaf that differs between two JSON values, as paths such as
+    ``spec.http[name=auth-login].route[host=user-service].weight``.
+
+    Lists of objects are matched by key (see ``_LIST_KEYS``) and compared inside, so an inserted
+    entry is one added item, not a change of every later one; a reordering of keyed items is
+    reported as the order that changed. Other lists compare by position, extra items added or
+    removed; lists of plain values compare whole."""
     if old == new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
@@ -174,23 +220,25 @@ def field_changes(old: Any, new: Any, path: str = "") -> list[FieldChange]:
             out += field_changes(old.get(key, ABSENT), new.get(key, ABSENT), sub)
         return out
     if isinstance(old, list) and isinstance(new, list):
-        old_keyed, new_keyed = _keyed(old), _keyed(new)
-        if old_keyed is not None and new_keyed is not None:
-            if list(old_keyed) == list(new_keyed) or set(old_keyed) != set(new_keyed):
-                out = []
-                for name in sorted(set(old_keyed) | set(new_keyed)):
-                    out += field_changes(
-                        old_keyed.get(name, ABSENT), new_keyed.get(name, ABSENT), f"{path}[name={name}]"
-                    )
-                if out:
-                    return out
-            # Same entries in another order: the order itself is the change.
-            return [FieldChange(path, old, new)]
-        if len(old) == len(new):
+        if not any(isinstance(i, dict | list) for i in [*old, *new]):
+            return [FieldChange(path or "(value)", old, new)]
+        keyed = _keyed(old, new)
+        if keyed is not None:
+            what, before, after = keyed
             out = []
-            for i, (a, b) in enumerate(zip(old, new, strict=True)):
-                out += field_changes(a, b, f"{path}[{i}]")
+            for key in [*before, *(k for k in after if k not in before)]:
+                out += field_changes(before.get(key, ABSENT), after.get(key, ABSENT), f"{path}[{what}={key}]")
+            common_before = [k for k in before if k in after]
+            common_after = [k for k in after if k in before]
+            if common_before != common_after:
+                out.append(FieldChange(f"{path} (order of {what})", common_before, common_after))
             return out
+        out = []
+        for i in range(max(len(old), len(new))):
+            a = old[i] if i < len(old) else ABSENT
+            b = new[i] if i < len(new) else ABSENT
+            out += field_changes(a, b, f"{path}[{i}]")
+        return out
     return [FieldChange(path or "(value)", old, new)]
 
 
@@ -227,6 +275,8 @@ def compare(
                     label=label(new[urn]),
                     fields=tuple(field_changes(old[old_urn]["inputs"], new[urn]["inputs"])),
                     reason=f"renamed from {_urn_tail(old_urn)}; add an alias to keep it",
+                    before=old[old_urn]["inputs"],
+                    after=new[urn]["inputs"],
                 )
             )
 
@@ -238,11 +288,11 @@ def compare(
         if not fields:
             continue
         before, after = kube_identity(old[old_urn]), kube_identity(new[urn])
-        if before != after:
-            reason = f"was {label(old[old_urn])}; a new name replaces it"
-            replaced.append(Change(urn, old_urn, label(new[urn]), fields, reason=reason))
-        else:
-            changed.append(Change(urn, old_urn, label(new[urn]), fields))
+        reason = f"was {label(old[old_urn])}; a new name replaces it" if before != after else ""
+        entry = Change(
+            urn, old_urn, label(new[urn]), fields, reason, old[old_urn]["inputs"], new[urn]["inputs"]
+        )
+        (replaced if reason else changed).append(entry)
 
     secrets_old, secrets_new = dict(base_secrets or {}), dict(head_secrets or {})
     secrets = tuple(
@@ -290,7 +340,11 @@ def secret_fingerprints(project: Project, stack: str) -> dict[str, str]:
         path = project.stack_path(stack)
     except ProjectError:
         return {}
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_bytes().decode())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}  # that side cannot be rendered either, and says why
+    config = data.get("config") if isinstance(data, dict) else None
     found: dict[str, str] = {}
 
     def walk(value: Any, key: str) -> None:
@@ -304,7 +358,7 @@ def secret_fingerprints(project: Project, stack: str) -> dict[str, str]:
             for i, item in enumerate(value):
                 walk(item, f"{key}[{i}]")
 
-    for key, value in (data.get("config") or {}).items():
+    for key, value in (config if isinstance(config, dict) else {}).items():
         walk(value, key if ":" in key else f"{project.name}:{key}")
     return found
 
@@ -399,9 +453,17 @@ def diff_stacks(
     results = []
     for stack in wanted:
         old, new = base_out.get(stack), head_out.get(stack)
-        sides = (("base", old), ("working tree", new))
-        error = next((f"{side}: {out['error']}" for side, out in sides if out and out["error"]), None)
         note = "new stack" if old is None else "stack removed" if new is None else ""
+        sides = ((f"base {base}", old), ("the working tree", new))
+        error = next(
+            (f"{side} cannot be rendered: {out['error']}" for side, out in sides if out and out["error"]),
+            None,
+        )
+        if error:
+            # Nothing is compared: a side that failed has no resources, and listing the other
+            # side's as added or removed would be a lie.
+            results.append(StackDiff(stack, error=error, note=note))
+            continue
         result = compare(
             stack,
             (old or {}).get("records", []),
@@ -410,13 +472,13 @@ def diff_stacks(
             head_secrets=secret_fingerprints(head_project, stack) if new is not None else {},
         )
         # An unchanged stack's verdict is the base's: only changed stacks are worth the check's time.
-        if new is None or error:
+        if new is None:
             verdict_text = "not run"
         elif result.empty:
             verdict_text = "not run (no changes)"
         else:
             verdict_text = verdict(root, stack)
-        results.append(replace(result, error=error, note=note, verdict=verdict_text))
+        results.append(replace(result, note=note, verdict=verdict_text))
     return results
 
 
@@ -425,46 +487,90 @@ def diff_stacks(
 
 def show(value: Any, width: int = _VALUE_WIDTH) -> str:
     """A value on one line, JSON-style, shortened to ``width`` characters."""
-    text = value if value == ABSENT else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if value == ABSENT:
+        return ABSENT
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One fact of a stack's diff, as every human-readable format prints it: what happened to
+    which resource, a note (its type, or why it is replaced) and the changed fields' lines."""
+
+    what: str
+    resource: str
+    note: str = ""
+    fields: tuple[str, ...] = ()
+
+    def details(self) -> list[str]:
+        """The note, then one line per changed field."""
+        return [self.note, *self.fields] if self.note else list(self.fields)
+
+
+def entries(diff: StackDiff) -> list[Entry]:
+    """The facts of one stack, in the order every format lists them."""
+    if diff.error:
+        return [Entry("error", diff.stack, diff.error)]
+    out = [Entry("added", label(r), r["type"]) for r in diff.added]
+    out += [Entry("removed", label(r), r["type"]) for r in diff.removed]
+    for what, changes in (("replaced", diff.replaced), ("changed", diff.changed)):
+        out += [Entry(what, ch.label, ch.reason, tuple(f.text() for f in ch.fields)) for ch in changes]
+    out += [Entry("secret", key, "changed (value masked)") for key in diff.secrets]
+    return out
+
+
+def title(diff: StackDiff) -> str:
+    """``staging: 0 added, 0 removed, 0 replaced, 1 changed · policy: passed``."""
+    return f"{diff.stack}: {diff.headline()} · policy: {diff.verdict}"
+
+
+def text_rows(diff: StackDiff) -> list[tuple[str, str, str]]:
+    """``(what, resource, detail)`` rows for the table format (details one per line)."""
+    return [(e.what, e.resource, "\n".join(e.details())) for e in entries(diff)]
 
 
 def _md_code(text: str) -> str:
     return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
 
 
-def _md_field(change: FieldChange) -> str:
-    return f"    - {_md_code(change.path)}: {_md_code(show(change.old))} → {_md_code(show(change.new))}"
-
-
 #: GitHub rejects comments longer than 65,536 characters; keep a margin.
 COMMENT_LIMIT = 60_000
+_MD_TITLES = {"added": "Added", "removed": "Removed", "replaced": "Replaced", "changed": "Changed"}
+
+
+def _md_entry(e: Entry, *, fields: bool) -> list[str]:
+    if e.what in ("added", "removed"):
+        return [f"- {_md_code(e.resource)} ({_md_code(e.note)})"]
+    reason = f" — {e.note}" if e.note else ""
+    count = "" if fields or not e.fields else f" ({len(e.fields)} fields)"
+    lines = [f"- {_md_code(e.resource)}{reason}{count}"]
+    return lines + ([f"    - {_md_code(line)}" for line in e.fields] if fields else [])
 
 
 def _section(d: StackDiff, *, fields: bool) -> list[str]:
-    summary = f"<summary><b>{d.stack}</b>: {d.headline()} · policy: {d.verdict}</summary>"
-    lines = ["", "<details>", summary, ""]
+    lines = [
+        "",
+        "<details>",
+        f"<summary><b>{d.stack}</b>: {d.headline()} · policy: {d.verdict}</summary>",
+        "",
+    ]
     if d.note:
         lines += [f"_{d.note}_", ""]
     if d.error:
-        lines += [f"Could not render: {_md_code(d.error)}", ""]
-    elif d.empty:
+        return [*lines, f"Could not render: {_md_code(d.error)}", "", "</details>"]
+    if d.empty:
         lines += ["No changes.", ""]
-    for title, records in (("Added", d.added), ("Removed", d.removed)):
-        if records:
-            lines += [f"**{title}**", ""]
-            lines += [f"- {_md_code(label(r))} ({_md_code(r['type'])})" for r in records]
-            lines.append("")
-    for title, changes in (("Replaced", d.replaced), ("Changed", d.changed)):
-        if changes:
-            lines += [f"**{title}**", ""]
-            for ch in changes:
-                reason = f" — {ch.reason}" if ch.reason else ""
-                count = "" if fields or not ch.fields else f" ({len(ch.fields)} fields)"
-                lines.append(f"- {_md_code(ch.label)}{reason}{count}")
-                if fields:
-                    lines += [_md_field(f) for f in ch.fields]
-            lines.append("")
+    facts = entries(d)
+    for what, heading in _MD_TITLES.items():
+        group = [e for e in facts if e.what == what]
+        if group:
+            lines += [
+                f"**{heading}**",
+                "",
+                *(line for e in group for line in _md_entry(e, fields=fields)),
+                "",
+            ]
     if d.secrets:
         lines += ["**Secret settings** (values masked)", ""]
         lines += [f"- {_md_code(key)} changed" for key in d.secrets]
@@ -516,52 +622,187 @@ def markdown(diffs: list[StackDiff], base: str, *, limit: int = COMMENT_LIMIT) -
     return "\n".join(lines) + "\n"
 
 
-def text_rows(diff: StackDiff) -> list[tuple[str, str, str]]:
-    """``(what, resource, detail)`` rows for the terminal table."""
-    rows: list[tuple[str, str, str]] = []
-    if diff.error:
-        return [("error", diff.stack, diff.error)]
-    rows += [("added", label(r), r["type"]) for r in diff.added]
-    rows += [("removed", label(r), r["type"]) for r in diff.removed]
-    for what, changes in (("replaced", diff.replaced), ("changed", diff.changed)):
-        for ch in changes:
-            detail = [ch.reason] if ch.reason else []
-            detail += [f"{f.path}: {show(f.old, 40)} -> {show(f.new, 40)}" for f in ch.fields]
-            rows.append((what, ch.label, "\n".join(detail)))
-    rows += [("secret", key, "changed (value masked)") for key in diff.secrets]
-    return rows
+_PROVIDER_KEYS = {"__inputs", "__initialApiVersion"}
+
+
+def document(inputs: Any) -> Any:
+    """A resource's inputs as ``kubectl diff`` shows an object: apiVersion, kind and metadata
+    first, the provider's bookkeeping keys left out."""
+    if not isinstance(inputs, dict):
+        return inputs
+    body = {k: v for k, v in inputs.items() if k not in _PROVIDER_KEYS}
+    head = {k: body.pop(k) for k in ("apiVersion", "kind", "metadata") if k in body}
+    return head | dict(sorted(body.items()))
+
+
+def _object_name(record_type: str, inputs: Any, fallback: str) -> str:
+    # kubectl diff names its files group.version.Kind.namespace.name; the same here.
+    if isinstance(inputs, dict) and "kind" in inputs:
+        meta = inputs.get("metadata") or {}
+        parts = [str(inputs.get("apiVersion", "")).replace("/", "."), str(inputs["kind"])]
+        parts += [str(meta.get("namespace") or ""), str(meta.get("name") or fallback)]
+        return ".".join(p for p in parts if p)
+    return f"{record_type}.{fallback}"
+
+
+def _yaml_lines(inputs: Any) -> list[str]:
+    if inputs is None:
+        return []
+    text = yaml.safe_dump(document(inputs), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return text.splitlines(keepends=True)
+
+
+def unified(diffs: list[StackDiff], base: str) -> str:
+    """Every added, removed, replaced or changed object as a unified diff of its YAML, one per
+    object (``--- base/STACK/NAME``, ``+++ working-tree/STACK/NAME``), like ``kubectl diff``.
+    Secret values are masked in the records already; secret settings are listed by key."""
+    out: list[str] = []
+    for d in diffs:
+        if d.error:
+            out.append(f"# {d.stack}: {d.error}\n")
+            continue
+        pairs: list[tuple[str, Any, Any, str]] = []
+        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), None, r["inputs"], "") for r in d.added]
+        pairs += [(_object_name(r["type"], r["inputs"], r["name"]), r["inputs"], None, "") for r in d.removed]
+        for ch in (*d.replaced, *d.changed):
+            name = _object_name(ch.urn.split("::")[-2].rsplit("$", 1)[-1], ch.after, _urn_tail(ch.urn))
+            pairs.append((name, ch.before, ch.after, ch.reason))
+        for name, before, after, reason in sorted(pairs, key=lambda p: p[0]):
+            # A replacement may change no field at all (a rename): the note is then all there is.
+            out += [f"# {d.stack}: {name} replaced: {reason}\n"] if reason else []
+            out += difflib.unified_diff(
+                _yaml_lines(before),
+                _yaml_lines(after),
+                fromfile=f"base/{d.stack}/{name}" if before is not None else "/dev/null",
+                tofile=f"working-tree/{d.stack}/{name}" if after is not None else "/dev/null",
+            )
+        out += [f"# {d.stack}: secret setting {key} changed (value masked)\n" for key in d.secrets]
+    return "".join(out)
+
+
+def as_data(diffs: list[StackDiff], base: str) -> dict[str, Any]:
+    """The diff as plain data for ``--output json``: the same facts as the other formats."""
+
+    def fields(ch: Change) -> list[dict[str, Any]]:
+        return [
+            {"path": f.path}
+            | ({} if f.old == ABSENT else {"old": f.old})
+            | ({} if f.new == ABSENT else {"new": f.new})
+            for f in ch.fields
+        ]
+
+    def change(ch: Change) -> dict[str, Any]:
+        return {
+            "resource": ch.label,
+            "urn": ch.urn,
+            "oldUrn": ch.old_urn,
+            "reason": ch.reason,
+            "fields": fields(ch),
+        }
+
+    def resource(r: Record) -> dict[str, Any]:
+        return {"resource": label(r), "type": r["type"], "urn": r["urn"]}
+
+    return {
+        "base": base,
+        "stacks": [
+            {
+                "stack": d.stack,
+                "error": d.error,
+                "note": d.note,
+                "policy": d.verdict,
+                "added": [resource(r) for r in d.added],
+                "removed": [resource(r) for r in d.removed],
+                "replaced": [change(c) for c in d.replaced],
+                "changed": [change(c) for c in d.changed],
+                "secretSettings": list(d.secrets),
+            }
+            for d in diffs
+        ],
+    }
 
 
 # --- command --------------------------------------------------------------------------------------
 
+#: Exit statuses of ``vinylhound diff`` (also in its ``--help`` and docs/render-and-diff.md).
+EXIT_OK = 0
+EXIT_NOT_COMPARED = 1
+EXIT_POLICY = 3
+EXIT_CODES = f"""Exit status: {EXIT_OK} every stack compared (changes or not) and no policy check
+failed; {EXIT_NOT_COMPARED} a side of a stack could not be rendered (each such stack named on stderr
+with the side and why; its resources are not listed), or the diff could not start (unknown revision
+or stack); 2 a usage error; {EXIT_POLICY} compared, but `vinylhound check` failed on the working
+tree of a changed stack."""
+
+
+def exit_status(diffs: list[StackDiff]) -> int:
+    """The exit status for ``diffs`` (see ``EXIT_CODES``)."""
+    if any(d.error for d in diffs):
+        return EXIT_NOT_COMPARED
+    if any(d.verdict.startswith("failed") for d in diffs):
+        return EXIT_POLICY
+    return EXIT_OK
+
+
+def write(diffs: list[StackDiff], base: str, fmt: Output) -> None:
+    """Print ``diffs`` to stdout in ``fmt``."""
+    if fmt is Output.markdown:
+        sys.stdout.write(markdown(diffs, base))
+    elif fmt is Output.yaml:
+        sys.stdout.write(unified(diffs, base))
+    elif fmt is Output.json:
+        sys.stdout.write(dump(as_data(diffs, base), Output.json))
+    else:
+        for d in diffs:
+            rows = text_rows(d)
+            if rows:
+                print_table(title(d), ("what", "resource", "detail"), rows)
+            else:
+                say(title(d))
+
 
 def command(
-    stacks: Annotated[list[str] | None, typer.Argument(help="Stacks to compare. Default: all.")] = None,
-    base: Annotated[str, typer.Option("--base", help="The git revision to compare with.")] = "HEAD",
-    output: Annotated[Format, typer.Option("--format", help="table or markdown.")] = Format.table,
+    stacks: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="STACK...", help="Stacks to compare. Default: all.", show_default=False),
+    ] = None,
+    base: Annotated[
+        str, typer.Option("--base", metavar="REV", help="The git revision to compare with.")
+    ] = "HEAD",
+    output: Annotated[
+        Output,
+        typer.Option(
+            "--output",
+            "-o",
+            "--format",
+            metavar="FORMAT",
+            help="table (a terminal table, plain lines when piped), markdown (the pull-request comment), "
+            "yaml (a unified diff of each object's YAML, like kubectl diff) or json.",
+        ),
+    ] = Output.table,
     check: Annotated[
-        bool, typer.Option("--check/--no-check", help="Add each stack's policy verdict (vinylhound check).")
+        bool,
+        typer.Option(
+            "--check/--no-check", help="Add each changed stack's policy verdict (vinylhound check)."
+        ),
     ] = True,
 ) -> None:
     """Compare each stack's resources at --base with the working tree, offline (no cluster, no account)."""
-    console = Console(soft_wrap=output is Format.markdown)
+    if sys.stderr.isatty():
+        say(f"rendering every stack at {base} and in the working tree, offline...", stderr=True)
     try:
         root = find_root()
         diffs = diff_stacks(root, base, stacks or None, verdict=check_verdict if check else no_verdict)
     except (DiffError, ProjectError) as err:
-        Console(stderr=True).print(str(err), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-    if output is Format.markdown:
-        sys.stdout.write(markdown(diffs, base))
-        return
+        say(str(err), stderr=True)
+        raise typer.Exit(EXIT_NOT_COMPARED) from None
+    write(diffs, base, output)
     for d in diffs:
-        table = Table(title=f"{d.stack}: {d.headline()} · policy: {d.verdict}", show_lines=True)
-        table.add_column("what")
-        table.add_column("resource")
-        table.add_column("detail", overflow="fold")
-        for row in text_rows(d):
-            table.add_row(*row)
-        if table.row_count:
-            console.print(table)
-        else:
-            console.print(f"{d.stack}: {d.headline()} · policy: {d.verdict}", markup=False, highlight=False)
+        if d.error:
+            say(f"{d.stack}: {d.error}", stderr=True)
+    status = exit_status(diffs)
+    if status:
+        raise typer.Exit(status)
+
+
+command.__doc__ = f"{command.__doc__}\n\n{EXIT_CODES}"

@@ -291,9 +291,12 @@ def _bind(work_dir: Path, stack_name: str, stack: auto.Stack) -> plans.Binding:
 
 # --- commands -------------------------------------------------------------------------------------
 
-StackArg = Annotated[str, typer.Argument(help="Stack (dev, staging, prod, ...).")]
+StackArg = Annotated[str, typer.Argument(metavar="STACK", help="Stack (dev, staging, prod, ...).")]
 AllowDirty = Annotated[
-    bool, typer.Option("--allow-dirty", help="Deploy prod even with uncommitted changes (not reproducible).")
+    bool,
+    typer.Option(
+        "--allow-dirty", help="Go ahead on prod with uncommitted changes (the run is then not reproducible)."
+    ),
 ]
 UsePolicy = Annotated[
     bool,
@@ -322,6 +325,7 @@ SavePlan = Annotated[
     Path | None,
     typer.Option(
         "--save-plan",
+        metavar="DIR",
         help="Directory to save this preview's plan in; `vinylhound up --plan DIR` applies exactly it.",
     ),
 ]
@@ -329,6 +333,7 @@ UsePlan = Annotated[
     Path | None,
     typer.Option(
         "--plan",
+        metavar="DIR",
         help="Apply the plan `vinylhound preview --save-plan DIR` saved, without a new preview; refused "
         "when the stack or the program changed since that preview.",
     ),
@@ -361,7 +366,9 @@ def up_command(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Deploy after the preview without asking.")
     ] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Message for the update.")] = None,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", metavar="TEXT", help="Message for the update.")
+    ] = None,
     plan: UsePlan = None,
 ) -> None:
     """Deploy a stack through the Automation API with its policy pack (needs the Pulumi CLI)."""

@@ -25,9 +25,7 @@ def steps(service: str, plan: Plan, monolith_conninfo: str, service_conninfo: st
     if w.database is None or w.role != "service":
         raise KeyError(f"{service} owns no tables to move")
     if plan == "schema":
-        return [
-            migration.Step("apply the service schema", "service", "execute", migration.service_schema_sql(w))
-        ]
+        return [migration.service_schema_step(w)]
     if plan == "replicate":
         return migration.replication_steps(w, monolith_conninfo)
     if plan == "check":
@@ -43,13 +41,23 @@ def script(service: str, plan: Plan, monolith_conninfo: str, service_conninfo: s
 
 
 def migration_sql(
-    service: Annotated[str, typer.Argument(help="Service whose tables move (user-service, ...).")],
-    plan: Annotated[str, typer.Argument(help="schema, replicate, check, cutover or rollback.")],
+    service: Annotated[
+        str, typer.Argument(metavar="SERVICE", help="Service whose tables move (user-service, ...).")
+    ],
+    plan: Annotated[
+        str, typer.Argument(metavar="PLAN", help="schema, replicate, check, cutover or rollback.")
+    ],
     monolith_conninfo: Annotated[
-        str, typer.Option(help="libpq conninfo the service database uses to reach the monolith.")
+        str,
+        typer.Option(
+            metavar="CONNINFO", help="libpq conninfo the service database uses to reach the monolith."
+        ),
     ] = "host=monolith-db-rw dbname=vinylhound user=vinylhound_replication sslmode=require",
     service_conninfo: Annotated[
-        str, typer.Option(help="libpq conninfo the monolith uses to reach the service (reverse path).")
+        str,
+        typer.Option(
+            metavar="CONNINFO", help="libpq conninfo the monolith uses to reach the service (reverse path)."
+        ),
     ] = "host=SERVICE-db-rw dbname=DATABASE user=vinylhound_replication sslmode=require",
 ) -> None:
     """Print a generated migration plan as a shell script (psql on $MONOLITH_URI, $SERVICE_URI)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from infra.config import shorten
 from ops.mockrun import MASK
 
 PROJECT_FILE = "Pulumi.yaml"
@@ -33,6 +34,72 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _load_yaml(path: Path) -> Any:
     return yaml.load(path.read_text(), Loader=_Loader)  # CSafeLoader or SafeLoader: safe
+
+
+def _position(data: bytes, offset: int) -> str:
+    before = data[:offset].decode("utf-8", errors="replace")
+    return f"{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+
+
+def _duplicates(node: yaml.Node, path: str, found: list[str], where: str) -> None:
+    """Every key given twice in a mapping, at any depth: YAML loaders keep the last one silently,
+    the Pulumi CLI's refuses the file; both are worse than naming it."""
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
+            # Settings read as Pulumi keys (vinylhound:platform.services...), not config.vinylhound...
+            sub = f"{path}.{name}" if path and path != "config" else str(name)
+            line = key.start_mark.line + 1
+            if name in first:
+                found.append(
+                    f"{where}:{line}:{key.start_mark.column + 1}: {sub}: given twice (first on line "
+                    f"{first[name]}); YAML would silently keep the last one, remove one"
+                )
+            else:
+                first[name] = line
+            _duplicates(value, sub, found, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _duplicates(item, f"{path}[{i}]", found, where)
+
+
+def load_stack_file(path: Path, where: str) -> dict[str, Any]:
+    """A stack file's document, checked the way the engine would refuse it, each problem as
+    ``where:line:column: message`` (``where`` is how messages name the file): not UTF-8, not
+    YAML, several documents, a key given twice, or a top level that is not a mapping."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ProjectError(
+            f"{where}:{_position(data, err.start)}: not UTF-8 (byte 0x{data[err.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        problems: list[str] = []
+        if node is not None:
+            _duplicates(node, "", problems, where)
+        if problems:
+            raise ProjectError("\n".join(shorten(p) for p in problems))
+        document = loader.construct_document(node) if node is not None else {}
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        at = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
+        context = f" ({err.context})" if err.context and err.problem else ""
+        raise ProjectError(f"{where}:{at}: not valid YAML: {err.problem or err.context}{context}") from None
+    except yaml.YAMLError as err:
+        raise ProjectError(f"{where}: not valid YAML: {' '.join(str(err).split())}") from None
+    finally:
+        loader.dispose()
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        what = "a list" if isinstance(document, list) else f"the {type(document).__name__} {document!r}"
+        raise ProjectError(shorten(f"{where}: (document): must be a mapping with a 'config' key, not {what}"))
+    return document
 
 
 @dataclass(frozen=True)
@@ -74,13 +141,10 @@ class Project:
     def stack_config(self, stack: str) -> StackConfig:
         """The stack's config as the Pulumi engine hands it to a program."""
         path = self.stack_path(stack)
-        try:
-            data = _load_yaml(path) or {}
-        except yaml.YAMLError as err:
-            raise ProjectError(f"{path.relative_to(self.root)}: not valid YAML: {err}") from None
-        raw = data.get("config") or {}
+        where = str(path.relative_to(self.root))
+        raw = load_stack_file(path, where).get("config") or {}
         if not isinstance(raw, dict):
-            raise ProjectError(f"{path.relative_to(self.root)}: config: must be a mapping")
+            raise ProjectError(f"{where}: config: must be a mapping of settings")
         values: dict[str, str] = {}
         secret_keys: list[str] = []
         for key, value in raw.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from infra.config import FULL_KEY, parse_platform_config, stack_file
+from infra.config import validate_stack
 from infra.program import main as program
 from ops import docker_summary
 from ops.mockrun import Registration, Run, run_offline
@@ -89,9 +90,8 @@ def _dump(data: Any) -> str:
 
 
 def validate_config(config: StackConfig, stack: str) -> None:
-    """Parse the stack's platform config the way the program will; raise ``ConfigError``."""
-    raw = config.values.get(FULL_KEY)
-    parse_platform_config(json.loads(raw) if raw is not None else None, stack_file(stack), stack=stack)
+    """Validate the stack's settings the way the program will; raise ``ConfigError``."""
+    validate_stack(stack, config.values.get, set(config.secret_keys).__contains__, config.values.keys())
 
 
 def run_stack(project: Project, stack: str) -> Run:
@@ -134,5 +134,12 @@ def render(project: Project, stack: str, out: Path) -> Rendered:
     """Render one stack into ``out``."""
     started = time.perf_counter()
     run = run_stack(project, stack)
-    write(run, out)
+    # Written beside ``out`` first and swapped in only when complete: a render that fails (or
+    # is interrupted) leaves the previous output as it was.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}-", dir=out.parent) as tmp:
+        write(run, Path(tmp) / "out")
+        if out.exists():
+            shutil.rmtree(out)
+        (Path(tmp) / "out").rename(out)
     return Rendered(run=run, out=out, seconds=time.perf_counter() - started)

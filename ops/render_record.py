@@ -56,7 +56,9 @@ def render_records(root: Path, stacks: list[str]) -> dict[str, dict[str, Any]]:
         try:
             run = run_stack(project, stack)
         except Exception as err:  # any failure of that tree's program is reported, not raised
-            message = " ".join(str(err).split()) or type(err).__name__
+            # One line for the diff's report: the problems joined by "; ", whitespace collapsed.
+            lines = [" ".join(line.split()) for line in str(err).splitlines()]
+            message = "; ".join(line for line in lines if line) or type(err).__name__
             result[stack] = {"records": [], "error": message}
         else:
             result[stack] = {"records": [r.record() for r in run.registrations], "error": None}

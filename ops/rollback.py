@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ops import live
 from ops.gitrepo import GitError, exclude_path, has_commit, temporary_worktree
+from ops.output import Output, dump, print_table
 from ops.project import ProjectError, find_root
 
 SUCCEEDED = "succeeded"
@@ -259,36 +258,52 @@ def _exit(message: str) -> typer.Exit:
 
 
 def history_command(
-    stack: Annotated[str, typer.Argument(help="Stack (dev, staging, prod, ...).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the entries as JSON.")] = False,
+    stack: Annotated[str, typer.Argument(metavar="STACK", help="Stack (dev, staging, prod, ...).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the entries as JSON (same as -o json).")
+    ] = False,
+    output: Annotated[
+        Output, typer.Option("--output", "-o", metavar="FORMAT", help="table, json or yaml.")
+    ] = Output.table,
 ) -> None:
     """List a stack's updates: version, kind, result, time, git commit, message (needs the Pulumi CLI)."""
+    if output is Output.markdown:
+        raise typer.BadParameter("history prints table, json or yaml", param_hint="'--output'")
     try:
         live.require_pulumi()
         updates = load_history(live.open_stack(find_root(), stack, create=False))
     except (live.LiveError, ProjectError) as err:
         raise _exit(str(err)) from None
-    if as_json:
-        print(json.dumps([u.__dict__ | {"environment": dict(u.environment)} for u in updates], indent=2))
-        return
-    print_history(updates)
+    entries = [u.__dict__ | {"environment": dict(u.environment)} for u in updates]
+    if as_json or output is Output.json:
+        print(json.dumps(entries, indent=2))
+    elif output is Output.yaml:
+        sys.stdout.write(dump(entries, output))
+    else:
+        print_history(updates)
 
 
 def print_history(updates: Sequence[Update]) -> None:
-    """The history as a terminal table, newest first."""
-    table = Table()
-    for column in ("version", "kind", "result", "time", "commit", "message"):
-        table.add_column(column)
-    for u in sorted(updates, key=lambda u: u.version, reverse=True):
-        commit = (u.commit or "-")[:12] + (" (dirty)" if u.dirty else "")
-        table.add_row(f"v{u.version}", u.kind, u.result, u.start_time, commit, u.message)
-    Console().print(table)
+    """The history as a table (plain lines when piped), newest first."""
+    rows = [
+        (
+            f"v{u.version}",
+            u.kind,
+            u.result,
+            u.start_time,
+            (u.commit or "-")[:12] + (" (dirty)" if u.dirty else ""),
+            u.message,
+        )
+        for u in sorted(updates, key=lambda u: u.version, reverse=True)
+    ]
+    print_table("", ("version", "kind", "result", "time", "commit", "message"), rows)
 
 
 def rollback_command(
-    stack: Annotated[str, typer.Argument(help="Stack to roll back.")],
+    stack: Annotated[str, typer.Argument(metavar="STACK", help="Stack to roll back.")],
     to: Annotated[
-        int | None, typer.Option("--to", help="Version to return to. Default: the previous success.")
+        int | None,
+        typer.Option("--to", metavar="VERSION", help="Version to return to. Default: the previous success."),
     ] = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Deploy after the preview without asking.")

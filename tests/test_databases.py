@@ -414,8 +414,32 @@ def test_a_cut_over_service_has_a_cutover_job_and_reverse_replication_instead_of
 def test_the_jobs_run_exactly_the_generated_sql() -> None:
     configmap = of_kind(manifests_of(rendered("prod")), "ConfigMap")["user-service-db-migration"]
     w = catalog.workload("user-service")
-    assert migration.service_schema_sql(w) in configmap["data"]["schema.sh"]
+    assert migration.service_schema_step(w).sql in configmap["data"]["schema.sh"]
     assert migration.consistency_check_sql(migration.owned_tables(w)) in configmap["data"]["consistency.sh"]
+
+
+def _env_secrets(job: dict[str, Any]) -> dict[str, str]:
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e}
+
+
+def test_a_services_schema_job_reads_the_monolith_after_the_monolith_schema_job() -> None:
+    run = rendered("prod")
+    job = of_kind(manifests_of(run), "Job")["user-service-db-schema"]
+    assert _env_secrets(job) == {
+        "MONOLITH_URI": "monolith-db-credentials",
+        "SERVICE_URI": "user-service-db-credentials",
+    }
+    schema = registration(run, "user-service-db-schema")
+    assert registration(run, "monolith-db-schema").urn in schema.dependencies
+
+
+def test_with_an_external_monolith_a_services_schema_job_reads_the_external_database() -> None:
+    raw = stack_raw("prod")
+    raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
+    objects = [manifest(r) for r in run_with(raw).registrations if is_manifest(r)]
+    job = of_kind(objects, "Job")["rating-service-db-schema"]
+    assert _env_secrets(job)["MONOLITH_URI"] == "monolith-external"
 
 
 def test_migration_jobs_run_without_a_mesh_sidecar_and_as_non_root() -> None:

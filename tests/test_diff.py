@@ -26,6 +26,7 @@ from ops.diff import (
     markdown,
     no_verdict,
     text_rows,
+    unified,
 )
 from tests.conftest import rendered
 from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
@@ -149,7 +150,7 @@ def test_markdown_has_a_marker_a_headline_row_and_one_collapsible_section_per_st
     assert text.count("<details>") == 1 and text.count("</details>") == 1
     sections = [line for line in text.splitlines() if re.fullmatch(r"\*\*[A-Z][a-z ]+\*\*.*", line)]
     assert sections == ["**Added**", "**Replaced**", "**Changed**", "**Secret settings** (values masked)"]
-    assert "- `spec.replicas`: `2` → `3`" in text.replace("    - ", "- ")
+    assert "    - `spec.replicas: 2 -> 3`" in text.splitlines()
 
 
 def test_markdown_lists_resources_in_urn_order_and_is_identical_on_every_run(dev: StackDiff) -> None:
@@ -231,6 +232,26 @@ def test_an_unknown_base_revision_is_one_clear_error(tmp_path: Path) -> None:
     root = project_copy(tmp_path)
     with pytest.raises(DiffError, match="'no-such-branch' is not a commit"):
         diff_stacks(root, "no-such-branch", ["dev"], verdict=no_verdict)
+
+
+def test_the_yaml_format_notes_a_rename_that_changes_no_field(dev: StackDiff) -> None:
+    text = unified([dev], "HEAD")
+    note = "# dev: v1.Secret.vinylhound.vinylhound-jwt replaced: "
+    assert f"{note}renamed from jwt-secret; add an alias to keep it\n" in text
+    assert "# dev: secret setting vinylhound:spotifyClientSecret changed (value masked)\n" in text
+    assert OLD_CIPHERTEXT not in text and NEW_CIPHERTEXT not in text
+
+
+def test_markdown_and_table_list_the_same_resources_and_field_lines(dev: StackDiff) -> None:
+    text = markdown([dev], "HEAD")
+    for what, resource, detail in text_rows(dev):
+        if what == "secret":
+            assert f"- `{resource}` changed" in text
+            continue
+        assert f"`{resource}`" in text
+        lines = detail.splitlines()
+        for line in lines[1:] if what in ("added", "removed", "replaced") else lines:
+            assert f"    - `{line}`" in text.splitlines(), (resource, line)
 
 
 # --- moves covered by aliases ---------------------------------------------------------------------

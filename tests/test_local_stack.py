@@ -420,7 +420,7 @@ def test_each_database_container_runs_the_generated_schema_of_its_database() -> 
 def test_the_monolith_database_starts_with_all_17_tables_and_the_favorites_trigger() -> None:
     sql = init_scripts(rendered("local"))["monolith"]
     assert created_tables(sql) == set(schema.names()) and len(created_tables(sql)) == 17
-    assert "users_create_favorites_playlist AFTER INSERT ON users" in sql
+    assert '"trg_create_favorites_playlist" AFTER INSERT ON "users"' in sql
 
 
 def test_each_service_database_starts_with_exactly_its_own_tables_and_no_foreign_key_leaving_them() -> None:
@@ -430,7 +430,7 @@ def test_each_service_database_starts_with_exactly_its_own_tables_and_no_foreign
         owned = {t.name for t in migration.owned_tables(catalog.workload(name))}
         assert created_tables(sql) == owned, name
         assert referenced_tables(sql) <= owned, name
-        assert "vinylhound_create_favorites_playlist" not in sql, name
+        assert "create_default_favorites_playlist" not in sql, name
 
 
 def test_the_init_scripts_create_the_expected_tables_on_a_real_postgresql(pg_server: pg.Server) -> None:
@@ -453,7 +453,7 @@ def test_the_init_scripts_create_the_expected_tables_on_a_real_postgresql(pg_ser
             pg_server.drop_database(dbname)
         expected = created_tables(sql)
         assert tables == expected and expected, name
-        assert ("users_create_favorites_playlist" in triggers) == (name == "monolith"), name
+        assert ("trg_create_favorites_playlist" in triggers) == (name == "monolith"), name
 
 
 # --- the event bus -----------------------------------------------------------------------------

@@ -267,3 +267,15 @@ def test_a_preview_summary_carries_the_result_line_and_the_engine_output(tmp_pat
 def test_a_failed_preview_still_reaches_the_comment_and_fails_its_job(tmp_path: Path) -> None:
     status, part = _preview_step(tmp_path, "echo 'pulumi preview failed: error: boom' >&2\nexit 1\n")
     assert status == 1 and "\n\nfailed: pulumi preview failed: error: boom\n" in part
+
+
+def test_the_diff_is_commented_whatever_its_exit_status_and_a_separate_job_fails_on_it() -> None:
+    jobs = load("preview.yml")["jobs"]
+    run = step(jobs["diff"], "vinylhound diff")
+    assert run["id"] == "diff" and "|| status=$?" in run["run"]
+    assert 'echo "status=$status" >> "$GITHUB_OUTPUT"' in run["run"]
+    assert jobs["diff"]["outputs"] == {"status": "${{ steps.diff.outputs.status }}"}
+    # The comment jobs need only the diff job, which succeeds once the comment file is uploaded.
+    assert jobs["diff-status"]["needs"] == "diff"
+    (fail,) = jobs["diff-status"]["steps"]
+    assert fail["env"] == {"STATUS": "${{ needs.diff.outputs.status }}"} and fail["run"] == 'exit "$STATUS"'

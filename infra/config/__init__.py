@@ -8,7 +8,8 @@ per-environment rules run. Every problem is reported at once as
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, get_args
 
 from pydantic import Field, ValidationError
@@ -173,9 +174,10 @@ class ConfigError(Exception):
         super().__init__(self.render())
 
     def lines(self) -> list[str]:
-        """The problems, one printable line each."""
+        """The problems, one printable line each (values too long to read are shortened)."""
         return [
-            f"{self.source}: {FULL_KEY}{'.' + p.path if p.path else ''}: {p.message}" for p in self.problems
+            shorten(f"{self.source}: {p.key or FULL_KEY}{'.' + p.path if p.path else ''}: {p.message}")
+            for p in self.problems
         ]
 
     def render(self) -> str:
@@ -187,14 +189,54 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+#: A word longer than this in a message is cut; a message longer than ``_LINE_LIMIT`` too, so a
+#: mistaken 5 MB value is named, not echoed.
+_WORD_LIMIT = 80
+_LINE_LIMIT = 400
+
+
+def shorten(line: str) -> str:
+    """``line`` with every overlong word (a value, a key) and the line itself cut, saying how
+    long the original was."""
+    words = [f"{w[:60]}…({len(w)} characters)" if len(w) > _WORD_LIMIT else w for w in line.split(" ")]
+    text = " ".join(words)
+    return text if len(text) <= _LINE_LIMIT else f"{text[:_LINE_LIMIT]}…({len(text)} characters)"
+
+
+def _string_hint(field: str, value: float) -> str:
+    # YAML reads unquoted 2.14 as a number, and 2.10 as 2.1: a tag or quantity must be quoted as
+    # meant. The value is shown as YAML read it.
+    if isinstance(value, float):
+        example = f'{field}: "{value!r}"'
+        return f"; YAML read {value!r} as a number: quote it as meant, e.g. {example} (unquoted 2.10 is 2.1)"
+    return f'; YAML read {value} as a number: quote it, e.g. {field}: "{value}"'
+
+
 def _pydantic_problems(err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors():
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             message = "unknown key"
+        elif e["type"] == "string_type" and isinstance(e["input"], bool):
+            message += "; YAML reads unquoted yes/no/on/off/true/false as a boolean: quote it"
+        elif e["type"] == "string_type" and isinstance(e["input"], int | float):
+            message += _string_hint(str(e["loc"][-1]) if e["loc"] else "value", e["input"])
         problems.append(Problem(_loc(e["loc"]), message))
     return problems
+
+
+def _resources_everywhere(value: Any, path: str) -> Iterator[Problem]:
+    """``resource_rules`` for every ``Resources`` in the config, wherever a model holds one
+    (workloads, databases, and any section that adds resources later)."""
+    if isinstance(value, Resources):
+        yield from resource_rules(path, value)
+    elif isinstance(value, Model):
+        for name, info in type(value).model_fields.items():
+            yield from _resources_everywhere(getattr(value, name), f"{path}.{info.alias or name}".lstrip("."))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _resources_everywhere(item, f"{path}.{key}")
 
 
 def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
@@ -243,10 +285,10 @@ def _rules(cfg: PlatformConfig) -> Iterator[Problem]:
                 )
         elif cfg.environment == "prod" and svc.enabled:
             yield Problem(f"{path}.autoscaling", "prod requires autoscaling for every enabled workload")
-        yield from resource_rules(f"{path}.resources", svc.resources)
         if svc.image.tag is None and svc.image.digest is None:
             yield Problem(f"{path}.image", "pin the image with a tag or a digest")
         yield from cutover_rules(name, svc)
+    yield from _resources_everywhere(cfg, "")
     yield from traffic_rules(cfg)
     yield from observability_rules(cfg)
     yield from event_rules(cfg)
@@ -266,13 +308,82 @@ def stack_rules(cfg: PlatformConfig, stack: str | None) -> Iterator[Problem]:
         yield Problem("environment", f"{cfg.environment!r} does not match the stack name {name!r}")
 
 
+def decode_setting(text: str | None) -> Any:
+    """A stack setting as the engine hands it to the program (structured values as JSON, plain
+    strings as they are) back to its value; what ``pulumi.Config.get_object`` does, except that a
+    plain string stays a string for the validation to name instead of a JSON traceback."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+#: Settings that hold credentials (``infra/stack_secrets.py`` reads them): only ever set with
+#: ``pulumi config set --secret``, so the stack file holds ciphertext.
+SECRET_SETTINGS: tuple[str, ...] = ("spotifyClientSecret",)
+
+
+def secret_setting_problems(
+    stack: str, setting: Callable[[str], str | None], is_secret: Callable[[str], bool]
+) -> list[Problem]:
+    """A secret setting present in clear text: refused, naming the command that sets it right.
+    ``setting`` and ``is_secret`` answer for full keys (``vinylhound:spotifyClientSecret``)."""
+    problems = []
+    for name in SECRET_SETTINGS:
+        key = f"{CONFIG_NAMESPACE}:{name}"
+        if setting(key) is not None and not is_secret(key):
+            message = (
+                "is in clear text; delete it from the file and set it encrypted with "
+                f"`pulumi config set --secret {key} -s {stack}` (it reads the value from stdin)"
+            )
+            problems.append(Problem("", message, key=key))
+    return problems
+
+
+def unknown_setting_problems(keys: Iterable[str]) -> list[Problem]:
+    """Settings in this program's namespace that it does not read: a typo such as
+    ``vinylhound:spotifyClientSecert`` would otherwise leave the secret silently unwired. Other
+    namespaces (``kubernetes:context``, ...) belong to providers and are left alone."""
+    known = [FULL_KEY, *(f"{CONFIG_NAMESPACE}:{name}" for name in SECRET_SETTINGS)]
+    return [
+        Problem("", f"unknown setting; this program reads {', '.join(known)}", key=key)
+        for key in sorted(keys)
+        if key.startswith(f"{CONFIG_NAMESPACE}:") and key not in known
+    ]
+
+
+def validate_stack(
+    stack: str,
+    setting: Callable[[str], str | None],
+    is_secret: Callable[[str], bool],
+    keys: Iterable[str] = (),
+) -> PlatformConfig:
+    """Validate a stack's settings as the engine hands them over (``setting(full_key)`` in engine
+    string form, ``is_secret(full_key)``, every key set in ``keys``): the platform config, the
+    secret settings and unknown settings, every problem in one ``ConfigError``."""
+    source = stack_file(stack)
+    problems = unknown_setting_problems(keys)
+    problems += secret_setting_problems(stack.rsplit("/", 1)[-1], setting, is_secret)
+    try:
+        cfg = parse_platform_config(decode_setting(setting(FULL_KEY)), source, stack=stack)
+    except ConfigError as err:
+        raise ConfigError(source, [*problems, *err.problems]) from None
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
 def parse_platform_config(raw: Any, source: str, *, stack: str | None = None) -> PlatformConfig:
     """Validate the raw ``vinylhound:platform`` value of ``stack`` (when given, its name is checked
     against ``environment``); raise ``ConfigError`` listing every problem."""
     if raw is None:
         raise ConfigError(source, [Problem("", "missing; every stack must set this key")])
     if not isinstance(raw, Mapping):
-        raise ConfigError(source, [Problem("", "must be a mapping")])
+        what = "a list" if isinstance(raw, list) else f"the {type(raw).__name__} {raw!r}"
+        message = f"must be a mapping of settings (environment, domain, services, ...), not {what}"
+        raise ConfigError(source, [Problem("", message)])
     try:
         cfg = PlatformConfig.model_validate(raw, by_alias=True, by_name=False)
     except ValidationError as err:
@@ -295,6 +406,7 @@ __all__ = [
     "MIN_DB_INSTANCES",
     "MIN_REPLICAS",
     "REGISTRY_REPLICAS",
+    "SECRET_SETTINGS",
     "AlertThresholds",
     "Autoscaling",
     "BackupTarget",
@@ -347,14 +459,19 @@ __all__ = [
     "cpu_millicores",
     "cutover_rules",
     "database_rules",
+    "decode_setting",
     "duration_seconds",
     "event_rules",
     "observability_rules",
     "parse_platform_config",
     "quantity_bytes",
     "resource_rules",
+    "secret_setting_problems",
+    "shorten",
     "stack_file",
     "stack_rules",
     "target_rules",
     "traffic_rules",
+    "unknown_setting_problems",
+    "validate_stack",
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 Environment = Literal["local", "dev", "staging", "prod"]
@@ -183,6 +183,11 @@ _ORIGIN = re.compile(r"^https?://[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 Origin = Annotated[str, _matching(_ORIGIN, "http(s) origin (scheme://host[:port], no path)")]
 
 
+#: Every count and number a stack sets lands in a Kubernetes int32 field (replicas, instances,
+#: ports, thresholds); the API server rejects larger ones only at apply time.
+INT32_MAX = 2**31 - 1
+
+
 class Model(BaseModel):
     """Base for every config model: camelCase keys as in Pulumi config, strict, frozen."""
 
@@ -195,10 +200,25 @@ class Model(BaseModel):
         validate_by_name=True,
     )
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int32(cls, value: object) -> object:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not -INT32_MAX - 1 <= value <= INT32_MAX
+        ):
+            raise ValueError(
+                f"{value} is out of range: Kubernetes takes 32-bit integers (at most {INT32_MAX})"
+            )
+        return value
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a stack's config: where (dotted path below the key) and what."""
+    """One thing wrong with a stack's config: where (dotted path below the key) and what.
+    ``key`` is the stack setting it is about (default: ``vinylhound:platform``)."""
 
     path: str
     message: str
+    key: str = ""

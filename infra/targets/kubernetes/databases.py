@@ -231,10 +231,16 @@ class Databases(pulumi.ComponentResource):
                 ),
             )
 
-        for w in enabled:
+        # The monolith first: a service's schema is read from the monolith's tables.
+        for w in sorted(enabled, key=lambda w: w.name != "monolith"):
             own = self.endpoints[w.name]
             if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
                 continue  # the monolith's schema is then its owner's business
+            monolith_ready: list[pulumi.Resource] = []
+            if w.name != "monolith" and "monolith" in self.migrations:
+                monolith_ready = [self.migrations["monolith"].schema_job]
+            elif w.name != "monolith" and "monolith" in self.clusters:
+                monolith_ready = [self.clusters["monolith"].cluster]
             self.migrations[w.name] = ServiceMigration(
                 f"{w.name}-migration",
                 ServiceMigrationArgs(
@@ -249,7 +255,7 @@ class Databases(pulumi.ComponentResource):
                     monolith_database=self.clusters.get("monolith"),
                     operator=self.operator,
                 ),
-                child_opts(self, [args.namespace]),
+                child_opts(self, [args.namespace, *monolith_ready]),
             )
         self.write_route_gates = {
             name: m.write_gate for name, m in self.migrations.items() if m.write_gate is not None
@@ -431,9 +437,12 @@ class ServiceMigration(pulumi.ComponentResource):
     rollback Job (``rolled-back``). Every child waits for what ``opts.depends_on`` names.
 
     ``write_gate``: the cutover or rollback Job, or ``None`` in the other phases.
+    ``schema_job``: the Job that creates the workload's tables (a service's from the running
+    monolith's catalogs, so a service's migration waits for the monolith's schema).
     """
 
     write_gate: k8s.batch.v1.Job | None
+    schema_job: k8s.batch.v1.Job
 
     def __init__(
         self, name: str, args: ServiceMigrationArgs, opts: pulumi.ResourceOptions | None = None
@@ -443,15 +452,14 @@ class ServiceMigration(pulumi.ComponentResource):
         self._args = args
         self.write_gate = None
         w, own = args.workload, args.own
-        schema_sql = (
-            migration.monolith_schema_sql() if w.name == "monolith" else migration.service_schema_sql(w)
+        # The monolith's own schema comes from the model (dev's fresh monolith); a service's is
+        # read from the running monolith, whatever it has drifted to.
+        schema_step = (
+            migration.Step("apply the schema", "monolith", "execute", migration.monolith_schema_sql())
+            if w.name == "monolith"
+            else migration.service_schema_step(w)
         )
-        self._side: migration.Side = "monolith" if w.name == "monolith" else "service"
-        self._scripts = {
-            "schema.sh": migration.job_script(
-                [migration.Step("apply the schema", self._side, "execute", schema_sql)]
-            )
-        }
+        self._scripts = {"schema.sh": migration.job_script([schema_step])}
         self._scripts.update(_phase_scripts(args))
         self._configmap = k8s.core.v1.ConfigMap(
             f"{w.name}-db-migration",
@@ -525,12 +533,13 @@ class ServiceMigration(pulumi.ComponentResource):
         args = self._args
         w, own, monolith, phase = args.workload, args.own, args.monolith, args.phase
         names, back = migration.forward_names(w), migration.reverse_names(w)
-        uri_var = "MONOLITH_URI" if self._side == "monolith" else "SERVICE_URI"
+        both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
         db = args.database
-        schema_job = self._job("schema", "schema.sh", [_uri(uri_var, own)], [db.cluster, db.credentials])
+        schema_env = [_uri("MONOLITH_URI", own)] if w.name == "monolith" else both
+        schema_job = self._job("schema", "schema.sh", schema_env, [db.cluster, db.credentials])
+        self.schema_job = schema_job
         if w.name == "monolith" or phase == "not-started":
             return
-        both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
         monolith_db = args.monolith_database
         if phase == "replicating":
             publication: pulumi.Resource
