@@ -211,11 +211,11 @@ def _docker_weight_rule(name: str, weight: int) -> Iterator[Problem]:
         and gw.target == name
         and ((own := w.endpoint(e.key)) is None or own.gap is not None)
     ]
-    if unserved:
+    for key in unserved:
         yield Problem(
             f"services.{name}.cutover.weight",
-            f"{weight}: the api-gateway would send {name} these endpoints, which it does not serve "
-            f"the way the monolith does: {', '.join(unserved)}; set 0",
+            f"{weight}: the api-gateway would send {name} {key}, which it does not serve the way the "
+            "monolith does; set 0",
         )
 
 
@@ -236,11 +236,11 @@ def endpoint_rules(cfg: PlatformConfig) -> Iterator[Problem]:
         elif cut.weight and w.role == "service" and svc.enabled:
             shared_reads = [e for e in endpoints.shared(w) if e.is_read]
             if all(e.gap is not None for e in shared_reads):
-                differ = [e.key for e in shared_reads]
                 yield Problem(
                     f"services.{name}.cutover.weight",
-                    f"{cut.weight} moves no reads: {name} serves none of the monolith's reads alike "
-                    f"(differs: {', '.join(differ) or 'none shared'}); set 0, mirror to compare",
+                    f"{cut.weight} moves no reads: {name} serves none of the {len(shared_reads)} reads "
+                    "it shares with the monolith alike (each gap is in infra/catalog.py); set 0, "
+                    "mirror to compare",
                 )
     for key in cfg.traffic.retired_endpoints:
         if catalog.monolith_endpoint(key) is None:
@@ -263,7 +263,6 @@ def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             continue
         tables = set(w.database.tables if w.database else ())
         field = f"databases.migration.{name}"
-        offending = []
         for e in catalog.monolith().endpoints:
             route = endpoints.decide(e, cfg)
             if route.retired is not None or (route.writes_to_service and route.service == name):
@@ -276,14 +275,13 @@ def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
             touched = set(handler.writes if handler else ()) & tables
             if touched:
-                offending.append(f"{e.key} ({', '.join(sorted(touched))})")
-        if offending:
-            yield Problem(
-                field,
-                f"cut-over while monolith endpoints still write {name}'s tables, which the cut-over "
-                f"fences: {'; '.join(offending)}. Move each to {name} (it must register it alike), "
-                "or retire it in traffic.retiredEndpoints",
-            )
+                # One line per endpoint: the list is long, and each line must stay whole.
+                yield Problem(
+                    field,
+                    f"cut-over while {e.key} still writes {', '.join(sorted(touched))} at the monolith, "
+                    f"which the cut-over fences; move it to {name} (it must register it alike) or "
+                    "retire it (traffic.retiredEndpoints)",
+                )
         for other, settings in cfg.enabled():
             if other.name == name or settings.startup_writes_disabled:
                 continue
