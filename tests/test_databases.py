@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any
 
 import pytest
@@ -14,10 +13,9 @@ from components.kubernetes import service_database as sdb
 from infra import catalog, migration
 from infra.catalog import Database
 from infra.config import ConfigError, parse_platform_config
-from infra.program import main as program
-from ops.mockrun import ProgramError, Registration, Run, run_offline
+from ops.mockrun import ProgramError, Registration, Run
 from ops.render import is_manifest, manifest
-from tests.catalogs import cut_over
+from tests.catalogs import cut_over, run_config
 from tests.conftest import KUBE_STACKS, PROJECT, manifests_of, rendered
 
 SOURCE = "stacks/Pulumi.prod.yaml"
@@ -37,13 +35,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
 
 
 def run_with(raw: dict[str, Any], stack: str = "prod") -> Run:
-    return run_offline(
-        program,
-        project="vinylhound",
-        stack=stack,
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    return run_config(stack, raw)
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
