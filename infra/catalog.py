@@ -9,7 +9,7 @@ policies) is derived from this module. Adding a service is one entry here plus s
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Auth = Literal["public", "bearer"]
@@ -105,6 +105,12 @@ class Database:
     name: str
     tables: tuple[str, ...]
     extensions: tuple[str, ...] = ()
+
+    @property
+    def is_new(self) -> bool:
+        """A database that takes no monolith tables: the service creates its own schema, nothing
+        is replicated or cut over, and its writes go to it from day one."""
+        return not self.tables
 
 
 @dataclass(frozen=True)
@@ -466,15 +472,8 @@ WORKLOADS: tuple[Workload, ...] = (
         image="gateway",
         port=8080,
         health_path="/health",
-        env=(
-            "USER_SERVICE_URL",
-            "CATALOG_SERVICE_URL",
-            "RATING_SERVICE_URL",
-            "PLAYLIST_SERVICE_URL",
-            "PORT",
-            "JWT_SECRET",
-        ),
-        calls=("user-service", "catalog-service", "rating-service", "playlist-service"),
+        # Plus every service's ``*_SERVICE_URL`` and calls to every service: ``_gateway_upstreams``.
+        env=("PORT", "JWT_SECRET"),
         gateway_table=_GATEWAY_TABLE,
         description="The Go reverse proxy that routes /api/v1 by prefix; optional per stack.",
     ),
@@ -495,6 +494,21 @@ WORKLOADS: tuple[Workload, ...] = (
         description="The Svelte single-page app behind nginx.",
     ),
 )
+
+
+def _gateway_upstreams(workloads: tuple[Workload, ...]) -> tuple[Workload, ...]:
+    """The gateway proxies to every service: its ``*_SERVICE_URL`` variables and its calls follow
+    the services in catalog order, so a new service needs no edit of the gateway's entry."""
+    services = [w for w in workloads if w.role == "service"]
+    return tuple(
+        replace(w, env=(*(s.url_env for s in services), *w.env), calls=tuple(s.name for s in services))
+        if w.role == "gateway"
+        else w
+        for w in workloads
+    )
+
+
+WORKLOADS = _gateway_upstreams(WORKLOADS)
 
 _BY_NAME = {w.name: w for w in WORKLOADS}
 

@@ -115,15 +115,24 @@ def decide(endpoint: Endpoint, cfg: PlatformConfig) -> EndpointRoute:
         weight = weight if serves_alike else 0
         mirror = setting == "mirror" or (setting is None and cut.mirror and weight == 0)
         return EndpointRoute(endpoint, service.name, read_weight=weight, mirror=mirror)
-    owns_data = cfg.databases.phase(service.name) == "cut-over" if service.database else cut.weight == 100
+    if service.database is None:
+        owns_data = cut.weight == 100
+    elif service.database.is_new:
+        owns_data = True  # none of its tables is in the monolith: its writes are its own from day one
+    else:
+        owns_data = cfg.databases.phase(service.name) == "cut-over"
     writes = serves_alike and owns_data and setting != "hold"
     return EndpointRoute(endpoint, service.name, writes_to_service=writes)
 
 
 def plan(cfg: PlatformConfig) -> tuple[EndpointRoute, ...]:
-    """Every monolith endpoint that a deployed service registers or the stack retires, most
-    specific first. An endpoint not listed goes to the monolith, whatever any weight says."""
-    routes = (decide(e, cfg) for e in catalog.monolith().endpoints)
+    """Every monolith endpoint that a deployed service registers or the stack retires, and every
+    endpoint only a deployed service has (a new service's API), most specific first. An endpoint
+    not listed goes to the monolith, whatever any weight says."""
+    monolith = catalog.monolith().endpoints
+    known = {e.key for e in monolith}
+    own = [e for w in catalog.services() if cfg.is_enabled(w.name) for e in w.endpoints if e.key not in known]
+    routes = (decide(e, cfg) for e in (*monolith, *own))
     chosen = [r for r in routes if r.service is not None or r.retired is not None]
     return tuple(sorted(chosen, key=lambda r: specificity(r.endpoint)))
 

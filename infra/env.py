@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from components.kubernetes.specs import EnvVar, SecretKeyRef
+from components.values import EnvVar, SecretKeyRef
 from infra import catalog
 from infra.catalog import Workload
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from components.kubernetes.specs import EnvVar, SecretKeyRef
+from components.values import EnvVar, SecretKeyRef
 from infra import catalog
 from infra.catalog import Workload
 from infra.config import EventsConfig, duration_seconds, quantity_bytes

@@ -20,6 +20,7 @@ Jobs and derives its Publication/Subscription resources from the same names and 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -381,49 +382,135 @@ def initial_copy_done_sql(subscription: str) -> str:
     )
 
 
-def caught_up_sql(slot: str, missing_ok: bool = False) -> str:
-    """True on the publisher once the subscriber has confirmed everything written so far.
-    With ``missing_ok`` a missing slot counts as caught up (nothing is in flight; the
-    verification that follows still compares the data)."""
-    caught_up = (
-        "SELECT coalesce(bool_and(confirmed_flush_lsn >= pg_current_wal_insert_lsn()), false) "
-        f"FROM pg_replication_slots WHERE slot_name = {literal(slot)}"
+#: The statement trigger that closes a table for application writes on the side it leaves.
+FENCE = "vinylhound_write_fence"
+
+
+def _table_array(tables: Sequence[Table]) -> str:
+    return "ARRAY[" + ", ".join(literal(t.name) for t in tables) + "]::text[]"
+
+
+def _fence_notes(tables: Sequence[Table]) -> str:
+    """Rows ``(rel, note)``: each fence on ``tables`` with the note its comment holds (jsonb)."""
+    return (
+        "SELECT g.tgrelid::regclass AS rel, d.description::jsonb AS note FROM pg_trigger g "
+        "JOIN pg_description d ON d.objoid = g.oid AND d.classoid = 'pg_trigger'::regclass "
+        f"WHERE g.tgname = {literal(FENCE)} AND g.tgrelid IN "
+        f"(SELECT to_regclass(quote_ident(n)) FROM unnest({_table_array(tables)}) AS n)"
     )
-    if missing_ok:
-        return (
-            f"SELECT NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = {literal(slot)}) "
-            f"OR ({caught_up});"
-        )
-    return caught_up + ";"
+
+
+def caught_up_sql(slot: str, tables: Sequence[Table]) -> str:
+    """True on the publisher once the subscriber has confirmed the WAL position recorded when
+    ``tables`` were fenced. Every write to them committed before that position, so traffic on
+    other tables (which keeps the current position moving) cannot hold the wait up. A missing
+    slot counts as caught up: nothing is in flight, and the verification still compares."""
+    exists = f"SELECT 1 FROM pg_replication_slots WHERE slot_name = {literal(slot)}"
+    return (
+        f"SELECT NOT EXISTS ({exists}) OR coalesce(("
+        f"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = {literal(slot)}"
+        f") >= (SELECT max((f.note->>'fence_lsn')::pg_lsn) FROM ({_fence_notes(tables)}) AS f), false);"
+    )
 
 
 def freeze_writes_sql(tables: Sequence[Table], moved_to: str) -> str:
-    """Close the tables for application writes. Replication still applies changes: its worker
-    runs with ``session_replication_role = replica``, where ordinary triggers do not fire."""
-    parts = [_FENCE_FUNCTION]
-    parts += [
-        f"CREATE OR REPLACE TRIGGER vinylhound_write_fence BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE "
-        f"ON {q(t.name)} FOR EACH STATEMENT EXECUTE FUNCTION vinylhound_reject_writes({literal(moved_to)});"
-        for t in tables
-    ]
-    return "\n".join(parts)
+    """Close the tables for application writes, in one transaction. Replication still applies
+    changes: its worker runs with ``session_replication_role = replica``, where ordinary
+    triggers do not fire.
+
+    Each new fence records in its comment the WAL insert position read once every table's lock
+    is held (so every write to them committed before it) and ``decided: false``. A fence that
+    exists already keeps its note: a re-run waits for the position it waited for before."""
+    array = _table_array(tables)
+    create = (
+        f"CREATE TRIGGER {FENCE} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I "
+        "FOR EACH STATEMENT EXECUTE FUNCTION vinylhound_reject_writes(%L)"
+    )
+    fence = f"""DO $do$
+DECLARE
+    raised text[] := '{{}}';
+    t text;
+    at pg_lsn;
+BEGIN
+    FOREACH t IN ARRAY {array} LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                       WHERE tgname = {literal(FENCE)} AND tgrelid = to_regclass(quote_ident(t))) THEN
+            EXECUTE format({literal(create)}, t, {literal(moved_to)});
+            raised := raised || t;
+        END IF;
+    END LOOP;
+    at := pg_current_wal_insert_lsn();
+    FOREACH t IN ARRAY raised LOOP
+        EXECUTE format('COMMENT ON TRIGGER {FENCE} ON %I IS %L', t,
+                       jsonb_build_object('fence_lsn', at::text, 'decided', false)::text);
+    END LOOP;
+END
+$do$;"""
+    return _FENCE_FUNCTION + "\n" + fence
+
+
+def decide_sql(tables: Sequence[Table]) -> str:
+    """Mark the fences on ``tables`` decided: the move passed its verification, so no undo may
+    reopen them any more (only the rollback's explicit reopening does)."""
+    return f"""DO $do$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN {_fence_notes(tables)} LOOP
+        EXECUTE format('COMMENT ON TRIGGER {FENCE} ON %s IS %L', f.rel,
+                       (f.note || '{{"decided": true}}'::jsonb)::text);
+    END LOOP;
+END
+$do$;"""
+
+
+def release_undecided_sql(tables: Sequence[Table]) -> str:
+    """The undo of a fence: open the tables whose fence is not decided; a decided move stays."""
+    return f"""DO $do$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY {_table_array(tables)} LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger g LEFT JOIN pg_description d
+                       ON d.objoid = g.oid AND d.classoid = 'pg_trigger'::regclass
+                   WHERE g.tgname = {literal(FENCE)} AND g.tgrelid = to_regclass(quote_ident(t))
+                     AND NOT coalesce((d.description::jsonb->>'decided')::boolean, false)) THEN
+            EXECUTE format('DROP TRIGGER {FENCE} ON %I', t);
+        END IF;
+    END LOOP;
+END
+$do$;"""
 
 
 def unfreeze_writes_sql(tables: Sequence[Table]) -> str:
-    """Open the tables for writes again."""
-    return "\n".join(f"DROP TRIGGER IF EXISTS vinylhound_write_fence ON {q(t.name)};" for t in tables)
+    """Open the tables for writes again, decided or not (the rollback's last step)."""
+    return "\n".join(f"DROP TRIGGER IF EXISTS {FENCE} ON {q(t.name)};" for t in tables)
 
 
-def sync_sequences_sql(tables: Sequence[Table]) -> str:
-    """Move each table's sequence past the highest copied id (replication does not copy
-    sequences, so without this the first insert after cutover collides)."""
-    lines = [
-        f"SELECT setval(pg_get_serial_sequence({literal(t.name)}, {literal(col)}), "
-        f"coalesce((SELECT max({q(col)}) FROM {q(t.name)}), 0) + 1, false);"
-        for t in tables
-        for col in t.serial_columns
-    ]
-    return "\n".join(lines)
+def _high_water(table: Table, column: str) -> str:
+    """The highest id ``column`` has handed out here: its sequence's last value or the largest
+    stored id, whichever is higher (a deleted row's id still counts through the sequence)."""
+    sequence = f"pg_get_serial_sequence({literal(q(table.name))}, {literal(column)})"
+    return (
+        f"greatest(coalesce(pg_sequence_last_value({sequence}::regclass), 0), "
+        f"coalesce((SELECT max({q(column)}) FROM {q(table.name)}), 0))"
+    )
+
+
+def sequence_transfer_sql(tables: Sequence[Table]) -> str:
+    """Run on the side the tables leave: prints the SQL that moves each sequence on the side
+    they go to past the highest id EITHER side has issued or stores. Logical replication does
+    not carry sequences, and an id issued to a row deleted before the move is in neither table.
+    Re-running it moves nothing further (``setval(..., false)`` reports no last value)."""
+    statements = []
+    for t in tables:
+        for col in t.serial_columns:
+            sequence = f"pg_get_serial_sequence({literal(q(t.name))}, {literal(col)})"
+            there = f"SELECT setval({sequence}, greatest(%s, {_high_water(t, col)}) + 1, false);"
+            statements.append(f"format({literal(there)}, {_high_water(t, col)})")
+    if not statements:
+        return "SELECT '';"
+    return "SELECT concat_ws(E'\\n', " + ", ".join(statements) + ");"
 
 
 def canonical_text_sql(column: str, type_: str) -> str:
@@ -469,14 +556,15 @@ def consistency_check_sql(tables: Sequence[Table]) -> str:
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a plan. ``execute`` runs ``sql``; ``wait`` polls ``sql`` until it returns true;
-    ``verify`` runs ``sql`` on both databases and requires equal results; ``require`` runs ``sql``
-    once and fails the plan (naming the step) unless it returns true; ``relay`` runs ``sql`` on
-    the monolith in one transaction and runs the statements it prints, in one transaction, on
-    ``side``.
+    """One step of a plan. ``execute`` runs ``sql`` in one transaction; ``wait`` polls ``sql``
+    until it returns true; ``verify`` runs ``sql`` on both databases and requires equal results;
+    ``require`` runs ``sql`` once and fails the plan (naming the step) unless it returns true;
+    ``relay`` runs ``sql`` on the OTHER side in one transaction and runs the statements it
+    prints, in one transaction, on ``side``.
 
-    ``undo`` (on ``side``) reverts the step if a later step fails; ``commit`` marks the step after
-    which the plan no longer undoes anything (the move is then decided)."""
+    ``undo`` (on ``side``) reverts the step if it or a later step fails: it is armed before the
+    step starts. ``commit`` marks the step after which the plan no longer undoes anything (the
+    move is then decided)."""
 
     name: str
     side: Side
@@ -504,86 +592,121 @@ def replication_steps(workload: Workload, monolith_conninfo: str, suffix: str = 
     ]
 
 
-def fenced_sql(tables: Sequence[Table]) -> str:
-    """True where every one of ``tables`` carries the write fence (a cutover already happened)."""
-    names = ", ".join(literal(t.name) for t in tables)
+def decided_sql(tables: Sequence[Table]) -> str:
+    """True where every one of ``tables`` carries a decided fence (a move out of here passed its
+    verification)."""
     return (
-        "SELECT count(*) = "
-        f"{len(tables)} FROM pg_trigger WHERE tgname = 'vinylhound_write_fence' AND tgrelid IN "
-        f"(SELECT to_regclass(n) FROM unnest(ARRAY[{names}]) AS n);"
+        f"SELECT count(*) = {len(tables)} FROM ({_fence_notes(tables)}) AS f "
+        "WHERE (f.note->>'decided')::boolean;"
     )
 
 
-def subscribing_sql(names: ReplicationNames, back: ReplicationNames) -> str:
-    """True on the service while it subscribes to the monolith with an enabled subscription, or
-    once the cutover happened (the service then publishes back)."""
+def subscription_not_disabled_sql(names: ReplicationNames) -> str:
+    """True on the service unless its subscription to the monolith exists and is disabled (paused
+    on purpose: the service would miss the last writes). After a decided cutover it is gone."""
     return (
-        f"SELECT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = {literal(names.subscription)}"
-        f" AND subdbid = {_THIS_DB} AND subenabled) "
-        f"OR EXISTS (SELECT 1 FROM pg_publication WHERE pubname = {literal(back.publication)});"
+        f"SELECT NOT EXISTS (SELECT 1 FROM pg_subscription WHERE subname = {literal(names.subscription)} "
+        f"AND subdbid = {_THIS_DB} AND NOT subenabled);"
     )
 
 
 def slot_ready_sql(slot: str, tables: Sequence[Table]) -> str:
-    """True on the monolith while the forward slot exists, or once the cutover happened (the
-    slot is then gone and the tables are fenced)."""
+    """True where the slot exists, or once a move of ``tables`` out of here was decided (the slot
+    may be gone then)."""
     return (
         f"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = {literal(slot)}) "
-        f"OR ({fenced_sql(tables).rstrip(';')});"
+        f"OR ({decided_sql(tables).rstrip(';')});"
     )
 
 
-def stop_and_verify_steps(workload: Workload, suffix: str = "") -> list[Step]:
-    """Check the replication is in place, then stop writes in the monolith, wait until the service
-    has everything and verify. The checks come first, so a cutover without replication (the phase
-    ``not-started`` skipped) fails with the monolith still open. The fence is undone when the wait
-    or the verification fails: the monolith stays the writer and the replication carries on.
+def streaming_sql(slot: str) -> str:
+    """True on the publisher while a subscriber streams from ``slot``."""
+    return (
+        "SELECT coalesce(bool_and(active), false) FROM pg_replication_slots "
+        f"WHERE slot_name = {literal(slot)};"
+    )
 
-    A re-run after a finished cutover passes the checks (the monolith's tables are fenced and the
-    service publishes back); its slot is gone, nothing is in flight, the data check decides."""
-    forward, back = forward_names(workload, suffix), reverse_names(workload, suffix)
-    tables = owned_tables(workload)
+
+def sequence_step(workload: Workload, to: Side = "service") -> Step:
+    """Move the sequences of the workload's tables on ``to`` past every id either side issued
+    (computed on the other side, run on ``to``)."""
+    return Step(
+        "move sequences past the ids of both sides",
+        to,
+        "relay",
+        sequence_transfer_sql(owned_tables(workload)),
+    )
+
+
+def _decision_steps(tables: Sequence[Table], side: Side, slot: str, moved_to: str) -> list[Step]:
+    """Fence ``side``, wait until its subscriber confirmed the fence position, verify, decide.
+
+    The fence's undo is armed before the fence runs and opens only undecided fences; recording
+    the decision (one transaction) is the point of no return."""
+    other = "service" if side == "monolith" else "monolith"
     return [
         Step(
-            "require an enabled subscription in the service",
-            "service",
-            "require",
-            subscribing_sql(forward, back),
+            f"stop writes in the {side}",
+            side,
+            "execute",
+            freeze_writes_sql(tables, moved_to),
+            undo=release_undecided_sql(tables),
         ),
+        Step(f"wait until the {other} has caught up", side, "wait", caught_up_sql(slot, tables)),
+        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables)),
+        Step("record the decision in the fences", side, "execute", decide_sql(tables), commit=True),
+    ]
+
+
+def _cutover_checks(workload: Workload, suffix: str) -> list[Step]:
+    forward = forward_names(workload, suffix)
+    return [
         Step(
             "require the replication slot in the monolith",
             "monolith",
             "require",
-            slot_ready_sql(forward.slot, tables),
+            slot_ready_sql(forward.slot, owned_tables(workload)),
         ),
         Step(
-            "stop writes in the monolith",
-            "monolith",
-            "execute",
-            freeze_writes_sql(tables, workload.name),
-            undo=unfreeze_writes_sql(tables),
+            "require that the service's subscription is not disabled",
+            "service",
+            "require",
+            subscription_not_disabled_sql(forward),
         ),
-        Step(
-            "wait until the service has caught up",
-            "monolith",
-            "wait",
-            caught_up_sql(forward.slot, missing_ok=True),
-        ),
-        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables), commit=True),
     ]
 
 
-def sequence_step(workload: Workload, side: Side = "service") -> Step:
-    """Move the sequences of the workload's tables past the copied ids on ``side``."""
-    return Step(
-        "move sequences past the copied ids", side, "execute", sync_sequences_sql(owned_tables(workload))
-    )
+def _reverse_streams(workload: Workload, suffix: str) -> Step:
+    back = reverse_names(workload, suffix)
+    return Step("wait until the reverse replication streams", "service", "wait", streaming_sql(back.slot))
 
 
-def cutover_job_steps(workload: Workload) -> list[Step]:
-    """What the Kubernetes cutover Job runs; CloudNativePG drops the subscription, slot and
-    publication itself when their resources leave the program (reclaim policy ``delete``)."""
-    return [*stop_and_verify_steps(workload), sequence_step(workload)]
+def _fence_the_monolith(workload: Workload, suffix: str) -> list[Step]:
+    slot = forward_names(workload, suffix).slot
+    return _decision_steps(owned_tables(workload), "monolith", slot, workload.name)
+
+
+def stop_and_verify_steps(
+    workload: Workload, suffix: str = "", reverse: bool = True, guards: Sequence[Step] = ()
+) -> list[Step]:
+    """Check the replication is in place (and, with ``reverse``, that the service streams back
+    to the monolith), then fence the monolith, wait until the service has everything, verify and
+    decide. The checks (and ``guards``, more checks the caller adds) come first, so a cutover
+    without replication (the phase ``not-started`` skipped) fails with the monolith still open;
+    a failed wait or verification reopens it and the replication carries on.
+
+    The reverse replication must stream before the decision: from then on the routes may send
+    writes to the service, and each one has to reach the monolith for a rollback to keep it."""
+    streams = [_reverse_streams(workload, suffix)] if reverse else []
+    return [*_cutover_checks(workload, suffix), *guards, *streams, *_fence_the_monolith(workload, suffix)]
+
+
+def cutover_job_steps(workload: Workload, reverse: bool = True, guards: Sequence[Step] = ()) -> list[Step]:
+    """What the Kubernetes cutover Job runs. CloudNativePG creates the reverse publication and
+    subscription before it (the Job waits until they stream) and drops the forward ones when
+    their resources leave the program. ``reverse=False`` where nothing replicates back (an
+    external monolith): the cutover then cannot be rolled back without losing writes."""
+    return [*stop_and_verify_steps(workload, reverse=reverse, guards=guards), sequence_step(workload)]
 
 
 def consistency_steps(workload: Workload) -> list[Step]:
@@ -592,27 +715,22 @@ def consistency_steps(workload: Workload) -> list[Step]:
     return [Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables))]
 
 
-def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -> list[Step]:
-    """Move the tables for good: stop writes in the monolith, wait until the service has
-    everything, verify, drop the subscription, move sequences, and replicate back (from now on)
-    so that a rollback loses nothing."""
-    forward, back = forward_names(workload, suffix), reverse_names(workload, suffix)
-    tables = owned_tables(workload)
+def reverse_replication_steps(workload: Workload, service_conninfo: str, suffix: str = "") -> list[Step]:
+    """Replicate the service's tables back into the monolith: publication, then slot (a slot
+    made before its publication cannot decode the changes in between), then the monolith's
+    subscription on that slot without a copy. Made before any write can reach the service, the
+    slot holds every one of them; ``origin = none`` keeps the forward changes from coming back."""
+    back = reverse_names(workload, suffix)
     return [
-        *stop_and_verify_steps(workload, suffix),
-        Step("drop the subscription", "service", "execute", drop_subscription_sql(forward.subscription)),
-        Step("drop the replication slot", "monolith", "execute", drop_slot_sql(forward.slot)),
-        Step("drop the publication", "monolith", "execute", drop_publication_sql(forward.publication)),
-        sequence_step(workload),
         Step(
             "publish back from the service",
             "service",
             "execute",
-            create_publication_sql(back.publication, tables),
+            create_publication_sql(back.publication, owned_tables(workload)),
         ),
         Step("create the reverse slot", "service", "execute", create_slot_sql(back.slot)),
         Step(
-            "subscribe the monolith (no copy: both sides are equal)",
+            "subscribe the monolith (no copy: nothing was written in the service yet)",
             "monolith",
             "execute",
             create_subscription_sql(back, service_conninfo, copy_data=False),
@@ -620,10 +738,32 @@ def cutover_steps(workload: Workload, service_conninfo: str, suffix: str = "") -
     ]
 
 
+def cutover_steps(
+    workload: Workload, service_conninfo: str, suffix: str = "", guards: Sequence[Step] = ()
+) -> list[Step]:
+    """Move the tables for good: check, replicate back, fence the monolith, wait until the service
+    has everything, verify, decide, move sequences, then drop the forward replication. Every
+    step is one transaction and idempotent; the forward replication goes only after the
+    decision and the reverse one exists, so a re-run from any interruption point completes (or,
+    before the decision, fails and reopens the monolith)."""
+    forward = forward_names(workload, suffix)
+    return [
+        *_cutover_checks(workload, suffix),
+        *guards,
+        *reverse_replication_steps(workload, service_conninfo, suffix),
+        _reverse_streams(workload, suffix),
+        *_fence_the_monolith(workload, suffix),
+        sequence_step(workload),
+        Step("drop the subscription", "service", "execute", drop_subscription_sql(forward.subscription)),
+        Step("drop the replication slot", "monolith", "execute", drop_slot_sql(forward.slot)),
+        Step("drop the publication", "monolith", "execute", drop_publication_sql(forward.publication)),
+    ]
+
+
 def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
-    """Give the tables back to the monolith after a cutover: stop writes in the service, wait
-    until the monolith has everything, verify, drop the reverse replication, move the monolith's
-    sequences and open its tables again."""
+    """Give the tables back to the monolith after a cutover: fence the service, wait until the
+    monolith has everything, verify, decide, move the monolith's sequences, drop the reverse
+    replication and open the monolith's tables again."""
     back = reverse_names(workload, suffix)
     return [
         *_stop_service_and_verify(workload, suffix),
@@ -632,43 +772,36 @@ def rollback_steps(workload: Workload, suffix: str = "") -> list[Step]:
         ),
         Step("drop the reverse slot", "service", "execute", drop_slot_sql(back.slot)),
         Step("drop the reverse publication", "service", "execute", drop_publication_sql(back.publication)),
-        *_reopen_monolith(workload),
+        _reopen_monolith(workload),
     ]
 
 
-def rollback_job_steps(workload: Workload) -> list[Step]:
+def rollback_job_steps(workload: Workload, reverse: bool = True) -> list[Step]:
     """What the Kubernetes rollback Job runs; CloudNativePG drops the reverse subscription, slot
     and publication itself when their resources leave the program."""
-    return [*_stop_service_and_verify(workload), *_reopen_monolith(workload)]
+    return [*_stop_service_and_verify(workload, reverse=reverse), _reopen_monolith(workload)]
 
 
-def _stop_service_and_verify(workload: Workload, suffix: str = "") -> list[Step]:
+def _stop_service_and_verify(workload: Workload, suffix: str = "", reverse: bool = True) -> list[Step]:
     back = reverse_names(workload, suffix)
     tables = owned_tables(workload)
+    check = Step(
+        "require the reverse replication slot in the service",
+        "service",
+        "require",
+        slot_ready_sql(back.slot, tables),
+    )
     return [
-        Step(
-            "stop writes in the service",
-            "service",
-            "execute",
-            freeze_writes_sql(tables, "monolith"),
-            undo=unfreeze_writes_sql(tables),
-        ),
-        Step(
-            "wait until the monolith has caught up",
-            "service",
-            "wait",
-            caught_up_sql(back.slot, missing_ok=True),
-        ),
-        Step("verify row counts and checksums", "both", "verify", consistency_check_sql(tables), commit=True),
-    ]
-
-
-def _reopen_monolith(workload: Workload) -> list[Step]:
-    tables = owned_tables(workload)
-    return [
+        *([check] if reverse else []),
+        *_decision_steps(tables, "service", back.slot, "monolith"),
         sequence_step(workload, "monolith"),
-        Step("open the monolith's tables again", "monolith", "execute", unfreeze_writes_sql(tables)),
     ]
+
+
+def _reopen_monolith(workload: Workload) -> Step:
+    return Step(
+        "open the monolith's tables again", "monolith", "execute", unfreeze_writes_sql(owned_tables(workload))
+    )
 
 
 # --- shell scripts for Kubernetes Jobs --------------------------------------------------------
@@ -676,18 +809,20 @@ def _reopen_monolith(workload: Workload) -> list[Step]:
 _URI_VAR: dict[str, str] = {"monolith": "MONOLITH_URI", "service": "SERVICE_URI"}
 
 
-def _psql(side: str, tag: str, sql: str, flags: str = "-q") -> list[str]:
+def _psql(side: str, tag: str, sql: str, flags: str = "-q -1") -> list[str]:
     return [f"psql -X {flags} -v ON_ERROR_STOP=1 \"${_URI_VAR[side]}\" <<'{tag}'", sql, tag]
 
 
 def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
     """A POSIX shell script running ``steps`` with ``psql`` against ``$MONOLITH_URI`` and
-    ``$SERVICE_URI`` (the same SQL the tests run). Exits non-zero on the first failure; every
-    armed ``undo`` then runs (newest first) from an EXIT trap, until a ``commit`` step disarms them.
+    ``$SERVICE_URI`` (the same SQL the tests run). Each step runs in one transaction (``psql
+    -1``), so a killed session leaves none of it behind. Exits non-zero on the first failure;
+    every armed ``undo`` then runs (newest first) from an EXIT trap. A step's undo is armed
+    before the step starts, and a ``commit`` step disarms them all once it succeeded.
 
     The fence cannot share a transaction with the wait: the wait compares the slot's confirmed
-    position with the monolith's WAL, which only covers committed work, and the verification
-    reads the service over another connection. So the fence commits, and failure undoes it."""
+    position with the position recorded at the fence, which only counts once the fence has
+    committed, and the verification reads the service over another connection."""
     lines = [
         "#!/bin/sh",
         "set -eu",
@@ -709,14 +844,16 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
             lines += _psql(step.side, f"UNDO_{i}", step.undo)
             lines.append("}")
     for i, step in enumerate(steps):
-        lines.append(f"echo '== {step.name}'")
+        lines.append(f"echo {shlex.quote('== ' + step.name)}")
+        if step.undo is not None and step.side != "both":
+            lines.append(f'UNDO="undo_{i} $UNDO"')
         if step.kind == "execute":
             lines += _psql(step.side, f"SQL_{i}", step.sql)
         elif step.kind == "require":
             lines.append(f'[ "$({_psql(step.side, f"SQL_{i}", step.sql, "-At")[0]}')
             lines += [step.sql, f"SQL_{i}"]
             lines.append(
-                f')" = t ] || {{ echo {literal("precondition failed: " + step.name)} >&2; exit 1; }}'
+                f')" = t ] || {{ echo {shlex.quote("precondition failed: " + step.name)} >&2; exit 1; }}'
             )
         elif step.kind == "wait":
             lines += [
@@ -731,8 +868,9 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
             ]
         elif step.kind == "relay":
             # The printed script's comment lines (what was left out) go to the log.
+            source = "service" if step.side == "monolith" else "monolith"
             lines.append(
-                f'psql -X -q -At -1 -v ON_ERROR_STOP=1 "$MONOLITH_URI" -f -'
+                f'psql -X -q -At -1 -v ON_ERROR_STOP=1 "${_URI_VAR[source]}" -f -'
                 f" > /tmp/relay_{i}.sql <<'SQL_{i}'"
             )
             lines += [step.sql, f"SQL_{i}"]
@@ -746,8 +884,6 @@ def job_script(steps: Sequence[Step], wait_seconds: int = 600) -> str:
                 lines += [CHECK_SETTINGS, step.sql, f"SQL_{i}"]
             lines.append("diff -u /tmp/monolith.out /tmp/service.out")
             lines.append("cat /tmp/service.out")
-        if step.undo is not None and step.side != "both":
-            lines.append(f'UNDO="undo_{i} $UNDO"')
         if step.commit:
             lines.append('UNDO=""')
     lines.append("echo '== done'")

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 from components.kubernetes import istio
 from components.kubernetes.istio import Backend, KubeObject, Resilience
-from infra import catalog, endpoints, network
+from infra import catalog, endpoints
 from infra.catalog import Endpoint, Workload
 from infra.config import PlatformConfig
+from infra.targets.kubernetes import network
 
 MONOLITH = endpoints.MONOLITH
 FRONTEND = "web-frontend"

@@ -225,15 +225,17 @@ def run_steps(
     service: psycopg.Connection[tuple[Any, ...]],
     timeout: float = 30.0,
 ) -> None:
-    """Run a plan the way the Kubernetes Job's script does, through psycopg: on a failure every
-    armed ``undo`` runs (newest first) before the error propagates; a ``commit`` step disarms them."""
+    """Run a plan the way the Kubernetes Job's script does, through psycopg: each step in one
+    transaction (a multi-statement query in autocommit mode is one implicit transaction); on a
+    failure every armed ``undo`` runs (newest first) before the error propagates. An undo is
+    armed before its step starts; a ``commit`` step disarms them once it succeeded."""
     sides = {"monolith": monolith, "service": service}
     undo: list[Step] = []
     try:
         for step in steps:
-            _run_step(step, sides, monolith, service, timeout)
             if step.undo is not None:
                 undo.append(step)
+            _run_step(step, sides, monolith, service, timeout)
             if step.commit:
                 undo.clear()
     except BaseException:
@@ -262,19 +264,20 @@ def _run_step(
                 raise PlanError(f"timed out: {step.name}")
             time.sleep(0.05)
     elif step.kind == "relay":
-        sides[step.side].execute(relayed_script(monolith, step.sql))
+        source = service if step.side == "monolith" else monolith
+        sides[step.side].execute(relayed_script(source, step.sql))
     else:
         left, right = check_result(monolith, step.sql), check_result(service, step.sql)
         if left != right:
             raise PlanError(f"{step.name}: monolith {left} != service {right}")
 
 
-def relayed_script(monolith: psycopg.Connection[tuple[Any, ...]], sql: str) -> str:
-    """What a ``relay`` step's query prints on the monolith (run in one transaction, as
+def relayed_script(source: psycopg.Connection[tuple[Any, ...]], sql: str) -> str:
+    """What a ``relay`` step's query prints on ``source`` (run in one transaction, as
     ``psql -1`` does), as one script. Sent as one query string, it also runs as one (implicit)
     transaction, as ``psql -1 -f`` runs it."""
-    with monolith.transaction():
-        cur = monolith.execute(sql)
+    with source.transaction():
+        cur = source.execute(sql)
         while cur.nextset():
             pass
         rows = cur.fetchall()

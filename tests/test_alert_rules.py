@@ -16,7 +16,7 @@ import yaml
 
 from infra.catalog import WORKLOADS
 from infra.config import AlertThresholds
-from infra.observability import alerts, dashboards
+from infra.targets.kubernetes.observability import alerts, dashboards
 from tests.conftest import KUBE_STACKS, manifests_of, rendered
 
 PROMTOOL = shutil.which("promtool")

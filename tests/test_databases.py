@@ -455,10 +455,23 @@ def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
     assert "user-service-db-publication" in of_kind(objects, "Job")  # no CNPG cluster to hold a Publication
 
 
+def test_with_an_external_monolith_the_cutover_job_does_not_wait_for_a_reverse_pair() -> None:
+    # Nothing replicates back into a monolith the platform does not run: waiting would time out.
+    raw = stack_raw("staging")  # user-service: cut-over
+    raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
+    objects = [manifest(r) for r in run_with(raw, stack="staging").registrations if is_manifest(r)]
+    script = of_kind(objects, "ConfigMap")["user-service-db-migration"]["data"]["cutover.sh"]
+    assert "== stop writes in the monolith" in script
+    assert "== wait until the reverse replication streams" not in script
+    assert not {n for n in of_kind(objects, "Subscription") if n.startswith("user-service")}
+
+
 def test_a_rolled_back_service_runs_the_rollback_job_and_drops_the_reverse_replication() -> None:
     raw = stack_raw("dev")
     raw["databases"]["migration"]["user-service"] = "rolled-back"
     raw["services"]["user-service"]["cutover"] = {"weight": 0}  # reads back on the monolith too
+    # catalog-service stays cut over: account deletions in the monolith then fail on albums.
+    raw["databases"]["acceptedCrossServiceWrites"] = {"catalog-service": ["user-service"]}
     objects = [manifest(r) for r in run_with(raw, stack="dev").registrations if is_manifest(r)]
     jobs, subs = of_kind(objects, "Job"), of_kind(objects, "Subscription")
     assert "user-service-db-rollback" in jobs and "user-service-db-cutover" not in jobs
@@ -478,7 +491,7 @@ def test_migration_sql_prints_the_generated_rollback_script() -> None:
     result = CliRunner().invoke(app, ["migration-sql", "playlist-service", "rollback"])
     assert result.exit_code == 0
     assert (
-        migration.sync_sequences_sql(migration.owned_tables(catalog.workload("playlist-service")))
+        migration.sequence_transfer_sql(migration.owned_tables(catalog.workload("playlist-service")))
         in result.stdout
     )
 

@@ -11,9 +11,10 @@ import yaml
 
 from components.docker.postgres import PostgresArgs, PostgresDatabase
 from components.docker.specs import ContainerSpec, container_inputs, cpus, memory_mb
-from infra import catalog, prometheus_scrape
+from infra import catalog
 from infra.config import FULL_KEY
 from infra.program import main as program
+from infra.targets.docker import prometheus_scrape
 from ops.mockrun import MASK, ProgramError, run_offline
 from tests.conftest import PROJECT, run_program
 

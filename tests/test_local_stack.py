@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -95,6 +96,20 @@ def test_every_container_is_on_the_one_user_defined_network() -> None:
 def test_every_published_port_listens_on_loopback_only() -> None:
     ports = [p for reg in containers(rendered("local")).values() for p in reg.inputs.get("ports") or []]
     assert ports and {p["ip"] for p in ports} == {"127.0.0.1"}
+
+
+def test_every_catalog_workload_has_its_own_host_port_slot() -> None:
+    slots = [plan.slot(w) for w in catalog.WORKLOADS]
+    assert len(slots) == len(set(slots)) and all(0 <= s < plan.DATABASE_OFFSET for s in slots)
+
+
+def test_a_workload_inserted_first_moves_no_other_workloads_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    ports = plan.PortPlan(18000)
+    before = {w.name: (ports.workload(w), ports.database(w)) for w in catalog.WORKLOADS}
+    new = dataclasses.replace(catalog.workload("playlist-service"), name="wishlist-service")
+    monkeypatch.setattr(catalog, "WORKLOADS", (new, *catalog.WORKLOADS))
+    monkeypatch.setattr(catalog, "_BY_NAME", {w.name: w for w in catalog.WORKLOADS})
+    assert {w.name: (ports.workload(w), ports.database(w)) for w in catalog.WORKLOADS[1:]} == before
 
 
 def test_no_two_containers_publish_the_same_host_port() -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import pulumi
 
 from components.kubernetes.microservice import Microservice
-from components.kubernetes.specs import AutoscalingSpec, EnvVar, SecretKeyRef, WorkloadSpec
+from components.kubernetes.specs import AutoscalingSpec, WorkloadSpec
+from components.values import EnvVar, SecretKeyRef
 from ops.mockrun import Registration, run_offline
 from tests.conftest import run_program
 

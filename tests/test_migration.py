@@ -87,7 +87,12 @@ def with_suffix(steps: list[migration.Step], w: Workload, suffix: str) -> list[m
 def run_job_script(
     server: pg.Server, w: Workload, monolith: Conn, service: Conn, suffix: str, tmp_path: Any
 ) -> subprocess.CompletedProcess[str]:
-    """The cutover Job's shell script, run with the server's psql against the two databases."""
+    """The cutover Job's shell script, run with the server's psql against the two databases, after
+    the reverse replication CloudNativePG declares before the Job (its Publication and
+    Subscription resources) is in place."""
+    pg.run_steps(
+        migration.reverse_replication_steps(w, server.conninfo(_dbname(service)), suffix), monolith, service
+    )
     steps = with_suffix(migration.cutover_job_steps(w), w, suffix)
     script = tmp_path / "cutover.sh"
     script.write_text(migration.job_script(steps, wait_seconds=30).replace("/tmp/", f"{tmp_path}/"))
@@ -423,7 +428,7 @@ def test_a_cutover_without_replication_fails_before_closing_the_monolith(
 ) -> None:
     w = catalog.workload("rating-service")
     service.execute(migration.service_schema_sql(w))  # not-started: the schema only
-    with pytest.raises(pg.PlanError, match="precondition failed: require an enabled subscription"):
+    with pytest.raises(pg.PlanError, match="precondition failed: require the replication slot"):
         cut_over(server, w, monolith, service, suffix)
     assert _fences(monolith) == 0
     assert _monolith_accepts_writes(monolith)
@@ -482,6 +487,6 @@ def test_the_cutover_jobs_script_refuses_to_start_without_a_subscription(
     service.execute(migration.service_schema_sql(w))
     done = run_job_script(server, w, monolith, service, suffix, tmp_path)
     assert done.returncode != 0
-    assert "precondition failed: require an enabled subscription in the service" in done.stderr
+    assert "precondition failed: require the replication slot in the monolith" in done.stderr
     assert "== stop writes in the monolith" not in done.stdout
     assert _monolith_accepts_writes(monolith)

@@ -14,7 +14,7 @@ from cloudcoil.models.prometheus_operator import v1
 from pydantic import BaseModel
 
 from infra.catalog import workload
-from infra.observability import monitors
+from infra.targets.kubernetes.observability import monitors
 from tests.conftest import KUBE_STACKS, manifests_of, rendered
 
 MODELS: dict[str, type[BaseModel]] = {

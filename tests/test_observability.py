@@ -16,9 +16,8 @@ from components.labels import LabelContext
 from infra import catalog, endpoints
 from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
-from infra.network import NAMESPACE_NAME_LABEL
-from infra.observability import monitors, tracing
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from ops.mockrun import Registration, Run
 from ops.render import HELM_RELEASE
 from tests.conftest import KUBE_STACKS, manifests_of, rendered, run_program

@@ -137,3 +137,65 @@ def test_pulumi_waits_for_a_gating_job_longer_than_the_job_may_run() -> None:
         create, update, _ = job.custom_timeouts
         deadline = manifest(job)["spec"]["activeDeadlineSeconds"]
         assert min(minutes(create), minutes(update)) * 60 > deadline, job.name
+
+
+# --- the reverse replication and the order of cut-overs ---------------------------------------
+
+
+def by_name(run: Run) -> dict[str, Registration]:
+    return {r.name: r for r in run.registrations}
+
+
+def test_a_cutover_job_waits_for_its_reverse_subscription_which_does_not_wait_for_it() -> None:
+    # The reverse slot exists before the Job decides and the routes move: no write is missed.
+    regs = by_name(dev_cut_over())
+    for service in ("user-service", "catalog-service"):
+        job, sub = regs[f"{service}-db-cutover"], regs[f"{service}-db-reverse-subscription"]
+        assert sub.urn in job.dependencies, service
+        assert job.urn not in sub.dependencies, service
+
+
+def test_the_reverse_subscription_waits_until_its_publication_is_applied() -> None:
+    # A slot made before its publication exists cannot decode the changes in between.
+    regs = by_name(dev_cut_over())
+    pub, sub = regs["user-service-db-reverse-publication"], regs["user-service-db-reverse-subscription"]
+    assert manifest(pub)["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.applied}=true"
+    assert pub.urn in sub.dependencies
+
+
+def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
+    job = manifest(by_name(dev_cut_over())["user-service-db-cutover"])
+    configmap = next(
+        manifest(r)
+        for r in dev_cut_over().registrations
+        if is_manifest(r) and manifest(r)["metadata"]["name"] == "user-service-db-migration"
+    )
+    script = configmap["data"]["cutover.sh"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["sh", "/scripts/cutover.sh"]
+    assert script.index("== wait until the reverse replication streams") < script.index("== stop writes")
+
+
+def test_a_cutover_job_waits_for_the_cutover_of_the_workloads_writing_into_its_tables() -> None:
+    # Deleting a user cascades into albums: catalog-service's Job runs after user-service's.
+    regs = by_name(dev_cut_over())
+    user, catalog_job = regs["user-service-db-cutover"], regs["catalog-service-db-cutover"]
+    assert user.urn in catalog_job.dependencies
+    assert catalog_job.urn not in user.dependencies
+
+
+def test_the_cutover_script_checks_the_live_monolith_except_for_accepted_writers() -> None:
+    raw = stack_config("dev")
+    raw["databases"]["migration"] = {"user-service": "replicating"}
+    cut_over(raw, "playlist-service")
+    raw["databases"]["acceptedCrossServiceWrites"] = {"playlist-service": ["user-service"]}
+    for service in raw["services"].values():
+        service.pop("cutover", None)
+    run = run_config("dev", raw)
+    configmap = next(
+        manifest(r)
+        for r in run.registrations
+        if is_manifest(r) and manifest(r)["metadata"]["name"] == "playlist-service-db-migration"
+    )
+    script = configmap["data"]["cutover.sh"]
+    assert script.index("== refuse while the monolith writes these tables") < script.index("== stop writes")
+    assert "ARRAY['users', 'sessions', 'user_content']" in script  # accepted: not refused

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra import catalog, endpoints, traffic
+from infra import catalog, cross_writes, endpoints, traffic
 from infra.config import PlatformConfig, parse_platform_config
-from infra.observability import dashboards
+from infra.targets.kubernetes.observability import dashboards
 from tests.catalogs import serving_alike
 from tests.conftest import manifests_of, rendered
 from tests.istio_routing import Decision, route
@@ -27,6 +27,7 @@ USER_CUT_OVER: dict[str, Any] = {
     ),
     "startup_off": True,
 }
+ACCEPT_ANY_ORDER = {name: sorted(cross_writes.writers_into(name, catalog.WORKLOADS)) for name in SERVICES}
 
 
 def stack(
@@ -66,7 +67,8 @@ def stack(
         "domain": "dev.vinylhound.app",
         "imageRegistry": "ghcr.io/vinylhound",
         "services": services,
-        "databases": {"migration": migration},
+        # Routing only: any cut-over order is accepted (tests/test_cross_writes.py checks it).
+        "databases": {"migration": migration, "acceptedCrossServiceWrites": ACCEPT_ANY_ORDER},
         "traffic": {"retiredEndpoints": retired or {}},
     }
     return parse_platform_config(raw, "stacks/Pulumi.test.yaml")

@@ -11,38 +11,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.values import EnvVar
+
 KubeObject = dict[str, Any]
 
 #: Named container port used by the Service, the probes and Istio's protocol detection.
 HTTP_PORT_NAME = "http"
 
 
-@dataclass(frozen=True)
-class SecretKeyRef:
-    """A key of a Kubernetes Secret; the only way a secret value reaches a container."""
-
-    secret: str
-    key: str
-
-
-@dataclass(frozen=True)
-class EnvVar:
-    """One container environment variable: a plain value or a reference to a Secret key."""
-
-    name: str
-    value: str | None = None
-    secret: SecretKeyRef | None = None
-
-    def __post_init__(self) -> None:
-        if (self.value is None) == (self.secret is None):
-            raise ValueError(f"env {self.name}: set exactly one of value or secret")
-
-    def to_kube(self) -> KubeObject:
-        """The container ``env`` entry."""
-        if self.secret is not None:
-            ref = {"name": self.secret.secret, "key": self.secret.key}
-            return {"name": self.name, "valueFrom": {"secretKeyRef": ref}}
-        return {"name": self.name, "value": self.value}
+def env_entry(var: EnvVar) -> KubeObject:
+    """The container ``env`` entry of ``var``: a value, or a ``secretKeyRef``."""
+    if var.secret is not None:
+        ref = {"name": var.secret.secret, "key": var.secret.key}
+        return {"name": var.name, "valueFrom": {"secretKeyRef": ref}}
+    return {"name": var.name, "value": var.value}
 
 
 @dataclass(frozen=True)
@@ -124,7 +106,7 @@ def container(spec: WorkloadSpec) -> KubeObject:
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": HTTP_PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
-        "env": [e.to_kube() for e in spec.env],
+        "env": [env_entry(e) for e in spec.env],
         "resources": spec.resources.to_kube(),
         # Startup gives a cold start up to 60 s before liveness may restart the container.
         "startupProbe": _probe(spec, periodSeconds=2, failureThreshold=30, timeoutSeconds=2),

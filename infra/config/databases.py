@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Literal
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from components.kubernetes.service_database import PLATFORM_PARAMETERS
-from infra import catalog, migration, schema
+from infra import catalog, cross_writes, migration, schema
 from infra.config.types import (
-    _OBJECT_STORE,
-    _PG_PARAMETER,
-    _RETENTION,
+    PG_PARAMETER_NAME,
+    BackupRetention,
     CnpgCron,
     DnsLabel,
     Hostname,
     Model,
+    ObjectStorePath,
     PinnedImage,
     Problem,
     StorageSize,
     Url,
-    _matching,
 )
 from infra.config.workloads import ResourceAmounts, Resources
 
 if TYPE_CHECKING:
     from infra.config import PlatformConfig
+
+#: postgresql.conf settings the platform decides, refused in ``databases.parameters``. Logical
+#: replication moves tables in and out, so every cluster must allow it. The ServiceDatabase
+#: component sets the same (``components.kubernetes.service_database.PLATFORM_PARAMETERS``; config
+#: imports no component, ``tests/test_imports.py`` checks the two agree).
+PLATFORM_PARAMETERS: Mapping[str, str] = {"wal_level": "logical"}
 
 
 #: PostgreSQL instances per database (primary + read replicas): the default and the minimum.
@@ -60,14 +64,14 @@ class BackupTarget(Model):
     ``destination_path`` in a folder named after it.
     """
 
-    destination_path: Annotated[str, _matching(_OBJECT_STORE, "object store path (s3://, gs://, https://)")]
+    destination_path: ObjectStorePath
     #: Default: the provider's own endpoint (set it for MinIO and other S3-compatible stores).
     endpoint_url: Url | None = None
     credentials_secret: DnsLabel
     #: Six-field cron (seconds first). Default: every day at 03:00.
     schedule: CnpgCron = "0 0 3 * * *"
     #: Default: keep 30 days of backups and WAL.
-    retention: Annotated[str, _matching(_RETENTION, "retention (e.g. 30d, 4w, 6m)")] = "30d"
+    retention: BackupRetention = "30d"
 
 
 class RestoreFrom(Model):
@@ -121,6 +125,10 @@ class DatabasesConfig(Model):
     restore: dict[str, RestoreFrom] = Field(default_factory=dict)
     #: Per service: where moving its tables out of the monolith stands. Default: not-started.
     migration: dict[str, MigrationPhase] = Field(default_factory=dict)
+    #: Per service: the workloads whose writes into its tables (cascading deletes, the Favorites
+    #: trigger) you accept will FAIL in the monolith while its tables are fenced there and theirs
+    #: are not. Default: none; a cut-over then needs those workloads cut over too (first).
+    accepted_cross_service_writes: dict[str, list[str]] = Field(default_factory=dict)
     #: Default: the platform runs the monolith's database too.
     external_monolith: ExternalDatabase | None = None
     #: Apply the generated monolith schema (idempotent) to the platform-run monolith database, for
@@ -161,7 +169,7 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     if dbs.backup is None and env in BACKUP_REQUIRED:
         yield Problem("databases.backup", f"{env} requires backups: set a backup target")
     for key in dbs.parameters:
-        if not _PG_PARAMETER.match(key):
+        if not PG_PARAMETER_NAME.match(key):
             yield Problem(f"databases.parameters.{key}", "not a PostgreSQL parameter name")
         elif key in PLATFORM_PARAMETERS:
             yield Problem(
@@ -198,11 +206,49 @@ def database_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
     enabled = {w.name for w, _ in cfg.enabled()}
     services = {w.name for w in catalog.WORKLOADS if w.database is not None and w.role == "service"}
+    new = {w.name for w in catalog.WORKLOADS if w.name in services and w.database and w.database.is_new}
     for name, phase in dbs.migration.items():
-        if name not in services:
+        if name in new:
+            yield Problem(
+                f"databases.migration.{name}",
+                f"{name} owns a new database (no monolith tables): nothing moves, so it has no "
+                "migration phase; remove it",
+            )
+        elif name not in services:
             yield Problem(
                 f"databases.migration.{name}",
                 f"not a service that owns tables; those are {', '.join(sorted(services))}",
             )
         elif phase != "not-started" and name not in enabled:
             yield Problem(f"databases.migration.{name}", f"{phase} needs {name} enabled in services")
+    yield from cross_service_write_rules(dbs)
+
+
+def cross_service_write_rules(dbs: DatabasesConfig) -> Iterator[Problem]:
+    """No phase fences a table in the monolith that the monolith still writes through a
+    cascading foreign key or a trigger from another workload's tables (the schema model's
+    paths; the cut-over Job checks the live database's own before it fences)."""
+    with_tables = {w.name for w in catalog.WORKLOADS if w.database is not None}
+    for service, writers in dbs.accepted_cross_service_writes.items():
+        if service not in with_tables:
+            yield Problem(
+                f"databases.acceptedCrossServiceWrites.{service}",
+                f"no tables of its own; workloads with tables: {', '.join(sorted(with_tables))}",
+            )
+        for writer in writers:
+            if writer not in with_tables or writer == service:
+                yield Problem(
+                    f"databases.acceptedCrossServiceWrites.{service}",
+                    f"{writer!r} is not another workload with tables",
+                )
+    blocked = cross_writes.order_problems(catalog.WORKLOADS, dbs.migration, dbs.accepted_cross_service_writes)
+    for service, blockers in blocked.items():
+        for writer, paths in blockers:
+            state = "always writes its own tables" if writer == "monolith" else f"is {dbs.phase(writer)}"
+            via = "; ".join(f"{p.via} (writes {p.target} when {p.source} changes)" for p in paths)
+            yield Problem(
+                f"databases.migration.{service}",
+                f"cut-over fences tables the monolith still writes from {writer}'s tables ({writer} "
+                f"{state}): {via}. Cut {writer} over first (or in the same update), or accept the "
+                f"failing writes: databases.acceptedCrossServiceWrites.{service}: [{writer}]",
+            )

@@ -35,7 +35,8 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 _STORAGE = re.compile(r"^[0-9]+(Mi|Gi|Ti)$")
 _OBJECT_STORE = re.compile(r"^(s3|gs|https)://[^\s]+$")
 _RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
-_PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
+#: A postgresql.conf parameter name.
+PG_PARAMETER_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
 
 
 # CloudNativePG schedules (robfig/cron with seconds): six fields, seconds first.
@@ -143,6 +144,8 @@ Registry = Annotated[str, _matching(_REGISTRY, "image registry (host[:port]/path
 CpuQuantity = Annotated[str, _matching(_QUANTITY_CPU, "CPU quantity (e.g. 250m or 1)")]
 MemoryQuantity = Annotated[str, _matching(_QUANTITY_MEM, "memory quantity (e.g. 256Mi)")]
 ChartVersion = Annotated[str, _matching(_SEMVER, "pinned chart version (x.y.z)")]
+ObjectStorePath = Annotated[str, _matching(_OBJECT_STORE, "object store path (s3://, gs://, https://)")]
+BackupRetention = Annotated[str, _matching(_RETENTION, "retention (e.g. 30d, 4w, 6m)")]
 Percent = Annotated[int, Field(ge=0, le=100)]
 #: A duration both Go (JetStream, NACK) and Prometheus parse, e.g. ``30s``, ``2m``, ``168h``.
 Duration = Annotated[str, _matching(_GO_DURATION, "duration (digits with ms, s, m or h, e.g. 30s, 168h)")]

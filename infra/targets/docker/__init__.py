@@ -18,16 +18,16 @@ import pulumi_random as random
 
 from components.docker.postgres import PostgresArgs, PostgresDatabase
 from components.docker.service import ContainerService
-from components.kubernetes.specs import SecretKeyRef
 from components.labels import LabelContext
+from components.values import SecretKeyRef
 from infra import catalog, env
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.prometheus_scrape import Endpoint
 from infra.stack_secrets import StackSecrets
 from infra.targets.docker import plan
 from infra.targets.docker.events import client_env, deploy_events
 from infra.targets.docker.platform import deploy_platform, platform_specs
+from infra.targets.docker.prometheus_scrape import Endpoint
 from infra.targets.docker.schema import initial_schema_sql
 from infra.targets.docker.workloads import version_of, workload_spec
 

@@ -26,7 +26,7 @@ import pulumi_random as random
 
 from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
-from components.kubernetes.specs import EnvVar, SecretKeyRef
+from components.values import EnvVar, SecretKeyRef
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig, quantity_bytes

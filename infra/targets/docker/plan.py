@@ -7,9 +7,9 @@ on Kubernetes), each workload's database is ``<workload>-db``, and every publish
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
-from infra import catalog
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.env import POSTGRES_PORT, DatabaseEndpoint
@@ -30,13 +30,34 @@ JAEGER_HEALTH_PORT = 13133
 PROMETHEUS_PORT = 9090
 BLACKBOX_PORT = 9115
 
-#: Offsets from ``publishedPortBase``: workloads at +catalog index, their databases at +100+index.
+#: Offsets from ``publishedPortBase``: workloads at +slot, their databases at +100+slot.
 DATABASE_OFFSET = 100
 PLATFORM_OFFSETS = {CONSUL: 200, JAEGER: 201, PROMETHEUS: 202, NATS: 203, NATS_MONITORING: 204}
 
+#: The slots of the first workloads (their catalog positions when slots followed position), kept
+#: so that a developer's URLs and database ports do not move when the catalog grows.
+FIXED_SLOTS = {
+    "monolith": 0,
+    "user-service": 1,
+    "catalog-service": 2,
+    "rating-service": 3,
+    "playlist-service": 4,
+    "api-gateway": 5,
+    "web-frontend": 6,
+}
+#: Any other workload's slot is derived from its name alone, in [10, 100): adding, removing or
+#: reordering catalog entries never moves another workload's port.
+HASHED_SLOTS = range(10, DATABASE_OFFSET)
 
-def _index(workload: Workload) -> int:
-    return catalog.names().index(workload.name)
+
+def slot(workload: Workload) -> int:
+    """The workload's port slot: fixed for the first workloads, else a hash of its name. Two
+    workloads on one slot is a catalog defect (``tests/test_local_stack.py`` checks the catalog);
+    give one of them a place in ``FIXED_SLOTS``."""
+    fixed = FIXED_SLOTS.get(workload.name)
+    if fixed is not None:
+        return fixed
+    return HASHED_SLOTS[zlib.crc32(workload.name.encode()) % len(HASHED_SLOTS)]
 
 
 @dataclass(frozen=True)
@@ -46,12 +67,12 @@ class PortPlan:
     base: int
 
     def workload(self, workload: Workload) -> int:
-        """A workload's port on the host (its catalog position keeps it stable)."""
-        return self.base + _index(workload)
+        """A workload's port on the host (its name keeps it stable, see ``slot``)."""
+        return self.base + slot(workload)
 
     def database(self, workload: Workload) -> int:
         """The host port of a workload's own database, for psql and other local tools."""
-        return self.base + DATABASE_OFFSET + _index(workload)
+        return self.base + DATABASE_OFFSET + slot(workload)
 
     def platform(self, service: str) -> int:
         """The host port of a platform service (Consul, Jaeger, Prometheus, NATS and its monitoring)."""

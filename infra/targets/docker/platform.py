@@ -11,10 +11,10 @@ import yaml
 
 from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
-from infra import events, prometheus_scrape
+from infra import events
 from infra.config import PlatformConfig
-from infra.prometheus_scrape import Endpoint, PlatformProbe, SelfMetrics
-from infra.targets.docker import plan, registry
+from infra.targets.docker import plan, prometheus_scrape, registry
+from infra.targets.docker.prometheus_scrape import Endpoint, PlatformProbe, SelfMetrics
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from infra.prometheus_scrape import Endpoint
+from infra.targets.docker.prometheus_scrape import Endpoint
 
 
 def service_definitions(

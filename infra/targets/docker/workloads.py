@@ -13,8 +13,8 @@ from pathlib import Path
 import pulumi
 
 from components.docker.specs import ContainerSpec, PublishedPort, cpus, http_check, memory_mb
-from components.kubernetes.specs import EnvVar, SecretKeyRef
 from components.labels import LabelContext
+from components.values import EnvVar, SecretKeyRef
 from infra import catalog, env
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.labels import LabelContext
+from infra import traffic
 from infra.config import PlatformConfig
-from infra.observability import monitors, tracing
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
@@ -19,7 +19,7 @@ from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, MeshArgs, mesh_extras
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs
+from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from infra.targets.kubernetes.platform import Platform, PlatformArgs
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
 from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
@@ -30,7 +30,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     context = LabelContext(environment=cfg.environment)
     platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg))
+    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
     observability = Observability(
         "observability",
         ObservabilityArgs(
@@ -90,7 +90,10 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             read_route_gates=contract.read_route_gates,
         ),
     )
-    FrontendUpstream("frontend-upstream", FrontendUpstreamArgs(cfg, context, namespace))
+    FrontendUpstream(
+        "frontend-upstream",
+        FrontendUpstreamArgs(traffic.frontend_backend(cfg), context, cfg.namespace, namespace),
+    )
     return {
         "environment": cfg.environment,
         "namespace": cfg.namespace,

@@ -6,10 +6,13 @@ Migration phases (``databases.migration.<service>`` in the stack):
 - ``not-started``: the service's cluster and its schema only;
 - ``replicating``: a ``Publication`` in the monolith for exactly the service's tables, a
   ``Subscription`` in the service's cluster (after its schema), and a consistency-check Job;
-- ``cut-over``: a Job stops writes in the monolith, waits until the service has everything,
-  verifies and moves sequences; the forward Publication/Subscription leave the program (CNPG
-  drops them: reclaim policy ``delete``) and a reverse pair (service -> monolith, no initial copy)
-  keeps the monolith current, so rolling back loses nothing;
+- ``cut-over``: a reverse pair (service -> monolith, no initial copy) is declared first; then a
+  Job checks the live monolith for cross-service writes, waits until the reverse pair streams,
+  stops writes in the monolith, waits until the service has everything, verifies, records the
+  decision and moves sequences (it waits for the cutover Jobs of the workloads writing into its
+  tables). The forward Publication/Subscription leave the program (CNPG drops them: reclaim
+  policy ``delete``); the reverse pair keeps the monolith current from before the first write
+  the service takes, so rolling back loses nothing;
 - ``rolled-back``: a Job stops writes in the service, waits until the monolith has everything,
   verifies, moves the monolith's sequences and opens its tables again; the reverse pair leaves
   the program. The service's database keeps its (frozen) copy: recreate it before replicating
@@ -25,7 +28,7 @@ Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +44,11 @@ from components.kubernetes.service_database import (
     ServiceDatabase,
     ServiceDatabaseArgs,
 )
-from components.kubernetes.specs import EnvVar, KubeObject, ResourceSpec, SecretKeyRef
+from components.kubernetes.specs import KubeObject, ResourceSpec, env_entry
 from components.labels import LabelContext
 from components.options import child_opts, waits
-from infra import env, migration
+from components.values import EnvVar, SecretKeyRef
+from infra import catalog, cross_writes, env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm
@@ -236,6 +240,8 @@ class Databases(pulumi.ComponentResource):
             own = self.endpoints[w.name]
             if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
                 continue  # the monolith's schema is then its owner's business
+            if w.database is not None and w.database.is_new:
+                continue  # nothing to move; the service's own migrations create its schema
             monolith_ready: list[pulumi.Resource] = []
             if w.name != "monolith" and "monolith" in self.migrations:
                 monolith_ready = [self.migrations["monolith"].schema_job]
@@ -254,6 +260,12 @@ class Databases(pulumi.ComponentResource):
                     database=self.clusters[w.name],
                     monolith_database=self.clusters.get("monolith"),
                     operator=self.operator,
+                    accepted_writers=tuple(
+                        cross_writes.accepted_tables(
+                            catalog.WORKLOADS, dbs.accepted_cross_service_writes.get(w.name, [])
+                        )
+                    ),
+                    after_cutovers=self._writer_cutovers(w.name, dbs.phase),
                 ),
                 child_opts(self, [args.namespace, *monolith_ready]),
             )
@@ -267,6 +279,20 @@ class Databases(pulumi.ComponentResource):
             depends_on=tuple(db.credentials for db in self.clusters.values()),
         )
         self.register_outputs({"exports": self.exports()})
+
+    def _writer_cutovers(self, name: str, phase: Callable[[str], str]) -> tuple[pulumi.Resource, ...]:
+        """The cutover Jobs of the workloads whose tables write into ``name``'s (cascades,
+        triggers), when both cut over: the live check in ``name``'s Job needs their fences.
+        The catalog lists a writer before the tables it writes into (tested), so its Job is
+        declared by now."""
+        if phase(name) != "cut-over":
+            return ()
+        gates = [
+            self.migrations[writer].write_gate
+            for writer in sorted(cross_writes.writers_into(name, catalog.WORKLOADS))
+            if phase(writer) == "cut-over" and writer in self.migrations
+        ]
+        return tuple(g for g in gates if g is not None)
 
     def exports(self) -> dict[str, dict[str, object]]:
         """Per workload: read-write and read-only hosts, port, database and credentials Secret."""
@@ -348,7 +374,7 @@ def job_spec(
                         "name": name,
                         "image": image,
                         "command": ["sh", f"/scripts/{script}"],
-                        "env": [e.to_kube() for e in env_vars],
+                        "env": [env_entry(e) for e in env_vars],
                         "resources": ResourceSpec("50m", "64Mi", "500m", "256Mi").to_kube(),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
@@ -416,7 +442,10 @@ class ServiceMigrationArgs:
 
     ``own``/``monolith``: the two databases' endpoints; ``database``/``monolith_database`` the
     clusters declared here (``monolith_database`` is ``None`` for an external monolith);
-    ``operator``: the release that installs CNPG's CRDs.
+    ``operator``: the release that installs CNPG's CRDs. ``accepted_writers``: tables whose
+    writes into this workload's tables the config accepts will fail (the cutover's live check
+    skips them); ``after_cutovers``: the cutover Jobs of the workloads that write into its
+    tables, which this cutover waits for.
     """
 
     workload: Workload
@@ -429,6 +458,8 @@ class ServiceMigrationArgs:
     database: ServiceDatabase
     monolith_database: ServiceDatabase | None
     operator: pulumi.Resource
+    accepted_writers: tuple[str, ...] = ()
+    after_cutovers: tuple[pulumi.Resource, ...] = ()
 
 
 class ServiceMigration(pulumi.ComponentResource):
@@ -510,7 +541,12 @@ class ServiceMigration(pulumi.ComponentResource):
         )
 
     def _cnpg(
-        self, role: str, kind: str, spec: KubeObject, after: list[pulumi.Resource]
+        self,
+        role: str,
+        kind: str,
+        spec: KubeObject,
+        after: list[pulumi.Resource],
+        annotations: Mapping[str, str] | None = None,
     ) -> k8s.apiextensions.CustomResource:
         """A CNPG ``Publication`` or ``Subscription``; it waits for the operator's CRDs."""
         args = self._args
@@ -523,6 +559,7 @@ class ServiceMigration(pulumi.ComponentResource):
                     "name": f"{args.own.cluster}-{role}",
                     "namespace": args.namespace,
                     "labels": dict(args.labels),
+                    **({"annotations": dict(annotations)} if annotations else {}),
                 },
                 "spec": spec,
             },
@@ -568,18 +605,32 @@ class ServiceMigration(pulumi.ComponentResource):
                 "rollback", "rollback.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT
             )
             return
-        cutover = self._job("cutover", "cutover.sh", both, [schema_job], timeout=GATE_JOB_TIMEOUT)
-        self.write_gate = cutover
-        if monolith_db is None:
-            return  # reverse replication into an external monolith is not declared here
-        reverse_pub = self._cnpg(
-            "reverse-publication", "Publication", publication_spec(own.cluster, own.name, back, w), [cutover]
-        )
-        self._cnpg(
-            "reverse-subscription",
-            "Subscription",
-            subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
-            [cutover, reverse_pub, monolith_db.cluster],
+        # The reverse pair comes first: its slot must exist before the Job decides and the routes
+        # send writes to the service, or the writes in between never reach the monolith. The
+        # Job waits until the monolith streams from it; the slot waits for its publication.
+        reverse: list[pulumi.Resource] = []
+        if monolith_db is not None:  # reverse replication into an external monolith is not declared
+            reverse_pub = self._cnpg(
+                "reverse-publication",
+                "Publication",
+                publication_spec(own.cluster, own.name, back, w),
+                [schema_job],
+                annotations={"pulumi.com/waitFor": "jsonpath={.status.applied}=true"},
+            )
+            reverse.append(
+                self._cnpg(
+                    "reverse-subscription",
+                    "Subscription",
+                    subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
+                    [reverse_pub, monolith_db.cluster],
+                )
+            )
+        self.write_gate = self._job(
+            "cutover",
+            "cutover.sh",
+            both,
+            [schema_job, *reverse, *args.after_cutovers],
+            timeout=GATE_JOB_TIMEOUT,
         )
 
 
@@ -601,8 +652,14 @@ def _phase_scripts(args: ServiceMigrationArgs) -> dict[str, str]:
                 ]
             )
         return scripts
+    reverse = args.monolith_database is not None
     if phase == "cut-over":
-        return {"cutover.sh": migration.job_script(migration.cutover_job_steps(w))}
+        guard = cross_writes.live_check_step(w, args.accepted_writers)
+        return {
+            "cutover.sh": migration.job_script(
+                migration.cutover_job_steps(w, reverse=reverse, guards=[guard])
+            )
+        }
     if phase == "rolled-back":
-        return {"rollback.sh": migration.job_script(migration.rollback_job_steps(w))}
+        return {"rollback.sh": migration.job_script(migration.rollback_job_steps(w, reverse=reverse))}
     return {}

@@ -30,16 +30,17 @@ import pulumi_random as random
 
 from components import labels
 from components.kubernetes.custom_resource import custom_resource
-from components.kubernetes.specs import EnvVar, KubeObject
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
+from components.values import EnvVar
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:events:EventBus"
 NATS_REPOSITORY = "https://nats-io.github.io/k8s/helm/charts/"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.kubernetes.specs import EnvVar, KubeObject
+from components.kubernetes.specs import KubeObject
+from components.values import EnvVar
 from infra.catalog import Workload
 
 EnvContribution = Callable[[Workload], list[EnvVar]]

@@ -26,14 +26,13 @@ from components.kubernetes import specs
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import catalog, traffic
-from infra.config import PlatformConfig
 
 TYPE = "vinylhound:workloads:FrontendUpstream"
 
 
-def upstream_service_spec(cfg: PlatformConfig, context: LabelContext) -> dict[str, Any] | None:
-    """The Service spec for the front end's API upstream, or ``None`` without a front end."""
-    backend = traffic.frontend_backend(cfg)
+def upstream_service_spec(backend: str | None, context: LabelContext) -> dict[str, Any] | None:
+    """The Service spec for the front end's API upstream (selecting ``backend``), or ``None``
+    without a front end."""
     frontend = catalog.workload(traffic.FRONTEND)
     if backend is None or frontend.api_upstream_port is None:
         return None
@@ -54,10 +53,13 @@ def upstream_service_spec(cfg: PlatformConfig, context: LabelContext) -> dict[st
 
 @dataclass(frozen=True)
 class FrontendUpstreamArgs:
-    """``namespace``: the workloads' namespace, where the Service lives."""
+    """``backend``: the workload behind the upstream (``traffic.frontend_backend``), ``None``
+    without a front end; ``namespace``: the workloads' namespace (its name and the resource to
+    wait for), where the Service lives."""
 
-    cfg: PlatformConfig
+    backend: str | None
     context: LabelContext
+    namespace_name: str
     namespace: pulumi.Resource
 
 
@@ -70,14 +72,13 @@ class FrontendUpstream(pulumi.ComponentResource):
         self, name: str, args: FrontendUpstreamArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
-        spec = upstream_service_spec(cfg, args.context)
+        spec = upstream_service_spec(args.backend, args.context)
         host = catalog.workload(traffic.FRONTEND).api_upstream_host
         self.service = None
         if spec is not None and host is not None:
             self.service = k8s.core.v1.Service(
                 "frontend-api-upstream",
-                metadata={"name": host, "namespace": cfg.namespace, "labels": args.context.common()},
+                metadata={"name": host, "namespace": args.namespace_name, "labels": args.context.common()},
                 spec=spec,
                 opts=child_opts(self, [args.namespace], moved_from_root=True),
             )

@@ -29,9 +29,9 @@ from components.options import child_opts
 from infra import catalog, traffic
 from infra.catalog import Workload
 from infra.config import MIN_REPLICAS, PlatformConfig
-from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:mesh:Mesh"
 ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
@@ -126,7 +126,7 @@ def _pods(name: str) -> dict[str, Any]:
 
 def routed_ingress(cfg: PlatformConfig) -> Any:
     """NetworkPolicy ingress for callers the mesh may route to a workload (not listed by the
-    catalog as its callers: the catalog's own are already allowed by ``infra.network``)."""
+    catalog as its callers: the catalog's own are already allowed by ``network``)."""
 
     def contribute(workload: Workload) -> list[dict[str, Any]]:
         routed = traffic.callers(workload, cfg).routed

@@ -14,14 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kubernetes.specs import EnvVar
 from components.options import child_opts
+from components.values import EnvVar
 from infra.catalog import Workload
-from infra.config import PlatformConfig
-from infra.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:registry:Registry"
 CONSUL_REPOSITORY = "https://helm.releases.hashicorp.com"
@@ -39,9 +38,9 @@ def server_address() -> str:
     return f"{CONSUL_NAME}-server.{CONSUL_NAMESPACE}.svc.cluster.local:{CONSUL_HTTP_PORT}"
 
 
-def consul_values(cfg: PlatformConfig) -> dict[str, Any]:
+def consul_values(args: RegistryArgs) -> dict[str, Any]:
     """Values of the ``consul`` chart."""
-    replicas = cfg.registry_replicas()
+    replicas = args.replicas
     return {
         "global": {
             "name": CONSUL_NAME,
@@ -67,7 +66,7 @@ def consul_values(cfg: PlatformConfig) -> dict[str, Any]:
             "default": True,
             "toConsul": True,
             "toK8S": False,
-            "k8sAllowNamespaces": [cfg.namespace],
+            "k8sAllowNamespaces": [args.namespace],
             # Register ``user-service``, not ``user-service-vinylhound``.
             "addK8SNamespaceSuffix": False,
         },
@@ -100,9 +99,12 @@ def registry_egress(workload: Workload) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class RegistryArgs:
-    """What the registry needs: the stack's config (namespace, chart version, replicas)."""
+    """``namespace``: the workloads' namespace, whose Services are synced into Consul;
+    ``chart_version``: the pinned consul chart; ``replicas``: Consul servers (odd, a quorum)."""
 
-    cfg: PlatformConfig
+    namespace: str
+    chart_version: str
+    replicas: int
 
 
 class Registry(pulumi.ComponentResource):
@@ -113,13 +115,12 @@ class Registry(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
         self.release = helm.release(
             "consul",
             CONSUL_CHART,
-            cfg.charts.consul,
+            args.chart_version,
             CONSUL_NAMESPACE,
-            consul_values(cfg),
+            consul_values(args),
             child_opts(self, moved_from_root=True),
             create_namespace=True,
         )

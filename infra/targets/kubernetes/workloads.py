@@ -9,13 +9,15 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.microservice import Microservice
-from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, SecretKeyRef, WorkloadSpec
+from components.kubernetes.specs import AutoscalingSpec, ResourceSpec, WorkloadSpec
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import env, network
+from components.values import SecretKeyRef
+from infra import env
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes import network
 from infra.targets.kubernetes.databases import endpoint_for
 from infra.targets.kubernetes.extras import WorkloadExtras
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.kubernetes.specs import EnvVar, KubeObject
+from components.kubernetes.specs import KubeObject
+from components.values import EnvVar
 from infra.catalog import Workload
 from infra.config import TraceStorage
-from infra.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 NAMESPACE = "observability"
 RELEASE = "jaeger"

@@ -13,7 +13,7 @@ from typing import Any
 from components.kubernetes.specs import KubeObject
 from infra import endpoints
 from infra.catalog import Workload
-from infra.network import EDGE_NAMESPACE
+from infra.targets.kubernetes.network import EDGE_NAMESPACE
 
 #: The label Grafana's dashboard sidecar looks for (the chart's default ``grafana_dashboard: "1"``).
 LABEL = ("grafana_dashboard", "1")

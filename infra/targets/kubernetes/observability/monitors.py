@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from components.kubernetes.specs import HTTP_PORT_NAME, KubeObject
 from infra.catalog import Workload
-from infra.network import NAMESPACE_NAME_LABEL
-from infra.observability import tracing
+from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
+from infra.targets.kubernetes.observability import tracing
 
 API_VERSION = "monitoring.coreos.com/v1"
 #: Namespace of kube-prometheus-stack (Prometheus, Alertmanager, Grafana).

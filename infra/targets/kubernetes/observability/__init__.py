@@ -5,6 +5,11 @@ Registers the two charts (official repositories, versions pinned in config), the
 one PrometheusRule per workload, one PrometheusRule per database, the Jaeger and Consul
 self-monitors and the Grafana dashboards. Its ``extras`` output gives every workload the ``OTEL_*``
 environment, egress to the collector and ingress from Prometheus.
+
+What it registers is built as pure data by this package's modules (``tracing``, ``monitors``,
+``alerts``, ``dashboards``), which register nothing and read no config. The Vinylhound binaries
+have no /metrics endpoint and no OpenTelemetry code, so every signal comes from the Istio sidecar
+(metrics and spans) and from kube-state-metrics and CloudNativePG's exporters.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ from components.options import child_opts
 from infra import env, traffic
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.observability import alerts, dashboards, monitors, tracing
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.observability import alerts, dashboards, monitors, tracing
 
 #: The namespace Istio's mesh-wide configuration lives in (the mesh feature installs istiod there).
 TYPE = "vinylhound:observability:Observability"
