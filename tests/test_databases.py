@@ -457,7 +457,7 @@ def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
 
 def test_with_an_external_monolith_the_cutover_job_does_not_wait_for_a_reverse_pair() -> None:
     # Nothing replicates back into a monolith the platform does not run: waiting would time out.
-    raw = stack_raw("staging")  # user-service: cut-over
+    raw = cut_over(stack_raw("staging"), "user-service")
     raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
     objects = [manifest(r) for r in run_with(raw, stack="staging").registrations if is_manifest(r)]
     script = of_kind(objects, "ConfigMap")["user-service-db-migration"]["data"]["cutover.sh"]

@@ -37,7 +37,7 @@ from tests.gitrepos import commit_all, edit, project_copy
 STAGING = Path("stacks") / "Pulumi.staging.yaml"
 #: The service whose weight the edit changes, and its routes that the weight moves.
 SERVICE = "catalog-service"
-SERVICE_ROUTES = ("get-albums",)
+SERVICE_ROUTES = ("get-albums", "get-artists-id")
 SERVES_ALIKE = (
     '_ep("GET /api/v1/albums", gap=f"snake_case keys, no trackList/genreList/rating; {_NULL_ALBUMS}")',
     '_ep("GET /api/v1/albums")',

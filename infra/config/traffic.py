@@ -280,7 +280,7 @@ def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
                 # One line per endpoint: the list is long, and each line must stay whole.
                 yield Problem(
                     field,
-                    f"cut-over while {e.key} still writes {', '.join(sorted(touched))} at the monolith, "
+                    f"cut-over while {e.key} writes {', '.join(sorted(touched))} at the monolith, "
                     f"which the cut-over fences; move it to {name} (it must register it alike) or "
                     "retire it (traffic.retiredEndpoints)",
                 )
