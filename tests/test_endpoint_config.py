@@ -211,9 +211,7 @@ def test_a_write_moved_to_another_service_counts_by_what_that_service_writes() -
     lines = problems(raw)
     assert all(".databases.migration.playlist-service:" in line for line in lines)
     assert not [line for line in lines if "POST /api/v1/auth/signup" in line]
-    assert any(
-        "DELETE /api/v1/playlists/{id} writes playlist_songs, playlists" in line for line in lines
-    )
+    assert any("DELETE /api/v1/playlists/{id} writes playlist_songs, playlists" in line for line in lines)
 
 
 def test_startup_writes_disabled_needs_a_reason() -> None:
