@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: render test lint typecheck unit tools bench bench-migration clean
+.PHONY: render test test-slow lint typecheck unit tools bench bench-migration clean
 
 # pip prints what it collects and installs: a first install takes a few minutes, and silence that
 # long reads as a hang.
@@ -22,8 +22,12 @@ render: $(BIN)/vinylhound
 	@echo "make: rendering stack $(STACK) offline into build/$(STACK)"
 	$(BIN)/vinylhound render $(STACK)
 
-## test: lint, type-check, then the whole test suite.
+## test: lint, type-check, then the fast lane of the test suite (everything not marked slow).
 test: lint typecheck unit
+
+## test-slow: the end-to-end lane (tests marked slow); .ci/run runs it after `make test`.
+test-slow: $(BIN)/vinylhound tools
+	$(BIN)/pytest -n 2 -m slow
 
 lint: $(BIN)/vinylhound
 	$(BIN)/ruff check .
@@ -33,15 +37,17 @@ typecheck: $(BIN)/vinylhound
 	$(BIN)/mypy
 
 unit: $(BIN)/vinylhound tools
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 -m "not slow"
 
 ## tools: system binaries the tests run for real (promtool, nats-server); installed when root.
 tools:
 	@bash scripts/install-tools.sh
 	@bash scripts/install-actionlint.sh
+	@bash scripts/install-checkov.sh
 
+## bench: render, check and diff 0-500 synthetic services; rewrites the tables in docs/benchmarks.md.
 bench: $(BIN)/vinylhound
-	$(BIN)/python benchmarks/render_bench.py
+	$(BIN)/python benchmarks/render_bench.py --write
 
 bench-migration: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/migration_bench.py

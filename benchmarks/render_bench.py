@@ -1,94 +1,204 @@
-"""Render time of each stack against its floor, and a 100-service config.
+"""How render, check and diff grow with the platform: 0 to 500 synthetic services.
 
-The floor of a stack is the same resources (type, name, inputs) registered as plain, flat
-``CustomResource``s under the same mock runtime: what the Pulumi SDK itself costs. The ratio is
-what the program adds on top (config validation, spec building, components). Target: prod within
-1.25x of its floor; a 100-service config grows linearly.
+For each count of extra services (copies of catalog-service added to the dev stack, see
+``ops/scale.py``) this measures, in one process:
 
-Run with ``make bench``. A measurement, not a test: it prints, it asserts nothing.
+- render: the program under the mock runtime (``ops.mockrun``), and its floor: the same resources
+  (type, name, inputs) registered as plain, flat ``CustomResource``s under the same runtime, i.e.
+  what the Pulumi SDK itself costs;
+- check: what ``vinylhound check`` adds to the render: every object against its schema and the
+  policy pack (its own process, spoken to over the analyzer protocol) on every resource;
+- diff: comparing two records of the platform in which every Deployment changed. ``vinylhound
+  diff`` renders its two sides in parallel subprocesses first, so a diff costs one render plus this.
+
+and then ``check --all`` (one pack, four stacks) against rendering the four stacks.
+
+Times are CPU seconds (this process's threads, plus the policy pack's process for check), the
+least of three runs (one run from 100 services on), with the load average printed beside them:
+the machine is shared, and other work stretches wall time far more than CPU time. Compare ratios
+and per-resource times, and rerun when the load was high. A count whose render takes more than
+``--budget`` seconds ends the series.
+
+Run with ``make bench``; ``--write`` replaces the tables in docs/benchmarks.md. A measurement, not
+a test: it prints, it asserts nothing.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import argparse
+import os
+import re
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import pulumi
 
-from infra import catalog
-from infra.program import main as program
+from ops.analyzer import PolicyPackProcess, load_config
+from ops.check import PACK_DIR, check_run, check_stack, config_path
+from ops.diff import compare
 from ops.mockrun import Registration, run_offline
 from ops.project import Project
 from ops.render import run_stack
+from ops.scale import Synthetic, changed_records
 
 ROOT = Path(__file__).resolve().parents[1]
-REPEATS = 7
+DOCS = ROOT / "docs" / "benchmarks.md"
+COUNTS = (0, 50, 100, 250, 500)
+STACK = "dev"
 
 
-def _best(fn: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+#: The policy pack's process, whose CPU time counts towards ``check`` (set once it runs).
+PACK_PID: int | None = None
 
 
-def _floor(registrations: list[Registration]) -> float:
+def _cpu() -> float:
+    """CPU seconds used so far by this process (every thread) and the policy pack's process."""
+    used = time.process_time()
+    if PACK_PID is not None:
+        # /proc/PID/stat: utime and stime, in clock ticks, are fields 14 and 15.
+        fields = Path(f"/proc/{PACK_PID}/stat").read_text().rsplit(")", 1)[1].split()
+        used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Least CPU time of ``repeats`` calls, and the last result. CPU time rather than wall time:
+    the machine is shared, and other work stretches wall time far more than CPU time."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = _cpu()
+        result = fn()
+        best = min(best, _cpu() - started)
+    return best, result
+
+
+def _floor(registrations: list[Registration], repeats: int) -> float:
     def plain_resources() -> None:
         for r in registrations:
             pulumi.CustomResource(r.type, r.name, dict(r.inputs))
 
-    return _best(
-        lambda: run_offline(plain_resources, project="vinylhound", stack="floor", config={}, secret_keys=[])
+    seconds, _ = _timed(
+        lambda: run_offline(plain_resources, project="vinylhound", stack="floor", config={}, secret_keys=[]),
+        repeats,
     )
+    return seconds
 
 
-def _synthetic_config(project: Project, services: int) -> tuple[dict[str, str], tuple[catalog.Workload, ...]]:
-    """The dev stack plus ``services`` copies of user-service, as catalog entries and config."""
-    raw = json.loads(project.stack_config("dev").values["vinylhound:platform"])
-    template = catalog.workload("catalog-service")
-    extra = tuple(
-        dataclasses.replace(template, name=f"svc-{i:03d}", routes=(), database=None, env=("PORT",))
-        for i in range(services)
-    )
-    for w in extra:
-        raw["services"][w.name] = raw["services"]["catalog-service"]
-    return {"vinylhound:platform": json.dumps(raw)}, extra
+@dataclass(frozen=True)
+class Row:
+    """One count of synthetic services, measured."""
+
+    services: int
+    resources: int
+    render: float
+    floor: float
+    check: float
+    diff: float
+    load: float
+
+    def cells(self, base: Row) -> list[str]:
+        per = self.render / self.resources
+        return [
+            f"+{self.services}",
+            str(self.resources),
+            f"{self.render:.2f} s",
+            f"{per * 1e3:.2f} ms",
+            f"{per / (base.render / base.resources):.2f}",
+            f"{self.render / self.floor:.2f}",
+            f"{(self.render + self.check) / self.render:.2f}",
+            f"{self.diff * 1e3:.0f} ms",
+            f"{self.load:.1f}",
+        ]
 
 
-def _row(label: str, count: int, seconds: float, floor: float) -> str:
-    return f"{label:<14}{count:>10}{seconds * 1e3:>11.1f}{floor * 1e3:>10.1f}{seconds / floor:>8.2f}"
+HEADER = [
+    "services",
+    "resources",
+    "render",
+    "per resource",
+    "vs +0",
+    "render / floor",
+    "check / render",
+    "diff (compare)",
+    "load",
+]
+
+
+def measure(project: Project, pack: PolicyPackProcess, count: int) -> Row:
+    """Render, floor, check and diff for ``count`` synthetic services."""
+    repeats = 3 if count < 100 else 1
+    synthetic = Synthetic(project, STACK, count)
+    render, run = _timed(synthetic.run, repeats)
+    floor = _floor(run.registrations, repeats)
+    path = config_path(project, STACK)
+    policy_config = load_config(path)
+    check, report = _timed(lambda: check_run(run, pack, policy_config, str(path)), repeats)
+    if report.errors or report.schema_errors:
+        raise SystemExit(f"+{count}: the synthetic platform does not pass its schemas: {report.verdict()}")
+    base, head = [r.record() for r in run.registrations], changed_records(run)
+    diff, _ = _timed(lambda: compare(STACK, base, head), repeats)
+    return Row(count, len(run.registrations), render, floor, check, diff, os.getloadavg()[0])
+
+
+def check_all(project: Project, pack: PolicyPackProcess) -> tuple[float, float, float]:
+    """``check --all`` (one pack, every stack) and rendering every stack: best of three each."""
+    stacks = project.stacks()
+    render, _ = _timed(lambda: [run_stack(project, s) for s in stacks], 3)
+    check, _ = _timed(lambda: [check_stack(project, s, pack) for s in stacks], 3)
+    return render, check, os.getloadavg()[0]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def _write(section: str, table: str) -> None:
+    """Replace the table between ``<!-- bench:SECTION -->`` markers in docs/benchmarks.md."""
+    text = DOCS.read_text()
+    pattern = re.compile(rf"(<!-- bench:{section} -->\n).*?(\n<!-- /bench:{section} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{DOCS}: no <!-- bench:{section} --> markers")
+    DOCS.write_text(pattern.sub(lambda m: m.group(1) + table + m.group(2), text))
 
 
 def main() -> None:
+    """Measure, print, and with ``--write`` update docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=list(COUNTS))
+    parser.add_argument("--budget", type=float, default=120.0, help="stop after a render this long (s)")
+    parser.add_argument("--write", action="store_true", help="update the tables in docs/benchmarks.md")
+    args = parser.parse_args()
     project = Project(ROOT)
-    print(f"{'stack':<14}{'resources':>10}{'render ms':>11}{'floor ms':>10}{'ratio':>8}")
-    for stack in project.stacks():
-        run = run_stack(project, stack)
-        seconds = _best(lambda s=stack: run_stack(project, s))  # type: ignore[misc]
-        floor = _floor(run.registrations)
-        print(_row(stack, len(run.registrations), seconds, floor))
-
-    config, extra = _synthetic_config(project, 100)
-    # The synthetic services exist only for this measurement: extend the catalog, then restore it.
-    saved = catalog.WORKLOADS, dict(catalog._BY_NAME)
-    catalog.WORKLOADS = (*catalog.WORKLOADS, *extra)
-    catalog._BY_NAME.update({w.name: w for w in extra})
-    try:
-        run = run_offline(program, project="vinylhound", stack="dev", config=config, secret_keys=[])
-        seconds = _best(
-            lambda: run_offline(program, project="vinylhound", stack="dev", config=config, secret_keys=[])
+    rows: list[Row] = []
+    global PACK_PID
+    with PolicyPackProcess(ROOT / PACK_DIR) as pack:
+        PACK_PID = pack.pid
+        render, check, load = check_all(project, pack)
+        everything = _table(
+            ["render every stack", "check --all", "ratio", "load"],
+            [[f"{render:.2f} s", f"{check:.2f} s", f"{check / render:.2f}", f"{load:.1f}"]],
         )
-    finally:
-        catalog.WORKLOADS, catalog._BY_NAME = saved[0], saved[1]
-    floor = _floor(run.registrations)
-    count = len(run.registrations)
-    print(_row("+100 services", count, seconds, floor) + f"  ({seconds / count * 1e3:.2f} ms per resource)")
+        print(everything, flush=True)
+        if args.write:
+            _write("all", everything)
+        for count in args.counts:
+            row = measure(project, pack, count)
+            rows.append(row)
+            # Written after every count: a long series cut short keeps what it measured.
+            scale = _table(HEADER, [r.cells(rows[0]) for r in rows])
+            print(" | ".join(row.cells(rows[0])), flush=True)
+            if args.write:
+                _write("scale", scale)
+            if row.render > args.budget:
+                print(f"stopping: +{count} rendered in {row.render:.0f} s (budget {args.budget:.0f} s)")
+                break
 
 
 if __name__ == "__main__":

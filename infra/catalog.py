@@ -140,8 +140,11 @@ class Workload:
     consumes: tuple[str, ...] = ()
     #: Path of an application metrics endpoint, when the binary has one (none do today).
     metrics_path: str | None = None
-    #: The non-root uid the image runs as.
-    run_as_user: int = 1000
+    #: The non-root uid (and gid) the pods run as. Above 10000, outside the range hosts give their
+    #: own users, so a container escape lands on no host account; the Go binaries run as any uid
+    #: (they write only to the emptyDir paths). Images that need their own uid say so per entry
+    #: (docs/security.md lists the exceptions).
+    run_as_user: int = 10001
     #: Hostname the image's own proxy forwards ``/api/`` to (baked into the front end's nginx.conf);
     #: whatever serves as the edge must answer to it.
     api_upstream_host: str | None = None
@@ -524,6 +527,28 @@ def workload(name: str) -> Workload:
 def names() -> tuple[str, ...]:
     """Every workload name, in catalog order."""
     return tuple(_BY_NAME)
+
+
+#: ``callers_of``'s index and the ``WORKLOADS`` tuple it was built from (rebuilt if replaced).
+_CALLERS: tuple[tuple[Workload, ...], dict[str, tuple[str, ...]]] = ((), {})
+
+
+def callers_of(name: str) -> tuple[str, ...]:
+    """The workloads whose entry lists ``name`` in ``calls``, in catalog order.
+
+    Indexed once per catalog: per-workload code calls this for every workload, and a scan of
+    the catalog each time would make a platform's render grow with the square of its services.
+    """
+    global _CALLERS
+    built_from, index = _CALLERS
+    if built_from is not WORKLOADS:
+        found: dict[str, list[str]] = {}
+        for w in WORKLOADS:
+            for callee in w.calls:
+                found.setdefault(callee, []).append(w.name)
+        index = {callee: tuple(names) for callee, names in found.items()}
+        _CALLERS = (WORKLOADS, index)
+    return index.get(name, ())
 
 
 def owner_of_table(table: str) -> str | None:

@@ -36,6 +36,7 @@ from components.kubernetes.istio import Backend, KubeObject, Resilience
 from infra import catalog, endpoints
 from infra.catalog import Endpoint, Workload
 from infra.config import PlatformConfig
+from infra.config.views import view
 from infra.targets.kubernetes import network
 
 MONOLITH = endpoints.MONOLITH
@@ -202,13 +203,23 @@ def mesh_routes(cfg: PlatformConfig, host_workload: str) -> list[KubeObject]:
     return [*service_routes(cfg), *_to(f"{host_workload}-direct", None, host_workload, cfg)]
 
 
-def mesh_routed_hosts(cfg: PlatformConfig) -> list[str]:
+@view
+def mesh_routed_hosts(cfg: PlatformConfig) -> tuple[str, ...]:
     """The workloads whose Service host gets a mesh VirtualService, in gateway mode only
     (otherwise nothing inside the mesh calls them): every deployed extracted service, and the
     monolith, which ``*_SERVICE_URL`` points at while a service is not deployed."""
     if not gateway_mode(cfg):
-        return []
-    return [w.name for w, _ in cfg.enabled() if w.role in ("service", "monolith")]
+        return ()
+    return tuple(w.name for w, _ in cfg.enabled() if w.role in ("service", "monolith"))
+
+
+@view
+def _service_callers(cfg: PlatformConfig) -> tuple[str, ...]:
+    """The enabled workloads that call some extracted service, in catalog order: in gateway mode
+    the mesh may route their requests to any routed host."""
+    return tuple(
+        w.name for w, _ in cfg.enabled() if any(catalog.workload(c).role == "service" for c in w.calls)
+    )
 
 
 def frontend_backend(cfg: PlatformConfig) -> str | None:
@@ -239,18 +250,29 @@ class Callers:
 
 def callers(workload: Workload, cfg: PlatformConfig) -> Callers:
     """The workloads allowed to call ``workload`` (see ``Callers``)."""
-    enabled = {w.name for w, _ in cfg.enabled()}
-    direct = tuple(network.callers(workload, enabled))
+    direct = tuple(network.callers(workload, cfg.enabled_names()))
     routed: tuple[str, ...] = ()
     if workload.role in ("service", "monolith") and mesh_routed_hosts(cfg):
-        routed = tuple(
-            w.name
-            for w, _ in cfg.enabled()
-            if any(catalog.workload(c).role == "service" for c in w.calls) and w.name not in direct
-        )
+        routed = tuple(name for name in _service_callers(cfg) if name not in direct)
     if workload.name == frontend_backend(cfg) and FRONTEND not in direct + routed:
         routed = (*routed, FRONTEND)
     return Callers(direct=direct, routed=routed)
+
+
+@view
+def _routed_targets(cfg: PlatformConfig) -> dict[str, tuple[Workload, ...]]:
+    """Caller -> the workloads whose ``Callers.routed`` lists it, in catalog order."""
+    found: dict[str, list[Workload]] = {}
+    for w, _ in cfg.enabled():
+        for caller in callers(w, cfg).routed:
+            found.setdefault(caller, []).append(w)
+    return {caller: tuple(targets) for caller, targets in found.items()}
+
+
+def routed_targets(workload: Workload, cfg: PlatformConfig) -> tuple[Workload, ...]:
+    """The workloads the mesh may route ``workload``'s requests to (it is among their routed
+    callers), in catalog order: the egress side of ``Callers.routed``."""
+    return _routed_targets(cfg).get(workload.name, ())
 
 
 def ingress_principal() -> str:

@@ -255,6 +255,11 @@ class PolicyPackProcess:
         self.close()
 
     @property
+    def pid(self) -> int | None:
+        """The pack's process id while it runs (to account for its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def stub(self) -> analyzer_pb2_grpc.AnalyzerStub:
         """The analyzer client (after ``start``)."""
         if self._stub is None:

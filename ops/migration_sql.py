@@ -72,6 +72,7 @@ def migration_sql(
     accept: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="WORKLOAD",
             help="A workload whose monolith writes into the service's tables (cascades, triggers) "
             "you accept will fail after the cutover (repeatable; default: none, the cutover refuses)."
         ),

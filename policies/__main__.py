@@ -2,7 +2,13 @@
 directory); it only builds the pack. The rules live in ``rules/`` so they import without this
 side effect: constructing ``PolicyPack`` starts the analyzer's gRPC server and blocks."""
 
+import gc
+
 from pulumi_policy import EnforcementLevel, PolicyPack
 from rules import PACK_NAME, POLICIES
 
+# AnalyzeStack turns every resource into fresh proxy objects once per stack policy; with the
+# default collector thresholds full collections over that growing heap made the pack's cost per
+# resource grow with the stack. mypy's thresholds, as in an offline run (ops/mockrun.py).
+gc.set_threshold(200_000, 30, 30)
 PolicyPack(name=PACK_NAME, policies=POLICIES, enforcement_level=EnforcementLevel.MANDATORY)

@@ -21,6 +21,12 @@ SELECTOR = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "vinylh
 LABELS = {**SELECTOR, "app.kubernetes.io/component": "service"}
 DIGEST = "sha256:" + "0a" * 32
 IMAGE = f"ghcr.io/vinylhound/user-service:1.6.1@{DIGEST}"
+#: Pod Security Admission labels enforcing, auditing and warning at restricted, versions pinned.
+PSA_RESTRICTED = {
+    f"pod-security.kubernetes.io/{mode}{suffix}": value
+    for mode in ("enforce", "audit", "warn")
+    for suffix, value in (("", "restricted"), ("-version", "v1.33"))
+}
 #: The event the baseline service consumes (pod annotation ``vinylhound.dev/consumes``).
 CONSUMED = "vinylhound.playlist.created"
 
@@ -68,6 +74,7 @@ def deployment() -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": LABELS, "annotations": {"vinylhound.dev/consumes": CONSUMED}},
                 "spec": {
+                    "automountServiceAccountToken": False,
                     "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
@@ -189,6 +196,64 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
                         "retries": {"attempts": 2, "perTryTimeout": "3s", "retryOn": "5xx,reset"},
                     },
                     {"name": "root", "redirect": {"uri": "/app"}},
+                ],
+            },
+        },
+    ),
+    "namespace": (
+        "kubernetes:core/v1:Namespace",
+        "namespace",
+        lambda: {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NS, "labels": {"istio-injection": "enabled", **PSA_RESTRICTED}},
+        },
+    ),
+    "defaultdeny": (
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+        "default-deny",
+        lambda: {
+            "metadata": _meta("default-deny", labels={}),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+    ),
+    "authorizationpolicy": (
+        "kubernetes:security.istio.io/v1:AuthorizationPolicy",
+        f"{NAME}-authorizationpolicy",
+        lambda: {
+            "metadata": _meta(labels={}),
+            "spec": {
+                "action": "ALLOW",
+                "selector": {"matchLabels": SELECTOR},
+                "rules": [
+                    {
+                        "from": [{"source": {"principals": ["cluster.local/ns/istio-ingress/sa/gateway"]}}],
+                        "to": [{"operation": {"ports": ["8001"]}}],
+                    }
+                ],
+            },
+        },
+    ),
+    "gateway": (
+        "kubernetes:networking.istio.io/v1:Gateway",
+        "edge-gateway",
+        lambda: {
+            "metadata": _meta("edge", "istio-ingress", labels={}),
+            "spec": {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [
+                    {
+                        "name": "https",
+                        "hosts": [f"{NS}/vinylhound.app"],
+                        "port": {"name": "https", "number": 443, "protocol": "HTTPS"},
+                        "tls": {"mode": "SIMPLE", "credentialName": "tls", "minProtocolVersion": "TLSV1_2"},
+                    },
+                    {
+                        "name": "http",
+                        "hosts": [f"{NS}/vinylhound.app"],
+                        "port": {"name": "http", "number": 80, "protocol": "HTTP"},
+                        "tls": {"httpsRedirect": True},
+                    },
                 ],
             },
         },

@@ -40,6 +40,7 @@ def check_rules(groups: list[dict[str, Any]], tmp_path: Path) -> subprocess.Comp
 # --- promtool check rules ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_every_rendered_rule_group_passes_promtool_check_rules(stack: str, tmp_path: Path) -> None:
     groups = [

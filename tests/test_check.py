@@ -26,6 +26,7 @@ def pack(policy_pack: PolicyPackProcess) -> PolicyPackProcess:
     return policy_pack
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", PROJECT.stacks())
 def test_every_stack_of_the_repository_passes_the_check(pack: PolicyPackProcess, stack: str) -> None:
     report = check_stack(PROJECT, stack, pack)
@@ -102,8 +103,14 @@ def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPack
 
 
 def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -> None:
-    run = _drop(rendered("prod"), "NetworkPolicy", "rating-service")
+    # The namespace's default deny selects every pod too: only without both is a pod uncovered.
+    run = _drop(_drop(rendered("prod"), "NetworkPolicy", "rating-service"), "NetworkPolicy", "default-deny")
     assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
+
+
+def test_prod_without_its_default_deny_fails(pack: PolicyPackProcess) -> None:
+    run = _drop(rendered("prod"), "NetworkPolicy", "default-deny")
+    assert ("namespace-default-deny", "mandatory", "namespace") in _check_prod(pack, run)
 
 
 def _findings_about(findings: set[tuple[str, str, str]], policy: str, subject: str) -> list[str]:
@@ -139,6 +146,7 @@ def test_prod_with_a_single_replica_stream_fails_stream_replicas(pack: PolicyPac
     assert ("events-stream-replicas", "mandatory", "stream-vinylhound-user") in _check_prod(pack, run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_the_rendered_event_bus_raises_no_finding_not_even_an_advisory_one(
     pack: PolicyPackProcess, stack: str
@@ -197,6 +205,7 @@ def test_prod_config_mutations_fail_the_check_before_anything_renders(
 # --- the command --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_command_writes_a_json_report_and_exits_zero_on_a_passing_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,6 +218,7 @@ def test_the_command_writes_a_json_report_and_exits_zero_on_a_passing_stack(
     assert "dev: PASS" in result.output
 
 
+@pytest.mark.slow
 def test_the_command_exits_one_and_names_the_problem_when_a_stack_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,6 +265,7 @@ def test_custom_resources_are_checked_against_their_crds_or_reported_unchecked()
     assert statuses == ["ok", "invalid", "invalid", "unchecked"]
 
 
+@pytest.mark.slow
 def test_local_reports_a_port_published_on_every_interface_as_advisory_only(pack: PolicyPackProcess) -> None:
     run = rendered("local")
     (first, *_) = [r for r in run.registrations if r.type == "docker:index/container:Container"]

@@ -25,6 +25,9 @@ from infra.catalog import Workload
 from ops import migration_sql
 from tests import pg
 
+#: Cutovers and rollbacks of a real PostgreSQL pair under traffic, killed mid-way: end to end.
+pytestmark = pytest.mark.slow
+
 USERS = 200
 TEMPLATE = "faults_monolith_template"
 _counter = itertools.count()

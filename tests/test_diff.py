@@ -31,6 +31,9 @@ from ops.diff import (
 from tests.conftest import rendered
 from tests.gitrepos import commit_all, edit, git, project_copy, worktrees
 
+#: Every test here renders two source trees in subprocesses (git worktree + offline render).
+pytestmark = pytest.mark.slow
+
 OLD_CIPHERTEXT = "v1:OLDCIPHERTEXTb2xkLXNwb3RpZnk="
 NEW_CIPHERTEXT = "v1:NEWCIPHERTEXTbmV3LXNwb3RpZnk="
 #: The name of the route (and dashboard series) of the endpoint the edit below removes.

@@ -50,10 +50,15 @@ class Case:
     removed: tuple[str, ...] = ()
     reported: str = ""
     overrides: tuple[tuple[str, Any], ...] = ()
+    #: Another type token for the changed resource (a Deployment's template declared as a Pod).
+    retype: str = ""
 
     def apply(self, resources: dict[str, Resource]) -> dict[str, Resource]:
         if self.change is not None:
             resources = mutated(resources, self.key, self.change)
+        if self.retype:
+            old = resources[self.key]
+            resources = resources | {self.key: Resource(old.urn, self.retype, old.name, old.properties)}
         return without(resources, *self.removed)
 
 
@@ -116,6 +121,31 @@ def _consumes(subjects: str | None) -> Change:
     return change
 
 
+def _pod_ctx(field: str, value: Any) -> Change:
+    return _set(f"{POD}.securityContext.{field}", value)
+
+
+def _as_pod(props: dict[str, Any]) -> None:
+    """Replace a Deployment's properties by its pod template's (what a bare Pod would declare)."""
+    template = props["spec"]["template"]
+    props.clear()
+    props.update({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": NAME, "namespace": NS}, **template})
+
+
+def _as_job(props: dict[str, Any]) -> None:
+    """The Deployment's pod template as a Job's (kind changes through ``retype``)."""
+    props["spec"] = {"template": props["spec"]["template"]}
+
+
+def _inject(where: str, value: str) -> Change:
+    return lambda p: (
+        p["spec"]["template"]
+        .setdefault("metadata", {})
+        .setdefault(where, {})
+        .update({"sidecar.istio.io/inject": value})
+    )
+
+
 def _no_seccomp(props: dict[str, Any]) -> None:
     _container("securityContext.seccompProfile", None)(props)
     _set(f"{POD}.securityContext.seccompProfile", None)(props)
@@ -152,6 +182,165 @@ CASES = [
     ),
     Case("restricted-pod-security", "no seccomp", "deployment", _no_seccomp),
     Case("restricted-pod-security", "host network", "deployment", _set(f"{POD}.hostNetwork", True)),
+    Case("restricted-pod-security", "host pid", "deployment", _set(f"{POD}.hostPID", True)),
+    Case(
+        "restricted-pod-security",
+        "host port",
+        "deployment",
+        _container("ports", [{"containerPort": 8001, "hostPort": 8001}]),
+    ),
+    Case(
+        "restricted-pod-security",
+        "host path in a job",
+        "deployment",
+        _both(_as_job, _add_volume({"name": "sock", "hostPath": {"path": "/var/run/cri.sock"}})),
+        retype="kubernetes:batch/v1:Job",
+    ),
+    Case(
+        "restricted-pod-security",
+        "host process",
+        "deployment",
+        _pod_ctx("windowsOptions", {"hostProcess": True}),
+    ),
+    Case(
+        "restricted-pod-security",
+        "unmasked proc",
+        "deployment",
+        _container("securityContext.procMount", "Unmasked"),
+    ),
+    Case(
+        "restricted-pod-security",
+        "selinux type",
+        "deployment",
+        _container("securityContext.seLinuxOptions", {"type": "spc_t"}),
+    ),
+    Case(
+        "restricted-pod-security", "selinux user", "deployment", _pod_ctx("seLinuxOptions", {"user": "root"})
+    ),
+    Case(
+        "restricted-pod-security",
+        "apparmor unconfined",
+        "deployment",
+        _container("securityContext.appArmorProfile", {"type": "Unconfined"}),
+    ),
+    Case(
+        "restricted-pod-security",
+        "apparmor annotation",
+        "deployment",
+        _set(
+            "spec.template.metadata.annotations",
+            {"container.apparmor.security.beta.kubernetes.io/user-service": "unconfined"},
+        ),
+    ),
+    Case(
+        "restricted-pod-security",
+        "unsafe sysctl",
+        "deployment",
+        _pod_ctx("sysctls", [{"name": "kernel.msgmax", "value": "65536"}]),
+    ),
+    Case(
+        "restricted-pod-security",
+        "nfs volume",
+        "deployment",
+        _add_volume({"name": "n", "nfs": {"server": "x"}}),
+    ),
+    Case(
+        "restricted-pod-security",
+        "privileged through helm values",
+        "jaeger",
+        _set("values.collector.securityContext", {"privileged": True}),
+    ),
+    Case(
+        "restricted-pod-security",
+        "host network through helm values",
+        "jaeger",
+        _set("values.hostNetwork", True),
+    ),
+    Case(
+        "no-service-account-token",
+        "token mounted",
+        "deployment",
+        _set(f"{POD}.automountServiceAccountToken", None),
+    ),
+    Case(
+        "no-service-account-token",
+        "token mounted in a job",
+        "deployment",
+        _both(_as_job, _set(f"{POD}.automountServiceAccountToken", True)),
+        retype="kubernetes:batch/v1:Job",
+    ),
+    Case("allowed-registries", "docker hub", "deployment", _container("image", "nginx:1.29.3")),
+    Case(
+        "allowed-registries",
+        "another ghcr owner",
+        "deployment",
+        _container("image", "ghcr.io/someone/user-service:1.6.1"),
+    ),
+    Case("allowed-registries", "docker container", "container", _set("image", "redis:8.2.2")),
+    Case(
+        "allowed-registries",
+        "helm values override",
+        "consul",
+        _set("values.global.image", {"repository": "example.com/consul", "tag": "1.21.5"}),
+    ),
+    Case("no-bare-pods", "pod", "deployment", _as_pod, retype="kubernetes:core/v1:Pod"),
+    Case("no-interactive-containers", "tty", "deployment", _container("tty", True)),
+    Case("no-interactive-containers", "stdin", "deployment", _container("stdin", True)),
+    Case("recommended-labels", "no name label", "deployment", _set("metadata.labels", {"app": NAME})),
+    Case(
+        "recommended-labels",
+        "pod template without part-of",
+        "deployment",
+        _set("spec.template.metadata.labels", {"app.kubernetes.io/name": NAME}),
+    ),
+    Case(
+        "no-default-namespace", "deployment in default", "deployment", _set("metadata.namespace", "default")
+    ),
+    Case("no-default-namespace", "service without namespace", "service", _set("metadata.namespace", None)),
+    Case("no-default-namespace", "release in default", "consul", _set("namespace", "default")),
+    Case(
+        "stable-apis",
+        "beta autoscaler",
+        "hpa",
+        lambda p: None,
+        retype="kubernetes:autoscaling/v2beta2:HorizontalPodAutoscaler",
+    ),
+    Case(
+        "stable-apis",
+        "extensions",
+        "deployment",
+        lambda p: None,
+        retype="kubernetes:extensions/v1beta1:Deployment",
+    ),
+    Case(
+        "sidecar-injection",
+        "namespace without injection",
+        "namespace",
+        _set("metadata.labels", {"istio-injection": "disabled"}),
+    ),
+    Case("sidecar-injection", "pod opts out", "deployment", _inject("annotations", "false")),
+    Case("sidecar-injection", "pod opts out by label", "deployment", _inject("labels", "false")),
+    Case("mesh-authorization", "no policy", removed=("authorizationpolicy",), reported="deployment"),
+    Case(
+        "mesh-authorization",
+        "policy selects others",
+        "authorizationpolicy",
+        _set("spec.selector.matchLabels", {"app": "x"}),
+        reported="deployment",
+    ),
+    Case(
+        "mesh-authorization",
+        "deny policy only",
+        "authorizationpolicy",
+        _set("spec.action", "DENY"),
+        reported="deployment",
+    ),
+    Case("mesh-authorization", "allow-all rule", "authorizationpolicy", _set("spec.rules", [{}])),
+    Case("no-wildcard-hosts", "virtual service", "virtualservice", _set("spec.hosts", ["*"])),
+    Case("no-wildcard-hosts", "gateway", "gateway", _set("spec.servers.0.hosts", ["*/*.vinylhound.app"])),
+    Case("edge-https-only", "http without redirect", "gateway", _set("spec.servers.1.tls", None)),
+    Case("edge-https-only", "old tls", "gateway", _set("spec.servers.0.tls.minProtocolVersion", "TLSV1_0")),
+    Case("edge-https-only", "tls passthrough", "gateway", _set("spec.servers.0.tls.mode", "PASSTHROUGH")),
     Case(
         "no-plain-secrets-in-env", "plain password", "deployment", _env("DB_PASSWORD", {"value": "hunter2"})
     ),
@@ -214,18 +403,76 @@ CASES = [
         _set("spec.selector.matchLabels", {"app": "x"}),
         reported="deployment",
     ),
+    Case("pod-disruption-budget", "no disruption allowed", "pdb", _set("spec.maxUnavailable", 0)),
+    Case(
+        "pod-disruption-budget",
+        "every pod must stay",
+        "pdb",
+        _both(_set("spec.maxUnavailable", None), _set("spec.minAvailable", "100%")),
+    ),
     Case("autoscaler-owns-replicas", "replicas pinned too", "deployment", _set("spec.replicas", 3)),
     Case("autoscaler-owns-replicas", "autoscaler pinned", "hpa", _set("spec.maxReplicas", 3)),
-    Case("network-policy-coverage", "no policy", removed=("netpol",), reported="deployment"),
+    # The namespace's default-deny policy selects every pod: without it, coverage is per workload.
+    Case("network-policy-coverage", "no policy", removed=("netpol", "defaultdeny"), reported="deployment"),
     Case(
         "network-policy-coverage",
         "policy selects others",
         "netpol",
         _set("spec.podSelector.matchLabels", {"app": "x"}),
+        removed=("defaultdeny",),
         reported="deployment",
+    ),
+    Case(
+        "network-policy-coverage",
+        "job no policy selects",
+        "deployment",
+        _both(_as_job, _set("spec.template.metadata.labels", {"app.kubernetes.io/name": "migration"})),
+        removed=("defaultdeny",),
+        reported="deployment",
+        retype="kubernetes:batch/v1:Job",
+    ),
+    Case("namespace-default-deny", "no default deny", removed=("defaultdeny",), reported="namespace"),
+    Case(
+        "namespace-default-deny",
+        "default policy allows something",
+        "defaultdeny",
+        _set("spec.egress", [{"ports": [{"port": 443}]}]),
+        reported="namespace",
+    ),
+    Case(
+        "namespace-default-deny",
+        "default policy isolates ingress only",
+        "defaultdeny",
+        _set("spec.policyTypes", ["Ingress"]),
+        reported="namespace",
+    ),
+    Case(
+        "pod-security-admission",
+        "nothing enforced",
+        "namespace",
+        _set("metadata.labels", {"istio-injection": "enabled"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "baseline without exception",
+        "namespace",
+        lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce": "baseline"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "version unpinned",
+        "namespace",
+        lambda p: p["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce-version": "latest"}),
+    ),
+    Case(
+        "pod-security-admission",
+        "no restricted warnings",
+        "namespace",
+        lambda p: p["metadata"]["labels"].pop("pod-security.kubernetes.io/warn"),
     ),
     Case("no-external-services", "load balancer", "service", _set("spec.type", "LoadBalancer")),
     Case("no-external-services", "node port", "service", _set("spec.type", "NodePort")),
+    Case("no-external-services", "external ips", "service", _set("spec.externalIPs", ["203.0.113.7"])),
     Case("circuit-breaker", "no destination rule", removed=("destinationrule",), reported="deployment"),
     Case(
         "circuit-breaker",
@@ -445,11 +692,23 @@ def test_the_minimum_replicas_knob_follows_the_environment(pack: PolicyPackProce
     assert reported == {"staging": False, "prod": True}
 
 
+#: Every Istio resource of the baseline and the istiod chart: a stack without a mesh.
+NO_MESH = (
+    "destinationrule",
+    "virtualservice",
+    "peerauthentication",
+    "authorizationpolicy",
+    "gateway",
+    "istiod",
+)
+
+
 @pytest.mark.parametrize(
     ("policy", "removed"),
     [
-        ("circuit-breaker", ("destinationrule", "virtualservice", "peerauthentication", "istiod")),
-        ("strict-mtls", ("destinationrule", "virtualservice", "peerauthentication", "istiod")),
+        ("circuit-breaker", NO_MESH),
+        ("strict-mtls", NO_MESH),
+        ("mesh-authorization", NO_MESH),
         ("service-registry", ("consul",)),
         ("service-tracing", ("jaeger",)),
         ("service-scraping", ("podmonitor", "prometheusrule", "prometheus")),
@@ -568,3 +827,62 @@ def test_a_missing_durable_consumer_is_advisory_in_dev(pack: PolicyPackProcess) 
     resources = without(baseline(), "consumer")
     found = {d.level for d in analyze(pack, resources, "dev") if d.policy == "events-durable-consumers"}
     assert found == {"advisory"}
+
+
+def test_a_stack_without_a_mesh_needs_no_injection_label(pack: PolicyPackProcess) -> None:
+    unlabelled = mutated(baseline(), "namespace", _set("metadata.labels", {}))
+    assert [d for d in analyze(pack, without(unlabelled, *NO_MESH)) if d.policy == "sidecar-injection"] == []
+
+
+def test_a_job_may_opt_out_of_the_mesh(pack: PolicyPackProcess) -> None:
+    job = Case(
+        "sidecar-injection",
+        "job",
+        "deployment",
+        _both(_as_job, _inject("annotations", "false")),
+        retype="kubernetes:batch/v1:Job",
+    ).apply(baseline())
+    assert [d for d in analyze(pack, job) if d.policy == "sidecar-injection"] == []
+
+
+def test_a_namespace_listed_as_exempt_may_stay_outside_the_mesh(pack: PolicyPackProcess) -> None:
+    outside = mutated(baseline(), "namespace", _set("metadata.labels", {"istio-injection": "disabled"}))
+    exempt: dict[str, Any] = {"sidecar-injection": {"exemptNamespaces": [NS]}}
+    assert [d for d in analyze(pack, outside, **exempt) if d.policy == "sidecar-injection"] == []
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed"),
+    [
+        ("postgres:17.6-alpine", "docker.io/library/postgres"),
+        ("docker.io/library/postgres:17.6-alpine", "docker.io/library/postgres"),
+        ("hashicorp/consul:1.21.5", "docker.io/hashicorp/consul"),
+        ("ghcr.io/vinylhound/frontend:3.9.0@sha256:" + "ab" * 32, "ghcr.io/vinylhound/"),
+    ],
+)
+def test_an_allowed_repository_is_matched_in_every_spelling_of_the_image(
+    pack: PolicyPackProcess, image: str, allowed: str
+) -> None:
+    resources = mutated(baseline(), "deployment", _container("image", image))
+    # The baseline's Docker container keeps its ghcr.io/vinylhound image.
+    overrides: dict[str, Any] = {"allowed-registries": {"allowed": [allowed, "ghcr.io/vinylhound/"]}}
+    found = analyze(pack, resources, **overrides)
+    assert [d for d in found if d.policy == "allowed-registries"] == []
+
+
+def test_a_repository_prefix_does_not_admit_a_longer_name(pack: PolicyPackProcess) -> None:
+    # "docker.io/library/postgres" must not admit docker.io/library/postgres-evil.
+    resources = mutated(baseline(), "deployment", _container("image", "postgres-evil:1.0"))
+    overrides: dict[str, Any] = {"allowed-registries": {"allowed": ["docker.io/library/postgres"]}}
+    found = [d for d in analyze(pack, resources, **overrides) if d.policy == "allowed-registries"]
+    assert resources["deployment"].urn in {d.urn for d in found}
+
+
+def test_a_namespace_listed_as_privileged_may_enforce_privileged(pack: PolicyPackProcess) -> None:
+    def privileged(props: dict[str, Any]) -> None:
+        props["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = "privileged"
+
+    loose = mutated(baseline(), "namespace", privileged)
+    allowed: dict[str, Any] = {"pod-security-admission": {"privilegedNamespaces": [NS]}}
+    assert [d for d in analyze(pack, loose, **allowed) if d.policy == "pod-security-admission"] == []
+    assert [d for d in analyze(pack, loose) if d.policy == "pod-security-admission"] != []

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from infra import catalog
 from infra.program import main as program
+from ops import docker_summary
 from ops.mockrun import SENTINEL_PREFIX, run_offline
 from ops.project import Project
-from ops.render import render, write
+from ops.render import C_DUMPER, HELM_RELEASE, PYTHON_DUMPER, dump_yaml, render, write
 from ops.schemas import validate_objects
 from tests.conftest import KUBE_STACKS, PROJECT, manifests_of, rendered
 
@@ -87,3 +89,30 @@ def test_no_secret_value_reaches_any_rendered_file(stack: str, tmp_path: Path) -
     ]
     assert leaks == []
     assert any(r.type == "random:index/randomPassword:RandomPassword" for r in run.registrations)
+
+
+def _written_documents(stack: str) -> list[Any]:
+    run = rendered(stack)
+    documents: list[Any] = manifests_of(run)
+    documents += [r.inputs for r in run.registrations if r.type == HELM_RELEASE]
+    if docker_summary.containers(run):
+        documents.append(docker_summary.summary(run))
+    return documents
+
+
+@pytest.mark.skipif(C_DUMPER is None, reason="PyYAML built without libyaml")
+@pytest.mark.parametrize("stack", PROJECT.stacks())
+def test_libyaml_writes_every_rendered_document_byte_for_byte_as_the_python_emitter(stack: str) -> None:
+    documents = _written_documents(stack)
+    differing = [d for d in documents if dump_yaml(d, C_DUMPER) != dump_yaml(d, PYTHON_DUMPER)]
+    assert documents and differing == []
+
+
+def test_a_document_libyaml_would_escape_differently_is_written_by_the_python_emitter() -> None:
+    document = {"description": "vinyl \U0001f3b5 and a line\u2028separator"}
+    assert dump_yaml(document) == dump_yaml(document, PYTHON_DUMPER)
+
+
+def test_long_strings_stay_on_one_line() -> None:
+    command = "psql " + " ".join(f"--table=t{i}" for i in range(40))
+    assert dump_yaml({"data": {"run.sh": command}}).splitlines() == ["data:", f"  run.sh: {command}"]

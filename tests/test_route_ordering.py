@@ -168,7 +168,9 @@ def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
     configmap = next(
         manifest(r)
         for r in dev_cut_over().registrations
-        if is_manifest(r) and manifest(r)["metadata"]["name"] == "user-service-db-migration"
+        if is_manifest(r)
+        and manifest(r)["kind"] == "ConfigMap"
+        and manifest(r)["metadata"]["name"] == "user-service-db-migration"
     )
     script = configmap["data"]["cutover.sh"]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["sh", "/scripts/cutover.sh"]
@@ -194,7 +196,9 @@ def test_the_cutover_script_checks_the_live_monolith_except_for_accepted_writers
     configmap = next(
         manifest(r)
         for r in run.registrations
-        if is_manifest(r) and manifest(r)["metadata"]["name"] == "playlist-service-db-migration"
+        if is_manifest(r)
+        and manifest(r)["kind"] == "ConfigMap"
+        and manifest(r)["metadata"]["name"] == "playlist-service-db-migration"
     )
     script = configmap["data"]["cutover.sh"]
     assert script.index("== refuse while the monolith writes these tables") < script.index("== stop writes")

@@ -69,7 +69,8 @@ class WorkloadSpec:
     autoscaling: AutoscalingSpec | None = None
     resources: ResourceSpec = ResourceSpec()
     writable_paths: Sequence[str] = ("/tmp",)
-    run_as_user: int = 1000
+    #: Above 10000, outside the range hosts give their own users (see docs/security.md, "UIDs").
+    run_as_user: int = 10001
     pod_annotations: Mapping[str, str] = field(default_factory=dict)
     #: NetworkPolicy ``ingress`` rules; empty means nothing may connect.
     ingress: Sequence[KubeObject] = ()

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any, get_args
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from infra import catalog
 from infra.config.databases import (
@@ -81,6 +81,7 @@ from infra.config.types import (
     duration_seconds,
     quantity_bytes,
 )
+from infra.config.views import view
 from infra.config.workloads import (
     Autoscaling,
     ChartVersions,
@@ -125,18 +126,20 @@ class PlatformConfig(Model):
     observability: ObservabilityConfig = ObservabilityConfig()
     events: EventsConfig = EventsConfig()
     databases: DatabasesConfig = DatabasesConfig()
+    #: Derived views (``infra.config.views``), computed on first use.
+    _views: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def docker_settings(self) -> DockerSettings:
         """The docker settings in force (the defaults when the stack sets none)."""
         return self.docker or DockerSettings()
 
-    def enabled(self) -> list[tuple[catalog.Workload, WorkloadConfig]]:
-        """The enabled workloads with their settings, in catalog order."""
-        return [
-            (w, self.services[w.name])
-            for w in catalog.WORKLOADS
-            if w.name in self.services and self.services[w.name].enabled
-        ]
+    def enabled(self) -> tuple[tuple[catalog.Workload, WorkloadConfig], ...]:
+        """The enabled workloads with their settings, in catalog order (computed once)."""
+        return _enabled(self)
+
+    def enabled_names(self) -> frozenset[str]:
+        """The names of the enabled workloads (computed once)."""
+        return _enabled_names(self)
 
     def replicas(self, name: str) -> int:
         """The replica count a workload runs with (its setting or the environment minimum)."""
@@ -165,6 +168,20 @@ class PlatformConfig(Model):
         return self.cors_allowed_origins or (f"https://{self.domain}",)
 
 
+@view
+def _enabled(cfg: PlatformConfig) -> tuple[tuple[catalog.Workload, WorkloadConfig], ...]:
+    return tuple(
+        (w, cfg.services[w.name])
+        for w in catalog.WORKLOADS
+        if w.name in cfg.services and cfg.services[w.name].enabled
+    )
+
+
+@view
+def _enabled_names(cfg: PlatformConfig) -> frozenset[str]:
+    return frozenset(w.name for w, _ in cfg.enabled())
+
+
 class ConfigError(Exception):
     """A stack's config is invalid. ``str()`` is one ``file: key.path: message`` line per problem."""
 
@@ -189,10 +206,11 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-#: A word longer than this in a message is cut; a message longer than ``_LINE_LIMIT`` too, so a
-#: mistaken 5 MB value is named, not echoed.
+#: A word longer than this in a message is cut, so a mistaken 5 MB value is named, not echoed; a
+#: line longer than ``_LINE_LIMIT`` too (a long value with spaces). The line limit stays well above
+#: the longest message the rules write (a cross-service order lists every path and the way out).
 _WORD_LIMIT = 80
-_LINE_LIMIT = 400
+_LINE_LIMIT = 2000
 
 
 def shorten(line: str) -> str:

@@ -9,9 +9,9 @@ property is present. Resources are matched by Kubernetes API group and kind, wha
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -24,6 +24,8 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+
+T = TypeVar("T")
 
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -150,6 +152,11 @@ def namespace_of(props: Mapping[str, Any]) -> str:
     return text(dig(props, "metadata", "namespace")) or "default"
 
 
+def namespace_of_resource(resource: PolicyResource) -> str:
+    """A resource's namespace (see ``namespace_of``): a key for ``grouped``."""
+    return namespace_of(resource.props)
+
+
 # --- pods and containers -----------------------------------------------------------------------
 
 
@@ -169,6 +176,11 @@ def pod_spec(token: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The pod spec of a pod-carrying object, else ``None``."""
     template = pod_template(token, props)
     return None if template is None else mapping(template.get("spec"))
+
+
+def template_labels(template: Mapping[str, Any]) -> dict[str, str]:
+    """A pod template's ``metadata.labels`` as a plain dict."""
+    return {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
 
 
 def containers(spec: Mapping[str, Any], *, init: bool = True) -> list[Mapping[str, Any]]:
@@ -258,7 +270,7 @@ def workloads(resources: Iterable[PolicyResource], exempt: Iterable[str] = ()) -
         if parsed.provider != "kubernetes" or (parsed.group, parsed.kind) not in WORKLOAD_KINDS:
             continue
         template = pod_template(r.resource_type, r.props) or {}
-        pod_labels = {str(k): str(v) for k, v in mapping(dig(template, "metadata", "labels")).items()}
+        pod_labels = template_labels(template)
         pod_annotations = {
             str(k): str(v) for k, v in mapping(dig(template, "metadata", "annotations")).items()
         }
@@ -280,8 +292,53 @@ def workloads(resources: Iterable[PolicyResource], exempt: Iterable[str] = ()) -
     return sorted(found, key=lambda w: (w.namespace, w.name))
 
 
+# --- indexes -------------------------------------------------------------------------------------
+
+
+class StackResources(list[PolicyResource]):
+    """The resources a stack policy was given, with indexes built on first use.
+
+    Stack rules look resources up per workload (its Services, autoscaler, DestinationRules...);
+    scanning the whole stack for each made the pack's stack checks grow with the square of the
+    workloads. ``Rule.stack`` hands its check one of these, and the lookups below use its indexes;
+    given a plain sequence they scan, with the same results in the same order.
+    """
+
+    def __init__(self, resources: Iterable[PolicyResource] = ()) -> None:
+        super().__init__(resources)
+        self._views: dict[Hashable, Any] = {}
+
+    def view(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, computed once per ``key``."""
+        if key not in self._views:
+            self._views[key] = build()
+        result: T = self._views[key]
+        return result
+
+
+def in_stack_order(resources: StackResources, found: Iterable[PolicyResource]) -> list[PolicyResource]:
+    """``found`` without repeats, in the stack's order."""
+    position = resources.view("position", lambda: {id(r): i for i, r in enumerate(resources)})
+    unique = {id(r): r for r in found}
+    return [unique[key] for key in sorted(unique, key=position.__getitem__)]
+
+
+def _by_kind(resources: StackResources) -> dict[tuple[str, str], list[PolicyResource]]:
+    index: dict[tuple[str, str], list[PolicyResource]] = {}
+    for r in resources:
+        parsed = TypeToken.parse(r.resource_type)
+        if parsed.provider == "kubernetes":
+            index.setdefault((parsed.group, parsed.kind), []).append(r)
+    return index
+
+
 def of_kind(resources: Iterable[PolicyResource], group: str, *kinds: str) -> list[PolicyResource]:
     """The resources of a Kubernetes group and kind, any version."""
+    if isinstance(resources, StackResources):
+        index = resources.view(_by_kind, lambda: _by_kind(resources))
+        if len(kinds) == 1:
+            return list(index.get((group, kinds[0]), ()))
+        return in_stack_order(resources, (r for kind in kinds for r in index.get((group, kind), ())))
     return [r for r in resources if kube(r.resource_type, group, *kinds)]
 
 
@@ -290,14 +347,95 @@ def in_namespace(resources: Iterable[PolicyResource], namespace: str) -> list[Po
     return [r for r in resources if namespace_of(r.props) == namespace]
 
 
+def grouped(
+    resources: Iterable[PolicyResource], group: str, kind: str, key: Callable[[PolicyResource], Hashable]
+) -> Callable[[Hashable], list[PolicyResource]]:
+    """Look up the resources of a kind by ``key(resource)`` (a module-level function: the index
+    is kept per function), in the stack's order."""
+    if isinstance(resources, StackResources):
+        index = resources.view(
+            ("grouped", group, kind, key),
+            lambda: _group(of_kind(resources, group, kind), key),
+        )
+        return lambda value: list(index.get(value, ()))
+    candidates = of_kind(resources, group, kind)
+    return lambda value: [r for r in candidates if key(r) == value]
+
+
+def _group(
+    resources: Iterable[PolicyResource], key: Callable[[PolicyResource], Hashable]
+) -> dict[Hashable, list[PolicyResource]]:
+    index: dict[Hashable, list[PolicyResource]] = {}
+    for r in resources:
+        index.setdefault(key(r), []).append(r)
+    return index
+
+
+def _selector_at(r: PolicyResource, path: tuple[str, ...], plain: bool) -> Any:
+    selector = dig(r.props, *path)
+    if plain:
+        # A Service's {key: value} selector; an absent or empty one selects no pods.
+        return plain_selector(selector) if selector else None
+    return selector
+
+
+class _SelectorIndex:
+    """Resources filed under one ``matchLabels`` pair of their selector: a selector selects a
+    pod only if the pod has every pair, so the pod's own pairs find every candidate. Selectors
+    without pairs (empty, expressions only, not a mapping) are always candidates."""
+
+    def __init__(self, resources: Iterable[PolicyResource], path: tuple[str, ...], plain: bool) -> None:
+        self.path, self.plain = path, plain
+        self.by_pair: dict[tuple[str, Any], list[PolicyResource]] = {}
+        self.always: list[PolicyResource] = []
+        for r in resources:
+            pairs = mapping(mapping(_selector_at(r, path, plain)).get("matchLabels"))
+            first = min(pairs.items(), default=None, key=lambda kv: str(kv[0]))
+            if first is None or not isinstance(first[1], Hashable):
+                self.always.append(r)
+            else:
+                self.by_pair.setdefault((str(first[0]), first[1]), []).append(r)
+
+    def candidates(self, labels: Mapping[str, str]) -> Iterator[PolicyResource]:
+        yield from self.always
+        for pair in labels.items():
+            yield from self.by_pair.get(pair, ())
+
+
+def selecting(
+    resources: Iterable[PolicyResource],
+    group: str,
+    kinds: tuple[str, ...],
+    path: tuple[str, ...],
+    labels: Mapping[str, str],
+    namespace: str | None = None,
+    *,
+    plain: bool = False,
+) -> list[PolicyResource]:
+    """The resources of ``group``/``kinds`` (in ``namespace`` when given) whose selector at
+    ``path`` selects ``labels``: a LabelSelector, or with ``plain`` a Service's ``{key: value}``
+    selector. In the stack's order."""
+    if isinstance(resources, StackResources):
+        index = resources.view(
+            ("selecting", group, kinds, path, plain),
+            lambda: _SelectorIndex(of_kind(resources, group, *kinds), path, plain),
+        )
+        candidates: Iterable[PolicyResource] = in_stack_order(resources, index.candidates(labels))
+    else:
+        candidates = of_kind(resources, group, *kinds)
+    return [
+        r
+        for r in candidates
+        if (namespace is None or namespace_of(r.props) == namespace)
+        and selects(_selector_at(r, path, plain), labels)
+    ]
+
+
 def services_of(resources: Iterable[PolicyResource], w: Workload) -> list[PolicyResource]:
     """The Services in the workload's namespace whose selector picks its pods."""
-    return [
-        s
-        for s in in_namespace(of_kind(resources, CORE, "Service"), w.namespace)
-        if dig(s.props, "spec", "selector")
-        and selects(plain_selector(dig(s.props, "spec", "selector")), w.pod_labels)
-    ]
+    return selecting(
+        resources, CORE, ("Service",), ("spec", "selector"), w.pod_labels, w.namespace, plain=True
+    )
 
 
 def releases(resources: Iterable[PolicyResource], *charts: str) -> list[PolicyResource]:
@@ -318,14 +456,15 @@ def uses_group(resources: Iterable[PolicyResource], suffix: str) -> bool:
     )
 
 
+def _scale_target(hpa: PolicyResource) -> tuple[str, str, str]:
+    ref = dig(hpa.props, "spec", "scaleTargetRef")
+    return namespace_of(hpa.props), text(dig(ref, "kind")), text(dig(ref, "name"))
+
+
 def autoscalers_of(resources: Sequence[PolicyResource], w: Workload) -> list[PolicyResource]:
     """The HorizontalPodAutoscalers whose ``scaleTargetRef`` is the workload."""
-    return [
-        hpa
-        for hpa in in_namespace(of_kind(resources, "autoscaling", "HorizontalPodAutoscaler"), w.namespace)
-        if text(dig(hpa.props, "spec", "scaleTargetRef", "kind")) == w.kind
-        and text(dig(hpa.props, "spec", "scaleTargetRef", "name")) == w.object_name
-    ]
+    by_target = grouped(resources, "autoscaling", "HorizontalPodAutoscaler", _scale_target)
+    return by_target((w.namespace, w.kind, w.object_name))
 
 
 def hpa_min_replicas(hpa: PolicyResource) -> float:
@@ -405,7 +544,7 @@ class Rule:
 
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
             config = _config(args.get_config(), self.knobs)
-            for urn, problem in check(list(args.resources), config):
+            for urn, problem in check(StackResources(args.resources), config):
                 report(self._message(problem), urn or None)
 
         return StackValidationPolicy(validate=validate, **self._policy_fields())

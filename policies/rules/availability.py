@@ -15,11 +15,9 @@ from ._support import (
     dig,
     effective_min_replicas,
     hpa_min_replicas,
-    in_namespace,
     integer,
     number,
-    of_kind,
-    selects,
+    selecting,
     workloads,
 )
 
@@ -50,7 +48,8 @@ def _replica_problems(
 _pdb = Rule(
     name="pod-disruption-budget",
     description="Every workload that runs more than one pod has a PodDisruptionBudget selecting its "
-    "pods, so node drains never take all of them at once.",
+    "pods, so node drains never take all of them at once; and no budget forbids every voluntary "
+    "disruption (maxUnavailable 0, minAvailable 100% or all the pods), which blocks node drains.",
     remediation="declare a PodDisruptionBudget (maxUnavailable: 1) whose selector matches the pods",
     severity=Severity.MEDIUM,
     knobs={"exempt": EXEMPT_WORKLOADS},
@@ -60,16 +59,34 @@ _pdb = Rule(
 def _pdb_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    budgets = of_kind(resources, "policy", "PodDisruptionBudget")
     for w in workloads(resources, config["exempt"]):
         count, _ = effective_min_replicas(resources, w)
-        if count <= 1:
-            continue
-        if not any(
-            selects(dig(b.props, "spec", "selector"), w.pod_labels)
-            for b in in_namespace(budgets, w.namespace)
-        ):
+        mine = selecting(
+            resources, "policy", ("PodDisruptionBudget",), ("spec", "selector"), w.pod_labels, w.namespace
+        )
+        if count > 1 and not mine:
             yield w.urn, f"{w.name} runs {count:g} pods but no PodDisruptionBudget selects them"
+        for budget in mine:
+            if blocks_every_disruption(budget.props, count):
+                yield budget.urn, f"the PodDisruptionBudget of {w.name} allows no voluntary disruption"
+
+
+def _amount(value: Any, pods: float) -> float | None:
+    """An int-or-percent PDB field as a number of pods (percentages of ``pods``)."""
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            return float(value[:-1]) * pods / 100
+        except ValueError:
+            return None
+    return number(value)
+
+
+def blocks_every_disruption(props: Mapping[str, Any], pods: float) -> bool:
+    """Whether a budget lets no pod be evicted: maxUnavailable 0, or minAvailable >= every pod."""
+    spec = dig(props, "spec") or {}
+    unavailable = _amount(dig(spec, "maxUnavailable"), pods)
+    available = _amount(dig(spec, "minAvailable"), pods)
+    return unavailable == 0 or (available is not None and available >= pods)
 
 
 _hpa = Rule(

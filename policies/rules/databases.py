@@ -19,6 +19,7 @@ from ._support import (
     EXEMPT_WORKLOADS,
     Rule,
     dig,
+    grouped,
     integer,
     items,
     kube,
@@ -108,20 +109,20 @@ def _archives(cluster: PolicyResource) -> bool:
     return any(truthy(dig(p, "isWALArchiver")) for p in items(dig(cluster.props, "spec", "plugins")))
 
 
+def _scheduled_cluster(schedule: PolicyResource) -> tuple[str, str]:
+    return namespace_of(schedule.props), text(dig(schedule.props, "spec", "cluster", "name"))
+
+
 def _backup_problems(
     resources: Sequence[PolicyResource], _config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    schedules = of_kind(resources, CNPG, "ScheduledBackup")
+    schedules_of = grouped(resources, CNPG, "ScheduledBackup", _scheduled_cluster)
     for cluster in of_kind(resources, CNPG, "Cluster"):
         name, namespace = name_of(cluster.props), namespace_of(cluster.props)
         if not _archives(cluster):
             yield cluster.urn, f"Cluster {name} has no spec.backup"
         scheduled = [
-            s
-            for s in schedules
-            if namespace_of(s.props) == namespace
-            and text(dig(s.props, "spec", "cluster", "name")) == name
-            and dig(s.props, "spec", "suspend") is not True
+            s for s in schedules_of((namespace, name)) if dig(s.props, "spec", "suspend") is not True
         ]
         if not scheduled:
             yield cluster.urn, f"no ScheduledBackup runs for Cluster {name}"

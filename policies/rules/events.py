@@ -18,7 +18,19 @@ from typing import Any
 
 from pulumi_policy import PolicyResource, Severity
 
-from ._support import EXEMPT_WORKLOADS, Rule, dig, integer, items, name_of, number, of_kind, text, workloads
+from ._support import (
+    EXEMPT_WORKLOADS,
+    Rule,
+    dig,
+    grouped,
+    integer,
+    items,
+    name_of,
+    number,
+    of_kind,
+    text,
+    workloads,
+)
 
 JETSTREAM = "jetstream.nats.io"
 CONSUMES_ANNOTATION = "vinylhound.dev/consumes"
@@ -62,17 +74,18 @@ _durable = Rule(
 )
 
 
+def _durable_name(consumer: PolicyResource) -> str:
+    return text(dig(consumer.props, "spec", "durableName"))
+
+
 def _durable_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
-    consumers = of_kind(resources, JETSTREAM, "Consumer")
+    consumers_of = grouped(resources, JETSTREAM, "Consumer", _durable_name)
     for w in workloads(resources, config["exempt"]):
         for subject in consumed_subjects(w.pod_annotations):
             durable = [
-                c
-                for c in consumers
-                if text(dig(c.props, "spec", "durableName")) == w.name
-                and any(subject_matches(f, subject) for f in filters(c))
+                c for c in consumers_of(w.name) if any(subject_matches(f, subject) for f in filters(c))
             ]
             if not durable:
                 yield (

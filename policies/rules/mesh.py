@@ -15,19 +15,22 @@ from pulumi_policy import PolicyResource, Severity
 from ._support import (
     EXEMPT_WORKLOADS,
     Rule,
+    StackResources,
     Workload,
     dig,
-    in_namespace,
+    grouped,
+    in_stack_order,
     integer,
     items,
     kube,
     mapping,
     name_of,
     namespace_of,
+    namespace_of_resource,
     number,
     of_kind,
     releases,
-    selects,
+    selecting,
     services_of,
     string_list,
     text,
@@ -56,10 +59,51 @@ def host_matches(host: str, rule_namespace: str, service: str, namespace: str) -
     return host in (f"{service}.{namespace}", f"{service}.{namespace}.svc", fqdn)
 
 
-def _rules_for(
-    rules: Sequence[PolicyResource], resources: Sequence[PolicyResource], w: Workload
-) -> list[PolicyResource]:
+_SERVICE_SUFFIXES = ("", ".svc", ".svc.cluster.local")
+
+
+def host_keys(host: str, rule_namespace: str) -> list[tuple[str, str]] | None:
+    """Every (service, namespace) that ``host_matches`` accepts for ``host``; ``None`` for a
+    wildcard, which has to be matched against each service."""
+    if host == "*" or host.startswith("*."):
+        return None
+    if "." not in host:
+        return [(host, rule_namespace)]
+    keys = []
+    for suffix in _SERVICE_SUFFIXES:
+        if host.endswith(suffix):
+            rest = host.removesuffix(suffix) if suffix else host
+            keys += [(rest[:i], rest[i + 1 :]) for i, c in enumerate(rest) if c == "."]
+    return keys
+
+
+class _HostIndex:
+    """DestinationRules by the (service, namespace) their host names; wildcards apart."""
+
+    def __init__(self, rules: Sequence[PolicyResource]) -> None:
+        self.by_service: dict[tuple[str, str], list[PolicyResource]] = {}
+        self.wildcards: list[PolicyResource] = []
+        for r in rules:
+            keys = host_keys(text(dig(r.props, "spec", "host")), namespace_of(r.props))
+            if keys is None:
+                self.wildcards.append(r)
+            for key in keys or ():
+                self.by_service.setdefault(key, []).append(r)
+
+    def candidates(self, names: Sequence[str], namespace: str) -> list[PolicyResource]:
+        return [*self.wildcards, *(r for n in names for r in self.by_service.get((n, namespace), ()))]
+
+
+def _rules_for(resources: Sequence[PolicyResource], w: Workload) -> list[PolicyResource]:
+    """The DestinationRules whose host names one of the workload's Services (or the workload)."""
     names = [name_of(s.props) for s in services_of(resources, w)] or [w.object_name]
+    if isinstance(resources, StackResources):
+        index = resources.view(
+            _HostIndex, lambda: _HostIndex(of_kind(resources, NETWORKING, "DestinationRule"))
+        )
+        rules = in_stack_order(resources, index.candidates(names, w.namespace))
+    else:
+        rules = of_kind(resources, NETWORKING, "DestinationRule")
     return [
         r
         for r in rules
@@ -88,9 +132,8 @@ def _breaker_problems(
 ) -> Iterator[tuple[str, str]]:
     if not uses_istio(resources):
         return
-    rules = of_kind(resources, NETWORKING, "DestinationRule")
     for w in workloads(resources, config["exempt"]):
-        matching = _rules_for(rules, resources, w)
+        matching = _rules_for(resources, w)
         if not matching:
             yield w.urn, f"no DestinationRule for {w.name}"
             continue
@@ -155,15 +198,14 @@ def _mode(auth: PolicyResource) -> str:
 
 
 def _effective_mode(
-    auths: Sequence[PolicyResource], w: Workload, roots: set[str]
+    resources: Sequence[PolicyResource], auths: Sequence[PolicyResource], w: Workload, roots: set[str]
 ) -> tuple[str, PolicyResource | None]:
-    """The most specific PeerAuthentication wins: workload selector, then namespace, then mesh."""
-    own = in_namespace(auths, w.namespace)
-    scoped = [a for a in own if dig(a.props, "spec", "selector") is not None]
-    for a in scoped:
-        if selects(dig(a.props, "spec", "selector"), w.pod_labels):
-            return _mode(a), a
-    for a in own:
+    """The most specific PeerAuthentication wins: workload selector, then namespace, then mesh.
+    ``auths`` are the stack's PeerAuthentications (the mesh-wide ones are looked for there)."""
+    selector = ("spec", "selector")
+    for a in selecting(resources, SECURITY, ("PeerAuthentication",), selector, w.pod_labels, w.namespace):
+        return _mode(a), a
+    for a in grouped(resources, SECURITY, "PeerAuthentication", namespace_of_resource)(w.namespace):
         if dig(a.props, "spec", "selector") is None and _mode(a) != "UNSET":
             return _mode(a), a
     for a in auths:
@@ -178,17 +220,16 @@ def _mtls_problems(
     if not uses_istio(resources):
         return
     auths = of_kind(resources, SECURITY, "PeerAuthentication")
-    rules = of_kind(resources, NETWORKING, "DestinationRule")
     roots = set(config["rootNamespace"])
     for w in workloads(resources, config["exempt"]):
-        mode, source = _effective_mode(auths, w, roots)
+        mode, source = _effective_mode(resources, auths, w, roots)
         if mode != "STRICT":
             yield (source.urn if source else w.urn), f"mTLS for {w.name} is {mode}, not STRICT"
         elif source is not None:
             for port, setting in mapping(dig(source.props, "spec", "portLevelMtls")).items():
                 if text(dig(setting, "mode")) not in ("STRICT", "UNSET", ""):
                     yield source.urn, f"port {port} of {w.name} is {text(dig(setting, 'mode'))}, not STRICT"
-        for r in _rules_for(rules, resources, w):
+        for r in _rules_for(resources, w):
             tls = text(dig(r.props, "spec", "trafficPolicy", "tls", "mode"))
             if tls and tls != "ISTIO_MUTUAL":
                 yield r.urn, f"DestinationRule {name_of(r.props)} sets tls.mode {tls}, not ISTIO_MUTUAL"

@@ -22,13 +22,13 @@ from ._support import (
     Rule,
     Workload,
     dig,
+    grouped,
     items,
     labels_of,
     mapping,
     namespace_of,
-    of_kind,
     releases,
-    selects,
+    selecting,
     services_of,
     text,
     uses_group,
@@ -86,17 +86,14 @@ def _monitor_namespaces(monitor: PolicyResource) -> tuple[bool, set[str]]:
 
 def scraped_by(resources: Sequence[PolicyResource], w: Workload) -> list[PolicyResource]:
     """The PodMonitors selecting the workload's pods and ServiceMonitors selecting its Services."""
+    selector = ("spec", "selector")
+    monitors = selecting(resources, MONITORING, ("PodMonitor",), selector, w.pod_labels)
+    for service in services_of(resources, w):
+        monitors += selecting(resources, MONITORING, ("ServiceMonitor",), selector, labels_of(service.props))
     found = []
-    services = services_of(resources, w)
-    for monitor in of_kind(resources, MONITORING, "PodMonitor", "ServiceMonitor"):
+    for monitor in monitors:
         anywhere, namespaces = _monitor_namespaces(monitor)
-        if not anywhere and w.namespace not in namespaces:
-            continue
-        selector = dig(monitor.props, "spec", "selector")
-        if monitor.resource_type.endswith(":PodMonitor"):
-            if selects(selector, w.pod_labels):
-                found.append(monitor)
-        elif any(selects(selector, labels_of(s.props)) for s in services):
+        if (anywhere or w.namespace in namespaces) and monitor not in found:
             found.append(monitor)
     return found
 
@@ -132,14 +129,18 @@ _alerts = Rule(
 )
 
 
+def _named(rule: PolicyResource) -> str | None:
+    return labels_of(rule.props).get(NAME_LABEL)
+
+
 def _alert_problems(
     resources: Sequence[PolicyResource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str, str]]:
     if not has_prometheus_operator(resources):
         return
-    rules = of_kind(resources, MONITORING, "PrometheusRule")
+    rules_of = grouped(resources, MONITORING, "PrometheusRule", _named)
     for w in workloads(resources, config["exempt"]):
-        covering = [r for r in rules if labels_of(r.props).get(NAME_LABEL) == w.name]
+        covering = rules_of(w.name)
         alerts = [
             rule
             for r in covering

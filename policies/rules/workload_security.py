@@ -17,36 +17,114 @@ from ._support import (
     container_name,
     containers,
     dig,
+    is_release,
     items,
     mapping,
+    number,
     pod_spec,
+    pod_template,
     string_list,
     text,
+    truthy,
+    walk,
 )
 
 # --- restricted pod security --------------------------------------------------------------------
 
 _pod_security = Rule(
     name="restricted-pod-security",
-    description="Pods follow the Kubernetes 'restricted' Pod Security Standard and a read-only root "
-    "filesystem: non-root, no privilege escalation, every capability dropped, seccomp RuntimeDefault.",
+    description="Pods follow the Kubernetes 'restricted' Pod Security Standard (every baseline and "
+    "restricted control: Kyverno pod-security, Gatekeeper's pod-security-policy library) and a "
+    "read-only root filesystem: non-root, no privilege escalation, every capability dropped, seccomp "
+    "RuntimeDefault, no host namespaces, ports, paths or processes, only the restricted volume types, "
+    "default procMount, no custom SELinux user/role/type, AppArmor and sysctls left safe.",
     remediation="set securityContext runAsNonRoot: true, allowPrivilegeEscalation: false, "
     "capabilities.drop: [ALL], seccompProfile.type: RuntimeDefault, readOnlyRootFilesystem: true "
-    "(mount an emptyDir where the process writes); never privileged or host namespaces",
+    "(mount an emptyDir where the process writes); never privileged, host namespaces, hostPort, "
+    "hostPath or hostProcess; leave procMount, seLinuxOptions, AppArmor and sysctls at their defaults",
     severity=Severity.HIGH,
 )
 
 _SECCOMP_OK = {"RuntimeDefault", "Localhost"}
+_HOST_NAMESPACES = ("hostNetwork", "hostPID", "hostIPC")
+#: The volume sources the restricted standard allows (Kubernetes Pod Security Standards).
+RESTRICTED_VOLUMES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
+#: The sysctls the baseline standard calls safe (namespaced, isolated per pod).
+SAFE_SYSCTLS = frozenset(
+    {
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    }
+)
+_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
+_APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def _apparmor_ok(profile: str) -> bool:
+    return profile in ("", "runtime/default") or profile.startswith("localhost/")
+
+
+def _context_problems(where: str, ctx: Mapping[str, Any]) -> Iterator[str]:
+    """The controls a pod and a container security context share: SELinux, AppArmor, hostProcess."""
+    selinux = mapping(ctx.get("seLinuxOptions"))
+    if text(selinux.get("type")) not in _SELINUX_TYPES:
+        yield f"{where}: seLinuxOptions.type {text(selinux.get('type'))}"
+    for field_ in ("user", "role"):
+        if text(selinux.get(field_)):
+            yield f"{where}: seLinuxOptions.{field_} is set"
+    apparmor = text(dig(ctx, "appArmorProfile", "type"))
+    if apparmor == "Unconfined":
+        yield f"{where}: appArmorProfile.type is Unconfined"
+    if dig(ctx, "windowsOptions", "hostProcess") is True:
+        yield f"{where}: windowsOptions.hostProcess is true"
+
+
+def _pod_level_problems(template: Mapping[str, Any], spec: Mapping[str, Any]) -> Iterator[str]:
+    pod = mapping(spec.get("securityContext"))
+    for host in _HOST_NAMESPACES:
+        if spec.get(host) is True:
+            yield f"pod sets {host}: true"
+    yield from _context_problems("pod", pod)
+    for sysctl in (mapping(s) for s in items(pod.get("sysctls"))):
+        if text(sysctl.get("name")) not in SAFE_SYSCTLS:
+            yield f"pod sets sysctl {text(sysctl.get('name')) or '?'}"
+    for volume in (mapping(v) for v in items(spec.get("volumes"))):
+        for source in sorted(set(volume) - {"name"} - RESTRICTED_VOLUMES):
+            yield f"volume {text(volume.get('name')) or '?'} is of type {source}"
+    for key, value in mapping(dig(template, "metadata", "annotations")).items():
+        if str(key).startswith(_APPARMOR_ANNOTATION) and not _apparmor_ok(text(value)):
+            yield f"annotation {key} is {text(value)}"
 
 
 def _security_problems(token: str, props: Mapping[str, Any], _config: Mapping[str, Any]) -> Iterator[str]:
-    spec = pod_spec(token, props)
-    if spec is None:
+    if is_release(token):
+        yield from _release_security_problems(props)
         return
+    template = pod_template(token, props)
+    if template is None:
+        return
+    spec = mapping(template.get("spec"))
     pod = mapping(spec.get("securityContext"))
-    for host in ("hostNetwork", "hostPID", "hostIPC"):
-        if spec.get(host) is True:
-            yield f"pod sets {host}: true"
+    yield from _pod_level_problems(template, spec)
     for c in containers(spec):
         ctx = mapping(c.get("securityContext"))
         name = container_name(c)
@@ -70,6 +148,24 @@ def _security_problems(token: str, props: Mapping[str, Any], _config: Mapping[st
             yield f"container {name}: seccompProfile.type is {seccomp or 'unset'}, not RuntimeDefault"
         if ctx.get("readOnlyRootFilesystem") is not True:
             yield f"container {name}: readOnlyRootFilesystem is not true"
+        if text(ctx.get("procMount")) not in ("", "Default"):
+            yield f"container {name}: procMount is {text(ctx.get('procMount'))}"
+        yield from _context_problems(f"container {name}", ctx)
+        for port in (mapping(p) for p in items(c.get("ports"))):
+            if number(port.get("hostPort")):
+                yield f"container {name}: hostPort {number(port.get('hostPort')):g}"
+
+
+#: Keys in Helm values that put a chart's pods into the host or make them privileged, whatever the
+#: chart: the pack cannot see the pods a chart renders, but it sees these overrides.
+_UNSAFE_VALUES = ("hostNetwork", "hostPID", "hostIPC", "privileged", "allowPrivilegeEscalation")
+
+
+def _release_security_problems(props: Mapping[str, Any]) -> Iterator[str]:
+    for path, node in walk(props.get("values")):
+        for key in _UNSAFE_VALUES:
+            if truthy(node.get(key)):
+                yield f"values.{path + '.' if path else ''}{key} is true in chart {text(props.get('chart'))}"
 
 
 # --- secrets in env -----------------------------------------------------------------------------

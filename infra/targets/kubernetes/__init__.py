@@ -50,6 +50,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             namespace,
             monitoring=[observability.prometheus_stack],
             monitoring_namespace=monitors.NAMESPACE,
+            mesh_crds=[platform.base],
         ),
     )
     databases = Databases(

@@ -51,7 +51,7 @@ from components.values import EnvVar, SecretKeyRef
 from infra import catalog, cross_writes, env, migration
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.targets.kubernetes import helm
+from infra.targets.kubernetes import helm, network
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 
@@ -272,6 +272,7 @@ class Databases(pulumi.ComponentResource):
         self.write_route_gates = {
             name: m.write_gate for name, m in self.migrations.items() if m.write_gate is not None
         }
+        self._network_policies(args, monolith)
         endpoints = self.endpoints
         self.extras = WorkloadExtras(
             env=(lambda w: _read_host(w, endpoints),),
@@ -279,6 +280,32 @@ class Databases(pulumi.ComponentResource):
             depends_on=tuple(db.credentials for db in self.clusters.values()),
         )
         self.register_outputs({"exports": self.exports()})
+
+    def _network_policies(self, args: DatabasesArgs, monolith: env.DatabaseEndpoint) -> None:
+        """Under the namespace's default deny: who reaches each database's instances (and where
+        they go), and each service's migration Jobs to exactly its two databases."""
+        cfg = args.cfg
+        services = [e for name, e in self.endpoints.items() if name != "monolith"]
+        monitoring = args.monitoring_namespace or cfg.namespace
+        specs = {
+            self.endpoints[name].cluster: network.database_policy(
+                self.endpoints[name], name, monolith, services, monitoring
+            )
+            for name in self.clusters
+        }
+        specs |= {
+            f"{self.endpoints[name].cluster}-migration": network.migration_job_policy(
+                self.endpoints[name], monolith
+            )
+            for name in self.migrations
+        }
+        for k8s_name, spec in specs.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{k8s_name}-netpol",
+                metadata={"name": k8s_name, "namespace": cfg.namespace, "labels": args.context.common()},
+                spec=spec,
+                opts=child_opts(self, [args.namespace]),
+            )
 
     def _writer_cutovers(self, name: str, phase: Callable[[str], str]) -> tuple[pulumi.Resource, ...]:
         """The cutover Jobs of the workloads whose tables write into ``name``'s (cascades,

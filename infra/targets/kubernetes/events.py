@@ -2,7 +2,13 @@
 
 What is registered (all derived from ``infra.events``, which derives from the catalog):
 
-- the ``nats`` namespace (no Istio sidecar: NATS routes and clients speak their own protocol);
+- the ``nats`` namespace, in the mesh: every connection to and between the servers (clients'
+  passwords, routes, the controller) is Istio mutual TLS, STRICT but for the exporter's metrics
+  port, which Prometheus (outside the mesh) scrapes. The chart declares its ports ``appProtocol:
+  tcp``, so the server-first NATS protocol is never sniffed. Chosen over cert-manager: no client
+  needs TLS settings or a CA of its own, and istiod rotates the certificates;
+- default deny in the namespace: the servers reach DNS, istiod and each other's route port; the
+  controller DNS, istiod, the servers and the Kubernetes API;
 - one generated password per NATS user; the server's copies in one Secret in the NATS namespace,
   each client's in a Secret of its own in the application namespace;
 - the official NATS chart (JetStream on file storage, cluster of ``cluster_size``, auth on: the
@@ -34,12 +40,14 @@ from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from components.values import EnvVar
-from infra import events
+from infra import events, pod_security
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.targets.kubernetes import helm
+from infra.targets.kubernetes import helm, network
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
+from infra.targets.kubernetes.mesh import istiod_egress
+from infra.targets.kubernetes.netpol import default_deny
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 
 TYPE = "vinylhound:events:EventBus"
@@ -55,6 +63,9 @@ CONTROLLER_ACCOUNT = "vinylhound"
 CONTROLLER_SECRET = "nats-jetstream-controller"
 #: Labels the NATS chart puts on its server pods (selectorLabels of the 1.x chart).
 NATS_POD_LABELS = {labels.NAME: "nats", "app.kubernetes.io/instance": NATS_RELEASE}
+#: Labels the NACK chart puts on the controller's pods (jsc.selectorLabels).
+NACK_POD_LABELS = {labels.NAME: "nack", "app.kubernetes.io/instance": NACK_RELEASE}
+SECURITY_API = "security.istio.io/v1"
 JETSTREAM_API = "jetstream.nats.io/v1beta2"
 MONITORING_API = "monitoring.coreos.com/v1"
 
@@ -146,6 +157,58 @@ def nats_ingress(bus: events.EventBus, app_namespace: str, monitoring_namespace:
     }
 
 
+def nats_egress() -> KubeObject:
+    """The servers' egress under the namespace's default deny: DNS, istiod, the other servers'
+    route port."""
+    return {
+        "podSelector": {"matchLabels": dict(NATS_POD_LABELS)},
+        "policyTypes": ["Egress"],
+        "egress": [
+            network.dns_rule(),
+            istiod_egress(),
+            {
+                "to": [{"podSelector": {"matchLabels": dict(NATS_POD_LABELS)}}],
+                "ports": [{"protocol": "TCP", "port": events.CLUSTER_PORT}],
+            },
+        ],
+    }
+
+
+def controller_policy() -> KubeObject:
+    """NACK: nothing connects to it; it reaches DNS, istiod, the servers' client port and the
+    Kubernetes API (on any address: NetworkPolicy cannot name the API server)."""
+    return {
+        "podSelector": {"matchLabels": dict(NACK_POD_LABELS)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [
+            network.dns_rule(),
+            istiod_egress(),
+            {
+                "to": [{"podSelector": {"matchLabels": dict(NATS_POD_LABELS)}}],
+                "ports": [{"protocol": "TCP", "port": events.CLIENT_PORT}],
+            },
+            {
+                "to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                "ports": [{"protocol": "TCP", "port": p} for p in network.API_AND_OBJECT_STORE_PORTS],
+            },
+        ],
+    }
+
+
+def peer_authentications(namespace: str) -> dict[str, KubeObject]:
+    """STRICT mutual TLS in the NATS namespace; on the servers, the exporter's metrics port alone
+    also takes plain text (``portLevelMtls`` needs a workload selector)."""
+    return {
+        "default": {"mtls": {"mode": "STRICT"}},
+        "nats": {
+            "selector": {"matchLabels": dict(NATS_POD_LABELS)},
+            "mtls": {"mode": "STRICT"},
+            "portLevelMtls": {str(events.METRICS_PORT): {"mode": "PERMISSIVE"}},
+        },
+    }
+
+
 def client_env(workload: Workload, bus: events.EventBus, nats_namespace: str) -> list[EnvVar]:
     """``NATS_URL`` and the credentials for a publishing or consuming workload; nothing otherwise."""
     return events.client_env(workload, bus, nats_url(nats_namespace), client_secret(workload.name))
@@ -187,6 +250,8 @@ class EventBusArgs:
     monitoring: Sequence[pulumi.Resource] = ()
     monitoring_namespace: str = "monitoring"
     monitor_labels: Mapping[str, str] = field(default_factory=dict)
+    #: The release that installs Istio's CRDs (the PeerAuthentications wait for it).
+    mesh_crds: Sequence[pulumi.Resource] = ()
 
 
 class EventBus(pulumi.ComponentResource):
@@ -239,9 +304,13 @@ class EventBus(pulumi.ComponentResource):
         common = args.context.common()
         namespace = k8s.core.v1.Namespace(
             "nats-namespace",
-            metadata={"name": ns, "labels": {**common, "istio-injection": "disabled"}},
+            metadata={
+                "name": ns,
+                "labels": {**common, "istio-injection": "enabled", **pod_security.labels(ns)},
+            },
             opts=self._after(),
         )
+        self._isolate(args, namespace)
         passwords = {u.name: _password(f"nats-{u.name}-password", self._after()) for u in bus.users}
         server_secret = k8s.core.v1.Secret(
             "nats-users-secret",
@@ -347,6 +416,29 @@ class EventBus(pulumi.ComponentResource):
             pod_annotations=(lambda w: bus.consumes_annotation(w.name),),
             depends_on=client_secrets,
         )
+
+    def _isolate(self, args: EventBusArgs, namespace: pulumi.Resource) -> None:
+        """Default deny, the servers' and the controller's exceptions, STRICT mutual TLS."""
+        ns, common = args.cfg.events.namespace, args.context.common()
+        default_deny(self, "nats-default-deny", ns, args.context, [namespace])
+        for name, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol",
+                metadata={"name": name, "namespace": ns, "labels": common},
+                spec=spec,
+                opts=child_opts(self, [namespace]),
+            )
+        for name, spec in peer_authentications(ns).items():
+            custom_resource(
+                f"nats-{name}-peerauthentication",
+                {
+                    "apiVersion": SECURITY_API,
+                    "kind": "PeerAuthentication",
+                    "metadata": {"name": name, "namespace": ns, "labels": common},
+                    "spec": spec,
+                },
+                child_opts(self, [namespace, *args.mesh_crds]),
+            )
 
     def _monitoring(self, args: EventBusArgs, nats_release: pulumi.Resource) -> None:
         ns, common = args.cfg.events.namespace, args.context.common()

@@ -38,6 +38,7 @@ ISTIO_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 ISTIO_BASE = Chart("base", ISTIO_REPOSITORY)
 ISTIOD = Chart("istiod", ISTIO_REPOSITORY)
 ISTIO_GATEWAY = Chart("gateway", ISTIO_REPOSITORY)
+ISTIO_CNI = Chart("cni", ISTIO_REPOSITORY)
 ISTIO_NAMESPACE = "istio-system"
 #: The port sidecars reach istiod on for configuration (xDS) and certificates. (15017 is the
 #: injection webhook, called by the API server, never by pods.)
@@ -76,6 +77,9 @@ def istiod_values(cfg: PlatformConfig, extra_mesh_config: Mapping[str, Any] | No
             "requests": {"cpu": "100m" if small else "500m", "memory": "512Mi" if small else "2Gi"}
         },
         "meshConfig": deep_merge(mesh, extra_mesh_config or {}),
+        # Traffic redirection by the CNI plugin (the istio-cni release), not by a privileged init
+        # container: injected pods then pass the "restricted" Pod Security Standard.
+        "cni": {"enabled": True},
         "global": {
             "istioNamespace": ISTIO_NAMESPACE,
             "logAsJson": True,
@@ -105,19 +109,22 @@ def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     return values
 
 
+def istiod_egress() -> dict[str, Any]:
+    """The egress rule a sidecar needs: istiod's configuration and certificate port."""
+    return {
+        "to": [
+            {
+                "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ISTIO_NAMESPACE}},
+                "podSelector": {"matchLabels": {"app": "istiod"}},
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}],
+    }
+
+
 def sidecar_egress(_: Workload) -> list[dict[str, Any]]:
     """Every pod's sidecar fetches configuration and certificates from istiod."""
-    return [
-        {
-            "to": [
-                {
-                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ISTIO_NAMESPACE}},
-                    "podSelector": {"matchLabels": {"app": "istiod"}},
-                }
-            ],
-            "ports": [{"protocol": "TCP", "port": ISTIOD_XDS_PORT}],
-        }
-    ]
+    return [istiod_egress()]
 
 
 def _pods(name: str) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def routed_egress(cfg: PlatformConfig) -> Any:
     """NetworkPolicy egress to every workload the mesh may route a caller's requests to."""
 
     def contribute(workload: Workload) -> list[dict[str, Any]]:
-        targets = [w for w, _ in cfg.enabled() if workload.name in traffic.callers(w, cfg).routed]
+        targets = traffic.routed_targets(workload, cfg)
         return [{"to": [_pods(t.name)], "ports": [{"protocol": "TCP", "port": t.port}]} for t in targets]
 
     return contribute

@@ -17,12 +17,13 @@ import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import traffic
+from infra import pod_security, traffic
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.mesh import (
     ISTIO_BASE,
+    ISTIO_CNI,
     ISTIO_GATEWAY,
     ISTIO_NAMESPACE,
     ISTIOD,
@@ -30,6 +31,7 @@ from infra.targets.kubernetes.mesh import (
     istiod_values,
     sidecar_egress,
 )
+from infra.targets.kubernetes.netpol import default_deny
 
 TYPE = "vinylhound:platform:Platform"
 
@@ -48,6 +50,8 @@ class Platform(pulumi.ComponentResource):
     """The workloads' namespace and Istio (``base``, ``istiod``, ingress ``gateway``)."""
 
     namespace: k8s.core.v1.Namespace
+    #: Istio's CNI plugin (instead of the privileged istio-init container in every pod).
+    cni: k8s.helm.v3.Release
     #: The release that installs Istio's CRDs; every Istio custom resource waits for it.
     base: k8s.helm.v3.Release
     istiod: k8s.helm.v3.Release
@@ -62,11 +66,28 @@ class Platform(pulumi.ComponentResource):
             metadata={
                 "name": cfg.namespace,
                 # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
-                "labels": {**args.context.common(), "istio-injection": "enabled"},
+                "labels": {
+                    **args.context.common(),
+                    "istio-injection": "enabled",
+                    **pod_security.labels(cfg.namespace),
+                },
             },
             opts=child_opts(self, moved_from_root=True),
         )
+        default_deny(self, "default-deny", cfg.namespace, args.context, [self.namespace])
         version = cfg.charts.istio
+        # The CNI plugin sets up each pod's traffic redirection, so the injected init container
+        # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
+        # DaemonSet needs hostPath: istio-system stays at the cluster's default level.
+        self.cni = helm.release(
+            "istio-cni",
+            ISTIO_CNI,
+            version,
+            ISTIO_NAMESPACE,
+            {},
+            child_opts(self),
+            create_namespace=True,
+        )
         self.base = helm.release(
             "istio-base",
             ISTIO_BASE,
@@ -82,7 +103,8 @@ class Platform(pulumi.ComponentResource):
             version,
             ISTIO_NAMESPACE,
             istiod_values(cfg, args.extra_mesh_config),
-            child_opts(self, [self.base], moved_from_root=True),
+            # Pods injected before the CNI plugin runs on their node would not start.
+            child_opts(self, [self.base, self.cni], moved_from_root=True),
             create_namespace=True,
         )
         self.gateway = helm.release(

@@ -57,7 +57,7 @@ def workload_spec(
     extras: WorkloadExtras,
 ) -> WorkloadSpec:
     """The pure description of one workload's pod, from catalog facts and stack settings."""
-    enabled = {w.name for w, _ in cfg.enabled()}
+    enabled = cfg.enabled_names()
     scaling = settings.autoscaling
     version = settings.image.tag or settings.image.digest or "unknown"
     return WorkloadSpec(

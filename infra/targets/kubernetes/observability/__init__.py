@@ -25,7 +25,7 @@ import pulumi_random as random
 from components.kubernetes.custom_resource import custom_resource
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import env, traffic
+from infra import env, pod_security, traffic
 from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm
@@ -95,7 +95,9 @@ class Observability(pulumi.ComponentResource):
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
         return k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": name, "labels": context.common()}, opts=self._after()
+            f"{name}-namespace",
+            metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
+            opts=self._after(),
         )
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
