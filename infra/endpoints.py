@@ -99,10 +99,13 @@ def server_of(endpoint: Endpoint, cfg: PlatformConfig) -> Workload | None:
     return None
 
 
-def decide(endpoint: Endpoint, cfg: PlatformConfig) -> EndpointRoute:
-    """Where ``endpoint`` (one of the monolith's) goes in this stack (see the module docstring)."""
+def decide(
+    endpoint: Endpoint, cfg: PlatformConfig, servers: dict[str, Workload] | None = None
+) -> EndpointRoute:
+    """Where ``endpoint`` (one of the monolith's) goes in this stack (see the module docstring).
+    ``servers``: the deployed service registering each endpoint key, when the caller has it."""
     retired = cfg.traffic.retired_endpoints.get(endpoint.key)
-    service = server_of(endpoint, cfg)
+    service = servers.get(endpoint.key) if servers is not None else server_of(endpoint, cfg)
     if retired is not None or service is None:
         return EndpointRoute(endpoint, service.name if service else None, retired=retired)
     own = service.endpoint(endpoint.key)
@@ -125,14 +128,36 @@ def decide(endpoint: Endpoint, cfg: PlatformConfig) -> EndpointRoute:
     return EndpointRoute(endpoint, service.name, writes_to_service=writes)
 
 
+#: The last plans computed, by the identity of their (frozen) config: the routes of every
+#: VirtualService and every workload's policy ask for the same stack's plan.
+_PLANS: dict[int, tuple[PlatformConfig, tuple[EndpointRoute, ...]]] = {}
+
+
 def plan(cfg: PlatformConfig) -> tuple[EndpointRoute, ...]:
+    """``_plan``, computed once per config (the config is frozen)."""
+    hit = _PLANS.get(id(cfg))
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    if len(_PLANS) > 32:
+        _PLANS.clear()
+    result = _plan(cfg)
+    _PLANS[id(cfg)] = (cfg, result)
+    return result
+
+
+def _plan(cfg: PlatformConfig) -> tuple[EndpointRoute, ...]:
     """Every monolith endpoint that a deployed service registers or the stack retires, and every
     endpoint only a deployed service has (a new service's API), most specific first. An endpoint
     not listed goes to the monolith, whatever any weight says."""
     monolith = catalog.monolith().endpoints
     known = {e.key for e in monolith}
     own = [e for w in catalog.services() if cfg.is_enabled(w.name) for e in w.endpoints if e.key not in known]
-    routes = (decide(e, cfg) for e in (*monolith, *own))
+    servers: dict[str, Workload] = {}
+    for w in catalog.services():
+        if cfg.is_enabled(w.name):
+            for e in w.endpoints:
+                servers.setdefault(e.key, w)
+    routes = (decide(e, cfg, servers) for e in (*monolith, *own))
     chosen = [r for r in routes if r.service is not None or r.retired is not None]
     return tuple(sorted(chosen, key=lambda r: specificity(r.endpoint)))
 
@@ -149,12 +174,21 @@ def contract_samples(service: Workload, cfg: PlatformConfig | None = None) -> tu
     reads = [e for e in shared(service) if e.is_read and e.auth == "public"]
     if cfg is None:
         return tuple(reads)
-    decisions = [decide(e, cfg) for e in reads]
-    return tuple(d.endpoint for d in decisions if d.moves_reads and d.service == service.name)
+    keys = {e.key for e in reads}
+    return tuple(
+        d.endpoint
+        for d in plan(cfg)
+        if d.endpoint.key in keys and d.moves_reads and d.service == service.name
+    )
 
 
 def contract_gates(cfg: PlatformConfig) -> dict[str, tuple[Endpoint, ...]]:
     """Per deployed service whose endpoints take live reads in this stack, the endpoints a contract
     check must find answered like the monolith's before the routes move (see ``contract_samples``)."""
-    gates = {w.name: contract_samples(w, cfg) for w in catalog.services() if cfg.is_enabled(w.name)}
-    return {name: samples for name, samples in gates.items() if samples}
+    gates: dict[str, list[Endpoint]] = {}
+    for d in plan(cfg):
+        # Only an endpoint the monolith serves too has an answer to compare with.
+        shared_public = d.endpoint.auth == "public" and catalog.monolith_endpoint(d.endpoint.key) is not None
+        if d.moves_reads and d.service is not None and shared_public:
+            gates.setdefault(d.service, []).append(d.endpoint)
+    return {name: tuple(samples) for name, samples in sorted(gates.items())}

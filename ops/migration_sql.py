@@ -74,7 +74,7 @@ def migration_sql(
         typer.Option(
             metavar="WORKLOAD",
             help="A workload whose monolith writes into the service's tables (cascades, triggers) "
-            "you accept will fail after the cutover (repeatable; default: none, the cutover refuses)."
+            "you accept will fail after the cutover (repeatable; default: none, the cutover refuses).",
         ),
     ] = None,
 ) -> None:
