@@ -8,28 +8,94 @@ policies) is derived from this module. Adding a service is one entry here plus s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Auth = Literal["public", "bearer"]
 Role = Literal["monolith", "service", "gateway", "frontend"]
+Method = Literal["GET", "POST", "PUT", "DELETE"]
 
-#: Every API route lives under this prefix; the edge and the gateway strip nothing.
+#: Every API route of the current API lives under this prefix; the edge and the gateway strip nothing.
 API_ROOT = "/api/v1"
+
+_PARAM = re.compile(r"\{[A-Za-z]+\}")
 
 
 @dataclass(frozen=True)
-class Route:
-    """A path prefix under ``API_ROOT`` that a workload serves, with who may call it."""
+class Endpoint:
+    """One method and path template a workload registers, e.g. ``GET /api/v1/playlists/{id}``.
 
-    prefix: str
-    reads: Auth
-    writes: Auth
+    ``writes``: the tables its handler writes. ``gap``: for a service, how its answer differs from
+    the monolith's at the same method and template (a different resource, another JSON shape, an
+    error it always returns); ``None`` when it serves it the way the front end expects. Facts from
+    shared/reference/vinylhound-endpoints.yaml (monolith d539b95, services 73fec8d).
+    """
+
+    method: Method
+    path: str
+    auth: Auth = "public"
+    writes: tuple[str, ...] = ()
+    gap: str | None = None
 
     @property
-    def path(self) -> str:
-        """The full request path prefix, e.g. ``/api/v1/albums``."""
-        return API_ROOT + self.prefix
+    def key(self) -> str:
+        """How stack config names the endpoint: ``"GET /api/v1/users/profile"``."""
+        return f"{self.method} {self.path}"
+
+    @property
+    def is_read(self) -> bool:
+        """Whether it only reads (GET): the only kind that is split, mirrored or contract-checked."""
+        return self.method == "GET"
+
+    @property
+    def params(self) -> int:
+        """How many ``{param}`` segments the template has."""
+        return len(_PARAM.findall(self.path))
+
+    def sample_path(self, value: str = "1") -> str:
+        """A concrete request path for the template, every ``{param}`` replaced by ``value``."""
+        return _PARAM.sub(value, self.path)
+
+
+def _ep(spec: str, auth: Auth = "public", writes: tuple[str, ...] = (), gap: str | None = None) -> Endpoint:
+    """``Endpoint`` from ``"METHOD /path"``: keeps the tables below one line per endpoint."""
+    method, path = spec.split(" ", 1)
+    return Endpoint(method, path, auth, writes, gap)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class GatewayRoute:
+    """One route of the api-gateway's table: a plain string prefix (``/api/v1/albums`` also
+    catches ``/api/v1/albumsX``), the methods it accepts (``None``: any) and the upstream."""
+
+    prefix: str
+    methods: tuple[str, ...] | None
+    target: str
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether the gateway sends ``method path`` along this route (gorilla/mux PathPrefix)."""
+        bare = path.split("?", 1)[0]
+        return bare.startswith(self.prefix) and (self.methods is None or method in self.methods)
+
+
+@dataclass(frozen=True)
+class StartupWrite:
+    """Rows a binary writes on every start, before it serves (not through any endpoint)."""
+
+    step: str
+    tables: tuple[str, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One call the front end makes (``src/api/*.js``); ``used_by_ui`` False: exported, never called."""
+
+    endpoint: str
+    used_by_ui: bool = True
+    #: A concrete request for the template, when the call carries a query the route depends on.
+    sample: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,7 +119,8 @@ class Workload:
 
     ``env`` is the environment contract: exactly the variables the binary reads. The platform
     decides how each is filled (see ``infra/env.py``); a name it cannot fill is a bug caught by the
-    tests, not at deploy time.
+    tests, not at deploy time. ``endpoints`` is what the binary registers, nothing more: the edge
+    sends an endpoint to a service only if the service lists it here.
     """
 
     name: str
@@ -62,7 +129,7 @@ class Workload:
     port: int
     health_path: str | None
     env: tuple[str, ...]
-    routes: tuple[Route, ...] = ()
+    endpoints: tuple[Endpoint, ...] = ()
     database: Database | None = None
     #: Directories the process writes to; mounted as emptyDir under a read-only root filesystem.
     writable_paths: tuple[str, ...] = ("/tmp",)
@@ -83,6 +150,12 @@ class Workload:
     api_upstream_host: str | None = None
     #: The port the image's proxy forwards ``/api/`` to on ``api_upstream_host``.
     api_upstream_port: int | None = None
+    #: Writes the binary makes on every start (they reach whichever database it is wired to).
+    startup_writes: tuple[StartupWrite, ...] = ()
+    #: The gateway's own route table, in the order it tries it (first match wins, no fallback).
+    gateway_table: tuple[GatewayRoute, ...] = ()
+    #: The front end's API calls.
+    api_calls: tuple[ApiCall, ...] = ()
     description: str = ""
 
     @property
@@ -90,8 +163,229 @@ class Workload:
         """The variable the api-gateway reads this workload's base URL from."""
         return self.name.removesuffix("-service").upper().replace("-", "_") + "_SERVICE_URL"
 
+    def endpoint(self, key: str) -> Endpoint | None:
+        """The endpoint ``"METHOD /path"`` if this workload registers it."""
+        return next((e for e in self.endpoints if e.key == key), None)
+
 
 _DB_ENV = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE")
+
+# The monolith (d539b95): every API endpoint it registers, the legacy /api/* ones included (it also
+# answers /health for any method and every OPTIONS with 204, before routing).
+_MONOLITH_ENDPOINTS = (
+    _ep("POST /api/v1/auth/signup", writes=("users", "user_content", "playlists")),
+    _ep("POST /api/v1/auth/login", writes=("sessions",)),
+    _ep("GET /api/v1/users/profile", "bearer"),
+    _ep("PUT /api/v1/users/profile", "bearer", writes=("user_content",)),
+    _ep("GET /api/v1/me/albums", "bearer"),
+    _ep("POST /api/v1/me/albums", "bearer", writes=("albums",)),
+    _ep("GET /api/v1/me/albums/preferences", "bearer"),
+    _ep("PUT /api/v1/me/albums/{id}/preference", "bearer", writes=("user_album_preferences",)),
+    _ep("DELETE /api/v1/me/albums/{id}/preference", "bearer", writes=("user_album_preferences",)),
+    _ep("GET /api/v1/albums"),
+    _ep("GET /api/v1/albums/{id}"),
+    _ep("GET /api/v1/playlists", "bearer"),
+    _ep("POST /api/v1/playlists", "bearer", writes=("playlists", "playlist_songs")),
+    _ep("GET /api/v1/playlists/{id}"),
+    _ep("PUT /api/v1/playlists/{id}", "bearer", writes=("playlists", "playlist_songs")),
+    _ep("DELETE /api/v1/playlists/{id}", "bearer", writes=("playlists", "playlist_songs")),
+    _ep("POST /api/v1/playlists/{id}/songs", "bearer", writes=("playlist_songs",)),
+    _ep("DELETE /api/v1/playlists/{id}/songs/{songId}", "bearer", writes=("playlist_songs",)),
+    _ep("GET /api/v1/songs"),
+    _ep("GET /api/v1/songs/{id}"),
+    _ep("GET /api/v1/me/favorites/tracks", "bearer"),
+    _ep(
+        "PUT /api/v1/me/favorites/tracks/{trackId}",
+        "bearer",
+        writes=("favorites", "playlists", "playlist_songs"),
+    ),
+    _ep("DELETE /api/v1/me/favorites/tracks/{trackId}", "bearer", writes=("favorites",)),
+    # The /favorites family is a stub: always 501, token presence only.
+    _ep("GET /api/v1/favorites", "bearer"),
+    _ep("POST /api/v1/favorites", "bearer"),
+    _ep("DELETE /api/v1/favorites", "bearer"),
+    _ep("GET /api/v1/favorites/check", "bearer"),
+    _ep("GET /api/v1/favorites/playlist", "bearer"),
+    # Writes artists only with store_results; needs the Spotify credentials to return anything.
+    _ep("POST /api/v1/search", writes=("artists",)),
+    _ep("POST /api/v1/import/album", "bearer", writes=("albums", "songs")),
+    _ep("GET /api/v1/providers"),
+    _ep("GET /api/v1/artist"),
+    _ep("GET /api/v1/album/details"),
+    _ep("GET /api/v1/artists"),
+    _ep("POST /api/v1/artists", writes=("artists",)),
+    _ep("POST /api/v1/venues", "bearer", writes=("venues",)),
+    _ep("GET /api/v1/venues", "bearer"),
+    _ep("GET /api/v1/venues/{id}"),
+    _ep("PUT /api/v1/venues/{id}", "bearer", writes=("venues",)),
+    _ep("DELETE /api/v1/venues/{id}", "bearer", writes=("venues",)),
+    _ep("POST /api/v1/retailers", "bearer", writes=("retailers",)),
+    _ep("GET /api/v1/retailers", "bearer"),
+    _ep("GET /api/v1/retailers/{id}"),
+    _ep("PUT /api/v1/retailers/{id}", "bearer", writes=("retailers",)),
+    _ep("DELETE /api/v1/retailers/{id}", "bearer", writes=("retailers",)),
+    _ep("POST /api/v1/concerts", "bearer", writes=("concerts",)),
+    _ep("GET /api/v1/concerts", "bearer"),
+    _ep("GET /api/v1/concerts/{id}"),
+    _ep("PUT /api/v1/concerts/{id}", "bearer", writes=("concerts",)),
+    _ep("DELETE /api/v1/concerts/{id}", "bearer", writes=("concerts",)),
+    _ep("POST /api/v1/concerts/{id}/attend", "bearer", writes=("concerts",)),
+    _ep("GET /api/v1/collections", "bearer"),
+    _ep("POST /api/v1/collections", "bearer", writes=("album_collections",)),
+    _ep("GET /api/v1/collections/{id}"),
+    _ep("PUT /api/v1/collections/{id}", "bearer", writes=("album_collections",)),
+    _ep("DELETE /api/v1/collections/{id}", "bearer", writes=("album_collections",)),
+    _ep("POST /api/v1/collections/{id}/move", "bearer", writes=("album_collections",)),
+    _ep("GET /api/v1/collections/stats", "bearer"),
+    # Legacy routes, same handlers as their /api/v1 twins.
+    _ep("POST /api/signup", writes=("users", "user_content", "playlists")),
+    _ep("POST /api/login", writes=("sessions",)),
+    _ep("GET /api/me/content", "bearer"),
+    _ep("PUT /api/me/content", "bearer", writes=("user_content",)),
+    _ep("GET /api/me/albums", "bearer"),
+    _ep("POST /api/me/albums", "bearer", writes=("albums",)),
+    _ep("GET /api/me/albums/preferences", "bearer"),
+    _ep("PUT /api/me/albums/{id}/preference", "bearer", writes=("user_album_preferences",)),
+    _ep("DELETE /api/me/albums/{id}/preference", "bearer", writes=("user_album_preferences",)),
+    _ep("GET /api/albums"),
+    _ep("GET /api/album"),
+    _ep("GET /api/me/favorites/tracks", "bearer"),
+    _ep(
+        "PUT /api/me/favorites/tracks/{trackId}",
+        "bearer",
+        writes=("favorites", "playlists", "playlist_songs"),
+    ),
+    _ep("DELETE /api/me/favorites/tracks/{trackId}", "bearer", writes=("favorites",)),
+)
+
+# The services (73fec8d, the newest commit where they build). Their JSON bodies go out as
+# text/plain (no Content-Type set), except playlist-service's; none answers a CORS preflight.
+_USER_ENDPOINTS = (
+    _ep("POST /api/v1/auth/signup", writes=("users", "user_content")),
+    _ep("POST /api/v1/auth/login", writes=("sessions",)),
+    _ep(
+        "GET /api/v1/users/profile",
+        "bearer",
+        gap="a different resource: the user record {id,username,created_at,updated_at}, not {content}",
+    ),
+    _ep("GET /api/v1/users/content", "bearer"),
+    _ep("PUT /api/v1/users/content", "bearer", writes=("user_content",)),
+)
+_NULL_ALBUMS = "500 on the NULL genre/cover_url every monolith-written album has"
+_CATALOG_ENDPOINTS = (
+    _ep("GET /api/v1/albums", gap=f"snake_case keys, no trackList/genreList/rating; {_NULL_ALBUMS}"),
+    _ep(
+        "GET /api/v1/albums/{id}",
+        gap="snake_case keys, no trackList/genreList/rating; 404 on NULL-column rows",
+    ),
+    _ep(
+        "GET /api/v1/artists",
+        gap="another shape (id, no external_id/provider); 500 on NULL biography/image_url",
+    ),
+    _ep("GET /api/v1/artists/{id}"),
+    _ep("GET /api/v1/songs", gap="no album title, ignores q and album; 500 on NULL duration/track_num"),
+    _ep("GET /api/v1/songs/{id}", gap="no album title; 404 on NULL-column rows"),
+    _ep("POST /api/v1/catalog/albums", writes=("albums",)),
+    _ep("PUT /api/v1/catalog/albums/{id}", writes=("albums",)),
+    _ep("DELETE /api/v1/catalog/albums/{id}", writes=("albums",)),
+)
+_RATING_ENDPOINTS = (
+    _ep("GET /api/v1/ratings"),
+    _ep("GET /api/v1/ratings/{id}"),
+    _ep("GET /api/v1/reviews"),
+    _ep("GET /api/v1/reviews/{id}"),
+    _ep("POST /api/v1/ratings", writes=("ratings",)),
+    _ep("PUT /api/v1/ratings/{id}", writes=("ratings",)),
+    _ep("DELETE /api/v1/ratings/{id}", writes=("ratings",)),
+    _ep("POST /api/v1/reviews", writes=("reviews",)),
+    _ep("PUT /api/v1/reviews/{id}", writes=("reviews",)),
+    _ep("DELETE /api/v1/reviews/{id}", writes=("reviews",)),
+    # No middleware sets the user, so both always answer 401.
+    _ep("GET /api/v1/preferences", gap="always 401: no middleware sets the user"),
+    _ep("PUT /api/v1/preferences", gap="always 401: no middleware sets the user"),
+    _ep("PUT /api/v1/me/albums/{id}/preference", gap="always 501 (not implemented)"),
+)
+_NULL_SONGS = "500 when a playlist song has a NULL album or genre (every song the monolith adds)"
+_PLAYLIST_ENDPOINTS = (
+    _ep("GET /api/v1/playlists", gap=f"every user's playlists, no auth; {_NULL_SONGS}"),
+    _ep(
+        "POST /api/v1/playlists",
+        writes=("playlists", "playlist_songs"),
+        gap="always 400 on the current schema (omits the NOT NULL user_id); wants owner in the body",
+    ),
+    _ep(
+        "GET /api/v1/playlists/{id}",
+        gap=f"no description/user_id/is_favorite, songs null when empty; {_NULL_SONGS}",
+    ),
+    _ep("PUT /api/v1/playlists/{id}", writes=("playlists", "playlist_songs"), gap="always 400 (tags scan)"),
+    _ep(
+        "DELETE /api/v1/playlists/{id}",
+        writes=("playlists", "playlist_songs"),
+        gap="no auth or owner check: deletes any user's playlist, Favorites included",
+    ),
+)
+
+# The api-gateway (infra b71a2fc cmd/gateway): gorilla PathPrefix routes, public ones first. No
+# fallback: anything unmatched (search, import, collections, ...) gets the gateway's own 404, and a
+# method mismatch is a 404 too. /health answers itself.
+_READ = ("GET", "OPTIONS")
+_CHANGE = ("POST", "PUT", "DELETE")
+_GATEWAY_TABLE = (
+    GatewayRoute("/api/v1/auth/signup", None, "user-service"),
+    GatewayRoute("/api/v1/auth/login", None, "user-service"),
+    GatewayRoute("/api/v1/albums", _READ, "catalog-service"),
+    GatewayRoute("/api/v1/artists", _READ, "catalog-service"),
+    GatewayRoute("/api/v1/songs", _READ, "catalog-service"),
+    GatewayRoute("/api/v1/catalog", _READ, "catalog-service"),
+    GatewayRoute("/api/v1/users", None, "user-service"),
+    GatewayRoute("/api/v1/me", None, "user-service"),
+    GatewayRoute("/api/v1/albums", _CHANGE, "catalog-service"),
+    GatewayRoute("/api/v1/artists", _CHANGE, "catalog-service"),
+    GatewayRoute("/api/v1/songs", _CHANGE, "catalog-service"),
+    GatewayRoute("/api/v1/ratings", None, "rating-service"),
+    GatewayRoute("/api/v1/reviews", None, "rating-service"),
+    GatewayRoute("/api/v1/preferences", None, "rating-service"),
+    GatewayRoute("/api/v1/playlists", None, "playlist-service"),
+)
+
+# The front end (bb37c4a src/api/*.js): 35 distinct calls, 26 of them reachable from the UI.
+_FRONTEND_CALLS = (
+    ApiCall("POST /api/v1/auth/signup"),
+    ApiCall("POST /api/v1/auth/login"),
+    ApiCall("GET /api/v1/users/profile"),
+    ApiCall("PUT /api/v1/users/profile"),
+    ApiCall("GET /api/v1/albums"),
+    ApiCall("GET /api/v1/albums/{id}"),
+    ApiCall("GET /api/v1/songs", sample="/api/v1/songs?album_id=1"),
+    ApiCall("GET /api/v1/me/albums"),
+    ApiCall("PUT /api/v1/me/albums/{id}/preference"),
+    ApiCall("DELETE /api/v1/me/albums/{id}/preference", used_by_ui=False),
+    ApiCall("GET /api/v1/playlists"),
+    ApiCall("GET /api/v1/playlists/{id}"),
+    ApiCall("POST /api/v1/playlists"),
+    ApiCall("POST /api/v1/playlists/{id}/songs"),
+    ApiCall("PUT /api/v1/playlists/{id}"),
+    ApiCall("DELETE /api/v1/playlists/{id}"),
+    ApiCall("DELETE /api/v1/playlists/{id}/songs/{songId}"),
+    ApiCall("GET /api/v1/songs/{id}", used_by_ui=False),
+    ApiCall("POST /api/v1/search"),
+    ApiCall("POST /api/v1/import/album"),
+    ApiCall("GET /api/v1/providers", used_by_ui=False),
+    ApiCall("GET /api/v1/artist", sample="/api/v1/artist?id=4Z8W4fKeB5YxbusRsdQVPb"),
+    ApiCall("GET /api/v1/album/details", sample="/api/v1/album/details?id=6dVIqQ8qmQ5GBnJ9shOYGE"),
+    ApiCall("GET /api/v1/artists"),
+    ApiCall("POST /api/v1/artists"),
+    ApiCall("GET /api/v1/me/favorites/tracks", used_by_ui=False),
+    ApiCall("PUT /api/v1/me/favorites/tracks/{trackId}"),
+    ApiCall("DELETE /api/v1/me/favorites/tracks/{trackId}"),
+    ApiCall("GET /api/v1/collections"),
+    ApiCall("POST /api/v1/collections"),
+    ApiCall("GET /api/v1/collections/{id}", used_by_ui=False),
+    ApiCall("PUT /api/v1/collections/{id}", used_by_ui=False),
+    ApiCall("DELETE /api/v1/collections/{id}", used_by_ui=False),
+    ApiCall("POST /api/v1/collections/{id}/move", used_by_ui=False),
+    ApiCall("GET /api/v1/collections/stats", used_by_ui=False),
+)
 
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
@@ -112,7 +406,15 @@ WORKLOADS: tuple[Workload, ...] = (
             tables=("favorites", "album_collections", "venues", "retailers", "concerts"),
             extensions=("pg_trgm",),
         ),
-        description="The Go monolith; serves every route not yet cut over.",
+        endpoints=_MONOLITH_ENDPOINTS,
+        startup_writes=(
+            # cmd/vinylhound/bootstrap.go: a failure other than "user exists" exits the process.
+            StartupWrite("ensureDemoUser", ("users", "user_content", "playlists"), "demo user + Favorites"),
+            StartupWrite(
+                "ensureDemoAlbums", ("albums", "user_album_preferences"), "while demo has no albums"
+            ),
+        ),
+        description="The Go monolith; serves every endpoint not moved to a service.",
     ),
     Workload(
         name="user-service",
@@ -121,12 +423,7 @@ WORKLOADS: tuple[Workload, ...] = (
         port=8001,
         health_path="/health",
         env=(*_DB_ENV, "JWT_SECRET", "PORT", "CORS_ALLOWED_ORIGINS"),
-        routes=(
-            Route("/auth/signup", reads="public", writes="public"),
-            Route("/auth/login", reads="public", writes="public"),
-            Route("/users", reads="bearer", writes="bearer"),
-            Route("/me", reads="bearer", writes="bearer"),
-        ),
+        endpoints=_USER_ENDPOINTS,
         database=Database(name="vinylhound_users", tables=("users", "sessions", "user_content")),
         publishes=("user.created",),
         description="Sign-up, login, profiles and per-user content.",
@@ -138,12 +435,7 @@ WORKLOADS: tuple[Workload, ...] = (
         port=8002,
         health_path="/health",
         env=(*_DB_ENV, "PORT", "CORS_ALLOWED_ORIGINS"),
-        routes=(
-            Route("/albums", reads="public", writes="bearer"),
-            Route("/artists", reads="public", writes="bearer"),
-            Route("/songs", reads="public", writes="bearer"),
-            Route("/catalog", reads="public", writes="bearer"),
-        ),
+        endpoints=_CATALOG_ENDPOINTS,
         database=Database(
             name="vinylhound_catalog",
             tables=("albums", "artists", "songs"),
@@ -158,14 +450,7 @@ WORKLOADS: tuple[Workload, ...] = (
         port=8003,
         health_path="/health",
         env=(*_DB_ENV, "PORT", "CORS_ALLOWED_ORIGINS"),
-        routes=(
-            Route("/ratings", reads="bearer", writes="bearer"),
-            Route("/reviews", reads="bearer", writes="bearer"),
-            Route("/preferences", reads="bearer", writes="bearer"),
-            # Served here although the reference gateway sends all of /me to user-service: the
-            # more specific prefix must win (see docs/architecture.md, "route table").
-            Route("/me/albums", reads="bearer", writes="bearer"),
-        ),
+        endpoints=_RATING_ENDPOINTS,
         database=Database(
             name="vinylhound_ratings",
             tables=("ratings", "reviews", "user_preferences", "user_album_preferences"),
@@ -179,7 +464,7 @@ WORKLOADS: tuple[Workload, ...] = (
         port=8004,
         health_path="/health",
         env=(*_DB_ENV, "PORT"),
-        routes=(Route("/playlists", reads="bearer", writes="bearer"),),
+        endpoints=_PLAYLIST_ENDPOINTS,
         database=Database(name="vinylhound_playlists", tables=("playlists", "playlist_songs")),
         consumes=("user.created",),
         description="Playlists, including each user's Favorites playlist.",
@@ -192,6 +477,7 @@ WORKLOADS: tuple[Workload, ...] = (
         health_path="/health",
         # Plus every service's ``*_SERVICE_URL`` and calls to every service: ``_gateway_upstreams``.
         env=("PORT", "JWT_SECRET"),
+        gateway_table=_GATEWAY_TABLE,
         description="The Go reverse proxy that routes /api/v1 by prefix; optional per stack.",
     ),
     Workload(
@@ -207,6 +493,7 @@ WORKLOADS: tuple[Workload, ...] = (
         # nginx.conf in vinylhound/frontend: `location /api/ { proxy_pass http://vinylhound-backend:8080; }`
         api_upstream_host="vinylhound-backend",
         api_upstream_port=8080,
+        api_calls=_FRONTEND_CALLS,
         description="The Svelte single-page app behind nginx.",
     ),
 )
@@ -292,3 +579,24 @@ def events() -> tuple[EventRoute, ...]:
         )
         for e in all_events
     )
+
+
+def monolith() -> Workload:
+    """The monolith's entry: its endpoints are the full API every request falls back to."""
+    return workload("monolith")
+
+
+def services() -> tuple[Workload, ...]:
+    """The extracted services, in catalog order."""
+    return tuple(w for w in WORKLOADS if w.role == "service")
+
+
+def monolith_endpoint(key: str) -> Endpoint | None:
+    """The monolith's endpoint ``"METHOD /path"``, if it has one."""
+    return monolith().endpoint(key)
+
+
+def gateway_route(method: str, path: str) -> GatewayRoute | None:
+    """The api-gateway route a request takes (first match), or ``None`` for the gateway's own 404."""
+    table = workload("api-gateway").gateway_table
+    return next((r for r in table if r.matches(method, path)), None)

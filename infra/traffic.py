@@ -1,42 +1,29 @@
 """The route table and who may call whom, derived from the catalog and the stack's cutover settings.
 
-Pure functions, tested without Pulumi by evaluating the routes they return.
+Pure functions, tested without Pulumi by sending requests through the routes they return.
 
-Route table (one list, first match wins, as Istio evaluates a VirtualService):
+Routes are per ENDPOINT (method + path template), never per prefix: a service takes an endpoint's
+traffic only if the catalog says it registers that endpoint, and serves it like the monolith (see
+``infra/endpoints.py`` for the decisions). Route table (one list, first match wins, as Istio
+evaluates a VirtualService):
 
-1. every route prefix of every extracted service, most specific first, so
-   ``/api/v1/me/albums`` (rating-service) wins over ``/api/v1/me`` (user-service). A route is
-   always present, whether or not its service is deployed: while the service is absent or at
-   weight 0 it points at the monolith, so a less specific prefix of another service can never
-   catch it;
-2. ``/api/`` -> the monolith (every route not cut over, and the legacy ``/api/signup`` etc.);
+1. one route per endpoint that a deployed service registers (or the stack retires), most specific
+   first, matching its method and its template: ``exact`` for a literal path, an anchored regex
+   with ``[^/]+`` per ``{param}`` segment otherwise (gorilla/mux's default, so a route matches
+   exactly the requests the service's own router accepts). Reads are split by the weight and
+   optionally mirrored; writes go to the owner of the data; a retired endpoint is answered 410;
+2. ``/api/`` -> the monolith: every other endpoint, any HEAD and OPTIONS (only the monolith
+   answers CORS preflights), the legacy ``/api/signup`` etc.;
 3. everything else -> the front end (the single-page app serves its own client-side routes).
 
-Cutover, "writes follow the data": each service route becomes a write route (POST, PUT, PATCH,
-DELETE; named ``<route>-writes``), a read route (GET, HEAD; named ``<route>``) and a route for any
-other method (``<route>-other``, treated as a write). The service's migration phase
-(``databases.migration``) decides where writes go; the cutover weight splits only the reads
-``weight`` : ``100 - weight`` between the service and the monolith:
-
-- ``not-started`` / ``rolled-back``: the monolith owns the tables; the config rules hold the
-  weight at 0 (and forbid mirroring before replication), so everything goes to the monolith;
-- ``replicating``: the service's database is a logical-replication subscriber of the monolith's,
-  read-consistent but eventually; reads are split (or mirrored at weight 0) and every write stays
-  on the monolith, since a write to the subscriber would collide with a replicated row and stop
-  replication;
-- ``cut-over``: the service owns the tables; every write goes to it, reads are still split (the
-  monolith's fenced copy is fed back by reverse replication).
-
-A service without a database keeps one split for both. With ``mirror`` (weight 0 only) the
-monolith answers and the service receives a copy of every read; writes are never mirrored.
 Writes retry only where the request cannot have reached the upstream (``istio.WRITE_RETRY_ON``).
 
-With the api-gateway enabled the edge sends ``/api/`` to it instead, and the same table is
-applied inside the mesh: a VirtualService per host that ``*_SERVICE_URL`` can point at (each
-deployed service, and the monolith for services not deployed) routes what the gateway sends there
-by path, with the same weights and mirroring, and anything else to the host itself. Cutover
-weights therefore mean the same in both modes, and the reference gateway's ``/me`` mismatch is
-corrected in the mesh.
+With the api-gateway enabled (dev) the edge sends the gateway only the endpoints its real route
+table (``catalog`` ``gateway_table``: plain prefixes, no fallback) forwards to an upstream that
+registers them: its ``*_SERVICE_URL`` host, the service, or the monolith while that service is not
+deployed. Everything else goes straight to the monolith instead of to the gateway's own 404. Inside
+the mesh a VirtualService per such host applies the same per-endpoint routes, so weights, mirrors
+and write ownership mean the same in both modes.
 """
 
 from __future__ import annotations
@@ -46,13 +33,13 @@ from dataclasses import dataclass
 
 from components.kubernetes import istio
 from components.kubernetes.istio import Backend, KubeObject, Resilience
-from infra import catalog
-from infra.catalog import Route, Workload
+from infra import catalog, endpoints
+from infra.catalog import Endpoint, Workload
 from infra.config import PlatformConfig
 from infra.config.views import view
 from infra.targets.kubernetes import network
 
-MONOLITH = "monolith"
+MONOLITH = endpoints.MONOLITH
 FRONTEND = "web-frontend"
 API_GATEWAY = "api-gateway"
 
@@ -87,56 +74,73 @@ def gateway_mode(cfg: PlatformConfig) -> bool:
     return cfg.is_enabled(API_GATEWAY)
 
 
-def route_entries() -> list[tuple[Workload, Route]]:
-    """Every extracted service's routes, most specific (longest) path first.
-
-    Matches are on segment boundaries, so two paths overlap only when one is a segment prefix of
-    the other; the longer one is then the more specific and must come first.
-    """
-    entries = [(w, r) for w in catalog.WORKLOADS if w.role == "service" for r in w.routes]
-    return sorted(entries, key=lambda e: (-len(e[1].path), e[1].path))
+def endpoint_regex(template: str) -> str:
+    """An anchored RE2 pattern for a path template, one ``[^/]+`` per ``{param}`` segment."""
+    if not re.fullmatch(r"(/[A-Za-z0-9_-]+|/\{[A-Za-z]+\})+", template):
+        raise ValueError(f"not a plain path template: {template!r}")
+    return "^" + re.sub(r"\{[A-Za-z]+\}", "[^/]+", template) + "$"
 
 
-def route_name(route: Route) -> str:
-    """The http route's name for a catalog route: its prefix as a slug (``/me/albums`` ->
-    ``me-albums``). Istio reports it in request metrics, so dashboards can split each route's
-    traffic between the monolith and the service. The reads route carries this name; the writes
-    get ``-writes`` (and other methods ``-other``) appended."""
-    return re.sub(r"[^a-z0-9]+", "-", route.prefix.lower()).strip("-")
+def endpoint_matches(endpoint: Endpoint) -> list[KubeObject]:
+    """The Istio match for exactly this method and template (query strings are not part of it)."""
+    uri = {"exact": endpoint.path} if not endpoint.params else {"regex": endpoint_regex(endpoint.path)}
+    return [{"uri": uri, "method": {"exact": endpoint.method}}]
 
 
-def write_owner(owner: Workload, cfg: PlatformConfig) -> str | None:
-    """Where writes to ``owner``'s routes go: the workload that owns its tables in this phase
-    (the service once cut over, the monolith before and after a rollback), or ``None`` for a
-    service without a database, whose writes follow the read split. A new database (no monolith
-    tables) is the service's from day one, and so are its writes."""
-    if owner.database is None:
-        return None
-    if owner.database.is_new:
-        return owner.name
-    return owner.name if cfg.databases.phase(owner.name) == "cut-over" else MONOLITH
+def retired_route(endpoint: Endpoint, reason: str) -> KubeObject:
+    """A route the edge answers itself: 410 Gone, with the reason as the body."""
+    return {
+        "name": endpoints.route_name(endpoint),
+        "match": endpoint_matches(endpoint),
+        "directResponse": {"status": 410, "body": {"string": f"{endpoint.key} is retired: {reason}"}},
+    }
+
+
+def _policy(e: Endpoint, cfg: PlatformConfig) -> Resilience:
+    """Full retries for a read; for a write only where the request cannot have reached the upstream."""
+    return resilience(cfg) if e.is_read else resilience(cfg).for_writes()
+
+
+def endpoint_route(decision: endpoints.EndpointRoute, cfg: PlatformConfig) -> KubeObject:
+    """One endpoint's route (see the module docstring and ``infra/endpoints.py``)."""
+    e = decision.endpoint
+    if decision.retired is not None:
+        return retired_route(e, decision.retired)
+    dests = [backend(name, cfg, weight) for name, weight in sorted(decision.destinations.items())]
+    mirror = backend(decision.service, cfg) if decision.mirror and decision.service else None
+    return istio.http_route(
+        endpoints.route_name(e), endpoint_matches(e), dests, _policy(e, cfg), mirror=mirror
+    )
+
+
+def _shadowed(chosen: list[Endpoint]) -> list[Endpoint]:
+    """Monolith endpoints a chosen endpoint's regex would also catch (``/collections/stats`` under
+    ``/collections/{id}``): they get an explicit monolith route ahead of it."""
+    keys = {e.key for e in chosen}
+    pats = [(e.method, re.compile(endpoint_regex(e.path))) for e in chosen if e.params]
+    return [
+        e
+        for e in catalog.monolith().endpoints
+        if e.key not in keys and any(m == e.method and p.fullmatch(e.sample_path("x")) for m, p in pats)
+    ]
+
+
+def _ordered(routes: list[tuple[Endpoint, KubeObject]], cfg: PlatformConfig) -> list[KubeObject]:
+    """``routes`` plus the monolith routes of the endpoints they would shadow, most specific first."""
+    chosen = [e for e, _ in routes]
+    to_monolith = [backend(MONOLITH, cfg)]
+    extra = [
+        (e, istio.http_route(endpoints.route_name(e), endpoint_matches(e), to_monolith, _policy(e, cfg)))
+        for e in _shadowed(chosen)
+    ]
+    every = sorted([*routes, *extra], key=lambda pair: endpoints.specificity(pair[0]))
+    return [r for _, r in every]
 
 
 def service_routes(cfg: PlatformConfig) -> list[KubeObject]:
-    """The routes of every extracted service: writes to the owner of its data, reads split
-    between it and the monolith by the cutover weight (see the module docstring)."""
-    policy = resilience(cfg)
-    routes: list[KubeObject] = []
-    for owner, route in route_entries():
-        name = route_name(route)
-        matches = istio.uri_matches(route.path)
-        if not cfg.is_enabled(owner.name):
-            to_monolith = [backend(MONOLITH, cfg)]
-            routes += istio.read_write_routes(name, matches, to_monolith, to_monolith, policy)
-            continue
-        cut = cfg.services[owner.name].cutover
-        reads = [backend(owner.name, cfg, cut.weight), backend(MONOLITH, cfg, 100 - cut.weight)]
-        writer = write_owner(owner, cfg)
-        writes = reads if writer is None else [backend(writer, cfg)]
-        # Mirroring (weight 0 only) copies the reads to the service; writes are never mirrored.
-        mirror = backend(owner.name, cfg) if cut.mirror else None
-        routes += istio.read_write_routes(name, matches, reads, writes, policy, mirror=mirror)
-    return routes
+    """One route per endpoint a deployed service registers or the stack retires (most specific
+    first); every other request falls through to the routes after these."""
+    return _ordered([(d.endpoint, endpoint_route(d, cfg)) for d in endpoints.plan(cfg)], cfg)
 
 
 def _to(name: str, matches: list[KubeObject] | None, target: str, cfg: PlatformConfig) -> list[KubeObject]:
@@ -156,13 +160,41 @@ def frontend_route(cfg: PlatformConfig) -> list[KubeObject]:
     return _to(f"{target}-default", None, target, cfg)
 
 
+def gateway_upstream(target: str, cfg: PlatformConfig) -> str:
+    """Where the api-gateway's ``*_SERVICE_URL`` for ``target`` points: the service when it is
+    deployed, else the monolith."""
+    return target if cfg.is_enabled(target) else MONOLITH
+
+
+def via_gateway(endpoint: Endpoint, cfg: PlatformConfig) -> bool:
+    """Whether the api-gateway's real table forwards ``endpoint`` to an upstream that registers it."""
+    gw = catalog.gateway_route(endpoint.method, endpoint.sample_path())
+    if gw is None:
+        return False
+    upstream = catalog.workload(gateway_upstream(gw.target, cfg))
+    return upstream.endpoint(endpoint.key) is not None
+
+
+def gateway_edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
+    """The endpoints the edge hands to the api-gateway (``via_gateway``), most specific first;
+    retired endpoints are answered at the edge."""
+    dest = [backend(API_GATEWAY, cfg)]
+    routes: list[tuple[Endpoint, KubeObject]] = []
+    for e in catalog.monolith().endpoints:
+        retired = cfg.traffic.retired_endpoints.get(e.key)
+        if retired is not None:
+            routes.append((e, retired_route(e, retired)))
+        elif via_gateway(e, cfg):
+            # Named apart from the endpoint's own route: it carries no split, only the hand-off.
+            name = f"gateway-{endpoints.route_name(e)}"
+            routes.append((e, istio.http_route(name, endpoint_matches(e), dest, _policy(e, cfg))))
+    return _ordered(routes, cfg)
+
+
 def edge_routes(cfg: PlatformConfig) -> list[KubeObject]:
     """The edge VirtualService's route table (see the module docstring)."""
-    if gateway_mode(cfg):
-        # The reference topology: all of /api/ to the gateway (as the front end's nginx does),
-        # which routes by prefix and sends everything else, legacy routes included, to the monolith.
-        return [*_to("api-gateway", istio.uri_matches("/api"), API_GATEWAY, cfg), *frontend_route(cfg)]
-    return [*service_routes(cfg), *api_default_route(cfg), *frontend_route(cfg)]
+    first = gateway_edge_routes(cfg) if gateway_mode(cfg) else service_routes(cfg)
+    return [*first, *api_default_route(cfg), *frontend_route(cfg)]
 
 
 def mesh_routes(cfg: PlatformConfig, host_workload: str) -> list[KubeObject]:
@@ -248,6 +280,24 @@ def ingress_principal() -> str:
     return istio.principal(INGRESS_NAMESPACE, INGRESS_RELEASE)
 
 
+#: The service account of the contract-check Jobs (one per gated service, same identity).
+CONTRACT_CHECK = "contract-check"
+
+
+def contract_checked(workload: Workload, cfg: PlatformConfig) -> bool:
+    """Whether a contract-check Job calls ``workload``: the monolith and each service whose
+    endpoints take live reads in this stack (``endpoints.contract_gates``)."""
+    gates = endpoints.contract_gates(cfg)
+    return bool(gates) and (workload.name == MONOLITH or workload.name in gates)
+
+
 def allowed_principals(workload: Workload, cfg: PlatformConfig) -> list[str]:
-    """Identities an AuthorizationPolicy admits to ``workload``: the edge and its callers."""
-    return [ingress_principal(), *(istio.principal(cfg.namespace, c) for c in callers(workload, cfg).all)]
+    """Identities an AuthorizationPolicy admits to ``workload``: the edge, its callers and, where
+    it applies, the contract check."""
+    principals = [
+        ingress_principal(),
+        *(istio.principal(cfg.namespace, c) for c in callers(workload, cfg).all),
+    ]
+    if contract_checked(workload, cfg):
+        principals.append(istio.principal(cfg.namespace, CONTRACT_CHECK))
+    return principals

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from infra.config import ConfigError
+from ops import contract, live, rollback
 from ops import diff as diffing
-from ops import live, rollback
 from ops.check import check
 from ops.migration_sql import migration_sql
 from ops.mockrun import ProgramError
@@ -106,6 +106,7 @@ app.command("up", cls=PlainCommand)(live.up_command)
 app.command("history", cls=PlainCommand)(rollback.history_command)
 app.command("rollback", cls=PlainCommand)(rollback.rollback_command)
 app.command("migration-sql", cls=PlainCommand)(migration_sql)
+app.command("contract", cls=PlainCommand)(contract.command)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def synthetic_workloads(count: int) -> tuple[catalog.Workload, ...]:
         dataclasses.replace(
             template,
             name=f"svc-{i:03d}",
-            routes=(),
+            endpoints=(),
             database=None,
             env=("PORT",),
             description="A synthetic service for scale measurements.",

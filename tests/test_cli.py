@@ -21,7 +21,7 @@ from ops.rollback import print_history
 from tests.conftest import ROOT
 from tests.test_rollback import entry, history
 
-COMMANDS = ["render", "check", "diff", "preview", "up", "history", "rollback", "migration-sql"]
+COMMANDS = ["render", "check", "diff", "preview", "up", "history", "rollback", "migration-sql", "contract"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

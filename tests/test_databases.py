@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 from typing import Any
 
 import pytest
@@ -14,9 +13,9 @@ from components.kubernetes import service_database as sdb
 from infra import catalog, migration
 from infra.catalog import Database
 from infra.config import ConfigError, parse_platform_config
-from infra.program import main as program
-from ops.mockrun import ProgramError, Registration, Run, run_offline
+from ops.mockrun import ProgramError, Registration, Run
 from ops.render import is_manifest, manifest
+from tests.catalogs import cut_over, run_config
 from tests.conftest import KUBE_STACKS, PROJECT, manifests_of, rendered
 
 SOURCE = "stacks/Pulumi.prod.yaml"
@@ -36,13 +35,7 @@ def problems(raw: dict[str, Any]) -> list[str]:
 
 
 def run_with(raw: dict[str, Any], stack: str = "prod") -> Run:
-    return run_offline(
-        program,
-        project="vinylhound",
-        stack=stack,
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    return run_config(stack, raw)
 
 
 def of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
@@ -400,7 +393,8 @@ def test_a_service_not_started_has_no_replication_resources() -> None:
 
 
 def test_a_cut_over_service_has_a_cutover_job_and_reverse_replication_instead_of_forward() -> None:
-    objects = manifests_of(rendered("dev"))  # user-service: cut-over
+    run = run_with(cut_over(stack_raw("dev"), "user-service"), stack="dev")
+    objects = [manifest(r) for r in run.registrations if is_manifest(r)]
     subs = of_kind(objects, "Subscription")
     assert "user-service-db-subscription" not in subs
     reverse = subs["user-service-db-reverse-subscription"]["spec"]
@@ -463,7 +457,7 @@ def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
 
 def test_with_an_external_monolith_the_cutover_job_does_not_wait_for_a_reverse_pair() -> None:
     # Nothing replicates back into a monolith the platform does not run: waiting would time out.
-    raw = stack_raw("staging")  # user-service: cut-over
+    raw = cut_over(stack_raw("staging"), "user-service")
     raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
     objects = [manifest(r) for r in run_with(raw, stack="staging").registrations if is_manifest(r)]
     script = of_kind(objects, "ConfigMap")["user-service-db-migration"]["data"]["cutover.sh"]

@@ -36,7 +36,8 @@ pytestmark = pytest.mark.slow
 
 OLD_CIPHERTEXT = "v1:OLDCIPHERTEXTb2xkLXNwb3RpZnk="
 NEW_CIPHERTEXT = "v1:NEWCIPHERTEXTbmV3LXNwb3RpZnk="
-ROUTE = "/api/v1/me/albums"
+#: The name of the route (and dashboard series) of the endpoint the edit below removes.
+ROUTE = "put-me-albums-id-preference"
 
 WISHLIST = """    Workload(
         name="wishlist-service",
@@ -64,7 +65,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(dev, "replicas: 2\n", "replicas: 3\n")
     edit(root / "infra" / "catalog.py", '    Workload(\n        name="api-gateway",', WISHLIST)
     edit(dev, '"3.9.0"}\n', '"3.9.0"}\n      wishlist-service:\n        image: {tag: "0.1.0"}\n')
-    edit(root / "infra" / "catalog.py", 'Route("/me/albums", reads="bearer", writes="bearer"),', "")
+    edit(
+        root / "infra" / "catalog.py",
+        '_ep("PUT /api/v1/me/albums/{id}/preference", gap="always 501 (not implemented)"),',
+        "",
+    )
     edit(dev, OLD_CIPHERTEXT, NEW_CIPHERTEXT)
     edit(
         root / "infra" / "targets" / "kubernetes" / "workloads.py",

@@ -2,9 +2,10 @@
 format, and exit statuses CI can act on.
 
 The staging edit is the one the migration makes most often: one service's cutover weight,
-100 -> 37. Each affected route must read as that weight and the monolith destination the split
-adds, with the route and the destination named, in the table, the Markdown comment, the unified
-YAML diff and the JSON alike.
+100 -> 37 (catalog-service, in a copy whose catalog says it serves its album list alike: no
+service serves a read alike today). Each affected route must read as that weight and the monolith
+destination the split adds, with the route and the destination named, in the table, the Markdown
+comment, the unified YAML diff and the JSON alike.
 """
 
 from __future__ import annotations
@@ -34,19 +35,27 @@ from ops.diff import (
 from tests.gitrepos import commit_all, edit, project_copy
 
 STAGING = Path("stacks") / "Pulumi.staging.yaml"
-#: The routes of user-service, the service whose weight the edit changes (infra/catalog.py).
-USER_ROUTES = ("auth-signup", "auth-login", "users", "me")
+#: The service whose weight the edit changes, and its routes that the weight moves.
+SERVICE = "catalog-service"
+SERVICE_ROUTES = ("get-albums", "get-artists-id")
+SERVES_ALIKE = (
+    '_ep("GET /api/v1/albums", gap=f"snake_case keys, no trackList/genreList/rating; {_NULL_ALBUMS}")',
+    '_ep("GET /api/v1/albums")',
+)
 CIPHERTEXT = "v1:UkVWSUVXRVJDQU5OT1RTRUVNRQ=="
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This project committed with a staging secret setting; in the working tree, user-service's
-    cutover weight goes from 100 to 37."""
+    """This project committed with a staging secret setting and catalog-service at weight 100
+    (its album list served alike); in the working tree, that weight goes from 100 to 37."""
     root = project_copy(tmp_path_factory.mktemp("review"))
     stage = root / STAGING
     stage.write_text(stage.read_text() + f"  vinylhound:spotifyClientSecret:\n    secure: {CIPHERTEXT}\n")
-    commit_all(root, "a staging secret")
+    edit(root / "infra" / "catalog.py", *SERVES_ALIKE)
+    mirrored = "every monolith album: mirrored only.\n        cutover: {weight: 0, mirror: true}"
+    edit(stage, mirrored, mirrored.replace("{weight: 0, mirror: true}", "{weight: 100}"))
+    commit_all(root, "a staging secret, catalog-service at 100")
     edit(stage, "cutover: {weight: 100}", "cutover: {weight: 37}")
     return root
 
@@ -70,7 +79,7 @@ def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def _reviewer_lines(route: str) -> list[str]:
     return [
-        f"spec.http[name={route}].route[host=user-service].weight: 100 -> 37",
+        f"spec.http[name={route}].route[host={SERVICE}].weight: 100 -> 37",
         f"spec.http[name={route}].route[host=monolith]: added "
         '{"destination":{"host":"monolith.vinylhound.svc.cluster.local","port":{"number":8080}},"weight":63}',
     ]
@@ -81,7 +90,7 @@ def test_a_weight_change_reads_as_each_routes_weight_and_the_monolith_share_it_a
 ) -> None:
     (edge,) = staging.changed
     assert edge.label == "VirtualService vinylhound/edge"
-    assert [f.text() for f in edge.fields] == [line for r in USER_ROUTES for line in _reviewer_lines(r)]
+    assert [f.text() for f in edge.fields] == [line for r in SERVICE_ROUTES for line in _reviewer_lines(r)]
 
 
 def test_piped_table_output_prints_each_fact_whole_on_its_own_line(repo: Path) -> None:
@@ -91,7 +100,7 @@ def test_piped_table_output_prints_each_fact_whole_on_its_own_line(repo: Path) -
     assert lines[0] == "staging: 0 added, 0 removed, 0 replaced, 1 changed · policy: not run"
     # Unwrapped at 80 columns, no box drawing, no markup eaten: grep finds the whole fact.
     assert not any(ch in done.stdout for ch in "│┃━─")
-    for route in USER_ROUTES:
+    for route in SERVICE_ROUTES:
         for fact in _reviewer_lines(route):
             assert sum(line.endswith(fact) for line in lines) == 1
 
@@ -109,8 +118,8 @@ def test_the_yaml_format_is_a_unified_diff_of_the_changed_object(staging: StackD
     text = unified([staging], "main")
     name = "networking.istio.io.v1.VirtualService.vinylhound.edge"
     assert text.startswith(f"--- base/staging/{name}\n+++ working-tree/staging/{name}\n@@ ")
-    assert text.count("\n-      weight: 100\n+      weight: 37\n") == len(USER_ROUTES)
-    assert text.count("\n+      weight: 63\n") == len(USER_ROUTES)
+    assert text.count("\n-      weight: 100\n+      weight: 37\n") == len(SERVICE_ROUTES)
+    assert text.count("\n+      weight: 63\n") == len(SERVICE_ROUTES)
 
 
 def test_no_format_prints_a_secret_settings_ciphertext(repo: Path) -> None:
@@ -130,8 +139,9 @@ def test_json_output_holds_the_field_paths_and_both_values(repo: Path) -> None:
     done = _cli(repo, "staging", "--output", "json")
     (stack,) = json.loads(done.stdout)["stacks"]
     fields = stack["changed"][0]["fields"]
-    assert {"path": "spec.http[name=me].route[host=user-service].weight", "old": 100, "new": 37} in fields
-    added = next(f for f in fields if f["path"] == "spec.http[name=me].route[host=monolith]")
+    path = f"spec.http[name=get-albums].route[host={SERVICE}].weight"
+    assert {"path": path, "old": 100, "new": 37} in fields
+    added = next(f for f in fields if f["path"] == "spec.http[name=get-albums].route[host=monolith]")
     assert "old" not in added and added["new"]["weight"] == 63
 
 

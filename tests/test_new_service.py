@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra import catalog
-from infra.catalog import Database, Route
+from infra.catalog import Database, Endpoint
 from infra.config import ConfigError, parse_platform_config
 from ops.diff import check_verdict, render_tree
 from tests.conftest import PROJECT, rendered
@@ -28,7 +28,7 @@ ENTRY = """    Workload(
         port=8005,
         health_path="/health",
         env=(*_DB_ENV, "PORT"),
-        routes=(Route("/wishlists", reads="bearer", writes="bearer"),),
+        endpoints=(_ep("GET /api/v1/wishlists", "bearer"), _ep("POST /api/v1/wishlists", "bearer")),
         database=Database(name="vinylhound_wishlists", tables=()),
         description="Wishlists: a new service with a new database.",
     ),
@@ -141,7 +141,7 @@ def test_writes_to_a_new_database_go_to_the_service_from_day_one(
         for r in records["dev"]
         if r["inputs"].get("kind") == "VirtualService"
         for route in r["inputs"]["spec"]["http"]
-        if route.get("name") == "wishlists-writes"
+        if route.get("name") == "post-wishlists"
         for d in route["route"]
     }
     assert hosts == {"wishlist-service.vinylhound.svc.cluster.local"}
@@ -174,7 +174,10 @@ def with_new_service(monkeypatch: pytest.MonkeyPatch) -> catalog.Workload:
         catalog.workload("playlist-service"),
         name=NAME,
         image=NAME,
-        routes=(Route("/wishlists", reads="bearer", writes="bearer"),),
+        endpoints=(
+            Endpoint("GET", "/api/v1/wishlists", "bearer"),
+            Endpoint("POST", "/api/v1/wishlists", "bearer"),
+        ),
         database=Database(name="vinylhound_wishlists", tables=()),
         consumes=(),
     )

@@ -13,7 +13,7 @@ import pulumi
 import pytest
 
 from components.labels import LabelContext
-from infra import catalog
+from infra import catalog, endpoints
 from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
@@ -364,7 +364,7 @@ def test_grafana_loads_one_dashboard_per_workload_and_the_migration_one(stack: s
     assert titles == {f"Vinylhound / {w}" for w in workloads} | {"Vinylhound / migration"}
 
 
-def test_the_migration_dashboard_splits_every_route_of_every_deployed_service() -> None:
+def test_the_migration_dashboard_splits_every_endpoint_each_deployed_service_shares() -> None:
     run = rendered("prod")
     (board,) = [
         json.loads(cm["data"]["migration.json"])
@@ -375,9 +375,9 @@ def test_the_migration_dashboard_splits_every_route_of_every_deployed_service() 
     titles = {p["title"] for p in board["panels"]}
     for w in WORKLOADS:
         if w.role == "service" and w.name in deployed:
-            for route in w.routes:
-                assert f"{route.path}: traffic monolith vs {w.name}" in titles
-                assert f"{route.path}: 5xx ratio per side" in titles
+            for e in endpoints.shared(w):
+                assert f"{e.key}: traffic monolith vs {w.name}" in titles
+                assert f"{e.key}: 5xx ratio per side" in titles
 
 
 # --- the seam with the mesh feature ----------------------------------------------------------

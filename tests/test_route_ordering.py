@@ -4,17 +4,13 @@ registrations of the rendered stacks."""
 
 from __future__ import annotations
 
-import copy
-import json
-from typing import Any
+import functools
 
-import yaml
-
-from infra import catalog, traffic
-from infra.program import main as program
-from ops.mockrun import Registration, Run, run_offline
+from infra import catalog, endpoints
+from ops.mockrun import Registration, Run
 from ops.render import is_manifest, manifest
-from tests.conftest import PROJECT, rendered
+from tests.catalogs import cut_over, run_config, stack_config
+from tests.conftest import rendered
 from tests.istio_routing import route
 
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -31,44 +27,50 @@ def jobs(run: Run) -> dict[str, Registration]:
 
 
 def routes_writes_of(vs: Registration, service: str) -> bool:
-    """Whether a write to one of ``service``'s paths, sent through the rendered VirtualService,
-    lands on that path's own write route (the one whose target follows the migration phase)."""
+    """Whether a write to one of the endpoints ``service`` shares with the monolith, sent through the
+    rendered VirtualService, lands on that endpoint's own route (whose target follows the phase)."""
     spec = manifest(vs)["spec"]
-    for r in catalog.workload(service).routes:
+    for e in endpoints.shared(catalog.workload(service)):
+        if e.is_read:
+            continue
         try:
-            decision = route(spec, r.path, "POST")
+            decision = route(spec, e.sample_path(), e.method)
         except LookupError:
             continue
-        if decision.route == f"{traffic.route_name(r)}-writes":
+        if decision.route == endpoints.route_name(e):
             return True
     return False
 
 
-def run_with(stack: str, phases: dict[str, str], weights: dict[str, int]) -> Run:
-    """``stack`` with some services' migration phases (and cutover weights) replaced."""
-    text = (PROJECT.root / "stacks" / f"Pulumi.{stack}.yaml").read_text()
-    raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
-    raw["databases"]["migration"].update(phases)
-    for service, weight in weights.items():
+def run_with(stack: str, phases: dict[str, str], weights: dict[str, int] | None = None) -> Run:
+    """``stack`` with some services' migration phases (and cutover weights) replaced; a service
+    put at ``cut-over`` gets what the config demands for it (``tests.catalogs.cut_over``)."""
+    raw = stack_config(stack)
+    for service, phase in phases.items():
+        if phase == "cut-over":
+            cut_over(raw, service)
+        else:
+            raw["databases"]["migration"][service] = phase
+    for service, weight in (weights or {}).items():
         raw["services"][service]["cutover"] = {"weight": weight}
-    return run_offline(
-        program,
-        project="vinylhound",
-        stack=stack,
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    return run_config(stack, raw)
+
+
+@functools.cache
+def dev_cut_over() -> Run:
+    """dev with user-service and catalog-service cut over (no stack can cut a service over today)."""
+    return run_with("dev", {"user-service": "cut-over", "catalog-service": "cut-over"})
 
 
 def test_staging_edge_routes_wait_for_the_user_service_cutover_job() -> None:
-    run = rendered("staging")
+    run = run_with("staging", {"user-service": "cut-over"})
     edge = virtual_services(run)["edge"]
     assert routes_writes_of(edge, "user-service")
     assert jobs(run)["user-service-db-cutover"].urn in edge.dependencies
 
 
 def test_dev_mesh_routes_wait_for_every_cutover_job_whose_writes_they_route() -> None:
-    run = rendered("dev")
+    run = dev_cut_over()
     suffix = "-db-cutover"
     cutovers = {n.removesuffix(suffix): r for n, r in jobs(run).items() if n.endswith(suffix)}
     assert set(cutovers) == {"user-service", "catalog-service"}
@@ -82,7 +84,7 @@ def test_dev_mesh_routes_wait_for_every_cutover_job_whose_writes_they_route() ->
 
 
 def test_dev_edge_sends_the_api_to_the_gateway_and_waits_for_no_migration_job() -> None:
-    run = rendered("dev")
+    run = dev_cut_over()
     edge = virtual_services(run)["edge"]
     assert not routes_writes_of(edge, "user-service")
     assert not set(edge.dependencies) & {j.urn for j in jobs(run).values()}
@@ -97,7 +99,7 @@ def test_a_stack_without_cutover_or_rollback_has_routes_that_wait_for_no_job() -
 
 
 def test_routes_wait_for_the_rollback_job_of_a_rolled_back_service() -> None:
-    run = run_with("staging", {"user-service": "rolled-back"}, {"user-service": 0})
+    run = run_with("staging", {"user-service": "rolled-back"})
     edge = virtual_services(run)["edge"]
     assert routes_writes_of(edge, "user-service")
     assert "user-service-db-cutover" not in jobs(run)
@@ -112,7 +114,7 @@ def test_a_replicating_service_adds_no_job_to_the_routes() -> None:
 
 
 def test_the_jobs_routes_wait_for_are_awaited_by_pulumi() -> None:
-    run = run_with("staging", {"catalog-service": "rolled-back"}, {"catalog-service": 0})
+    run = run_with("staging", {"user-service": "cut-over", "catalog-service": "rolled-back"})
     gating = {n: j for n, j in jobs(run).items() if n.endswith(("-db-cutover", "-db-rollback"))}
     assert set(gating) == {"user-service-db-cutover", "catalog-service-db-rollback"}
     for name, job in gating.items():
@@ -128,7 +130,7 @@ def minutes(duration: str) -> int:
 
 
 def test_pulumi_waits_for_a_gating_job_longer_than_the_job_may_run() -> None:
-    run = run_with("staging", {"catalog-service": "rolled-back"}, {"catalog-service": 0})
+    run = run_with("staging", {"user-service": "cut-over", "catalog-service": "rolled-back"})
     gating = [j for n, j in jobs(run).items() if n.endswith(("-db-cutover", "-db-rollback"))]
     assert len(gating) == 2
     for job in gating:
@@ -146,7 +148,7 @@ def by_name(run: Run) -> dict[str, Registration]:
 
 def test_a_cutover_job_waits_for_its_reverse_subscription_which_does_not_wait_for_it() -> None:
     # The reverse slot exists before the Job decides and the routes move: no write is missed.
-    regs = by_name(rendered("dev"))
+    regs = by_name(dev_cut_over())
     for service in ("user-service", "catalog-service"):
         job, sub = regs[f"{service}-db-cutover"], regs[f"{service}-db-reverse-subscription"]
         assert sub.urn in job.dependencies, service
@@ -155,17 +157,17 @@ def test_a_cutover_job_waits_for_its_reverse_subscription_which_does_not_wait_fo
 
 def test_the_reverse_subscription_waits_until_its_publication_is_applied() -> None:
     # A slot made before its publication exists cannot decode the changes in between.
-    regs = by_name(rendered("dev"))
+    regs = by_name(dev_cut_over())
     pub, sub = regs["user-service-db-reverse-publication"], regs["user-service-db-reverse-subscription"]
     assert manifest(pub)["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.applied}=true"
     assert pub.urn in sub.dependencies
 
 
 def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
-    job = manifest(by_name(rendered("dev"))["user-service-db-cutover"])
+    job = manifest(by_name(dev_cut_over())["user-service-db-cutover"])
     configmap = next(
         manifest(r)
-        for r in rendered("dev").registrations
+        for r in dev_cut_over().registrations
         if is_manifest(r)
         and manifest(r)["kind"] == "ConfigMap"
         and manifest(r)["metadata"]["name"] == "user-service-db-migration"
@@ -177,26 +179,20 @@ def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
 
 def test_a_cutover_job_waits_for_the_cutover_of_the_workloads_writing_into_its_tables() -> None:
     # Deleting a user cascades into albums: catalog-service's Job runs after user-service's.
-    regs = by_name(rendered("dev"))
+    regs = by_name(dev_cut_over())
     user, catalog_job = regs["user-service-db-cutover"], regs["catalog-service-db-cutover"]
     assert user.urn in catalog_job.dependencies
     assert catalog_job.urn not in user.dependencies
 
 
 def test_the_cutover_script_checks_the_live_monolith_except_for_accepted_writers() -> None:
-    text = (PROJECT.root / "stacks" / "Pulumi.dev.yaml").read_text()
-    raw: dict[str, Any] = copy.deepcopy(yaml.safe_load(text)["config"]["vinylhound:platform"])
-    raw["databases"]["migration"] = {"user-service": "replicating", "playlist-service": "cut-over"}
+    raw = stack_config("dev")
+    raw["databases"]["migration"] = {"user-service": "replicating"}
+    cut_over(raw, "playlist-service")
     raw["databases"]["acceptedCrossServiceWrites"] = {"playlist-service": ["user-service"]}
     for service in raw["services"].values():
         service.pop("cutover", None)
-    run = run_offline(
-        program,
-        project="vinylhound",
-        stack="dev",
-        config={"vinylhound:platform": json.dumps(raw)},
-        secret_keys=[],
-    )
+    run = run_config("dev", raw)
     configmap = next(
         manifest(r)
         for r in run.registrations

@@ -21,6 +21,7 @@ from infra.config import (
     WorkloadConfig,
     parse_platform_config,
 )
+from tests.catalogs import serving_alike
 from tests.conftest import PROJECT
 
 LOCAL = "stacks/Pulumi.local.yaml"
@@ -136,10 +137,11 @@ def test_the_docker_section_is_rejected_in_a_kubernetes_stack() -> None:
     ]
 
 
-def test_partial_weights_stay_valid_on_kubernetes() -> None:
+def test_partial_weights_stay_valid_on_kubernetes(monkeypatch: pytest.MonkeyPatch) -> None:
+    serving_alike(monkeypatch, "catalog-service", "GET /api/v1/albums")
     raw = stack("prod")
-    raw["services"]["user-service"]["cutover"] = {"weight": 50}
-    assert parse_platform_config(raw, PROD).services["user-service"].cutover.weight == 50
+    raw["services"]["catalog-service"]["cutover"] = {"weight": 50}
+    assert parse_platform_config(raw, PROD).services["catalog-service"].cutover.weight == 50
 
 
 def test_a_docker_stack_reads_the_event_bus_settings() -> None:

@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from infra import catalog
+from infra import catalog, endpoints
 from infra.config.types import (
     DnsLabel,
     Duration,
     Model,
     Percent,
+    PinnedImage,
     Problem,
     duration_seconds,
 )
@@ -84,6 +85,14 @@ class TrafficConfig(Model):
     circuit_breaker_overrides: dict[str, CircuitBreaker] = Field(default_factory=dict)
     routes: RoutePolicy = RoutePolicy()
     registry: RegistryConfig = RegistryConfig()
+    #: The image the contract-check Jobs run ``infra/contract_check.py`` in (stdlib only, so the
+    #: official Python image is all it needs). Default: ``python:3.13.9-alpine3.22``; where policy
+    #: requires digests (prod), pin it as ``<tag>@sha256:<digest>`` before a read moves.
+    contract_check_image: PinnedImage = "python:3.13.9-alpine3.22"
+    #: Monolith endpoints taken out of service, by ``"METHOD /path"``, with the reason: the edge
+    #: answers them 410 Gone. How a service reaches cut-over while a monolith endpoint nobody else
+    #: serves still writes its tables. Default: none.
+    retired_endpoints: dict[str, str] = Field(default_factory=dict)
 
     def breaker(self, workload: str) -> CircuitBreaker:
         """The circuit breaker for ``workload``."""
@@ -112,6 +121,14 @@ def cutover_rules(name: str, svc: WorkloadConfig) -> Iterator[Problem]:
         )
 
 
+def _services_with_data(cfg: PlatformConfig) -> Iterator[tuple[str, WorkloadConfig, catalog.Workload]]:
+    """The enabled extracted services that own tables: the ones a migration phase applies to."""
+    for name, svc in cfg.services.items():
+        w = catalog.workload(name) if name in catalog.names() else None
+        if w is not None and w.role == "service" and w.database is not None and svc.enabled:
+            yield name, svc, w
+
+
 def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     """Reads may only go where the data is: a service's cutover must fit its migration phase.
 
@@ -121,11 +138,8 @@ def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     """
     if cfg.target == "docker":
         return
-    for name, svc in cfg.services.items():
-        w = catalog.workload(name) if name in catalog.names() else None
-        if w is None or w.role != "service" or w.database is None or not svc.enabled:
-            continue
-        if w.database.is_new:
+    for name, svc, w in _services_with_data(cfg):
+        if w.database is not None and w.database.is_new:
             continue  # nothing of it is in the monolith: any weight reads the service's own data
         cut, phase = svc.cutover, cfg.databases.phase(name)
         field = f"databases.migration.{name}"
@@ -151,8 +165,146 @@ def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
             )
 
 
+def _endpoint_problem(cfg: PlatformConfig, name: str, key: str, move: str) -> str | None:
+    """Why ``services.<name>.cutover.endpoints.<key>: <move>`` cannot be done, if it cannot."""
+    w = catalog.workload(name)
+    mono = catalog.monolith_endpoint(key)
+    if w.role != "service":
+        return f"only extracted services have a cutover; {name} is not one"
+    if mono is None:
+        return f'no such endpoint: the monolith serves no {key} (write it as "METHOD /api/v1/...")'
+    own = w.endpoint(key)
+    if own is None:
+        also = "" if move == "hold" else "; it stays on the monolith"
+        return f"not served by {name}: it registers no {key}{also}"
+    if key in cfg.traffic.retired_endpoints:
+        return f"{key} is retired (traffic.retiredEndpoints); it reaches neither workload"
+    if move == "hold":
+        return None
+    phase = cfg.databases.phase(name)
+    if move == "mirror":
+        if not own.is_read:
+            return "only reads (GET) are mirrored; a copied write would apply twice"
+        if w.database is not None and phase in ("not-started", "rolled-back"):
+            return f"mirroring while databases.migration.{name} is {phase}: the service has no current data"
+        return None
+    if own.gap is not None:
+        return f"not served by {name} the way the monolith serves it ({own.gap}); mirror or hold it"
+    if not own.is_read and w.database is not None and phase != "cut-over":
+        return (
+            f"phase forbids writes: databases.migration.{name} is {phase}, and writes go to the service "
+            "only once it owns the tables (cut-over)"
+        )
+    if own.is_read and w.database is not None and phase in ("not-started", "rolled-back"):
+        return (
+            f"phase forbids reads: databases.migration.{name} is {phase}; the service's data is not current"
+        )
+    return None
+
+
+def _docker_weight_rule(name: str, weight: int) -> Iterator[Problem]:
+    """In a docker stack the api-gateway is the edge: at weight 100 its ``*_SERVICE_URL`` points at
+    the service, which then gets every request under the gateway's prefixes for it."""
+    w = catalog.workload(name)
+    unserved = [
+        e.key
+        for e in catalog.monolith().endpoints
+        if (gw := catalog.gateway_route(e.method, e.sample_path())) is not None
+        and gw.target == name
+        and ((own := w.endpoint(e.key)) is None or own.gap is not None)
+    ]
+    for key in unserved:
+        yield Problem(
+            f"services.{name}.cutover.weight",
+            f"{weight}: the api-gateway would send {name} {key}, which it does not serve the way the "
+            "monolith does; set 0",
+        )
+
+
+def endpoint_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Per-endpoint cutover settings and retirements name endpoints that exist and can move."""
+    known = set(catalog.names())
+    for name, svc in cfg.services.items():
+        if name not in known:
+            continue
+        cut = svc.cutover
+        for key, move in cut.endpoints.items():
+            problem = _endpoint_problem(cfg, name, key, move)
+            if problem is not None:
+                yield Problem(f"services.{name}.cutover.endpoints.{key}", problem)
+        w = catalog.workload(name)
+        if cut.weight and w.role == "service" and svc.enabled and cfg.target == "docker":
+            yield from _docker_weight_rule(name, cut.weight)
+        elif cut.weight and w.role == "service" and svc.enabled and not (w.database and w.database.is_new):
+            shared_reads = [e for e in endpoints.shared(w) if e.is_read]
+            if all(e.gap is not None for e in shared_reads):
+                yield Problem(
+                    f"services.{name}.cutover.weight",
+                    f"{cut.weight} moves no reads: {name} serves none of the {len(shared_reads)} reads "
+                    "it shares with the monolith alike (each gap is in infra/catalog.py); set 0, "
+                    "mirror to compare",
+                )
+    for key in cfg.traffic.retired_endpoints:
+        if catalog.monolith_endpoint(key) is None:
+            yield Problem(
+                f"traffic.retiredEndpoints.{key}", f"no such endpoint: the monolith serves no {key}"
+            )
+
+
+def write_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
+    """Writes follow ownership: a service may be ``cut-over`` only when nothing else writes its
+    tables: every endpoint whose handler writes one of them reaches the service (or is retired),
+    and no other workload writes one at startup (unless the stack says those writes are off).
+
+    The endpoint and startup-write rule of the cut-over; trigger and cascade writes inside the
+    database are checked separately."""
+    if cfg.target == "docker":
+        return
+    for name, _, w in _services_with_data(cfg):
+        if cfg.databases.phase(name) != "cut-over":
+            continue
+        tables = set(w.database.tables if w.database else ())
+        field = f"databases.migration.{name}"
+        for e in catalog.monolith().endpoints:
+            route = endpoints.decide(e, cfg)
+            if route.retired is not None or (route.writes_to_service and route.service == name):
+                continue
+            # The handler that runs: the monolith's, or another service's own (other tables).
+            handler = (
+                catalog.workload(route.service).endpoint(e.key)
+                if route.service and route.writes_to_service
+                else e
+            )
+            touched = set(handler.writes if handler else ()) & tables
+            if touched:
+                # One line per endpoint: the list is long, and each line must stay whole.
+                yield Problem(
+                    field,
+                    f"cut-over while {e.key} writes {', '.join(sorted(touched))} at the monolith, "
+                    f"which the cut-over fences; move it to {name} (it must register it alike) or "
+                    "retire it (traffic.retiredEndpoints)",
+                )
+        for other, settings in cfg.enabled():
+            if other.name == name or settings.startup_writes_disabled:
+                continue
+            steps = [
+                f"{s.step} ({', '.join(sorted(set(s.tables) & tables))})"
+                for s in other.startup_writes
+                if set(s.tables) & tables
+            ]
+            if steps:
+                yield Problem(
+                    field,
+                    f"cut-over while {other.name} writes {name}'s tables at every start: "
+                    f"{'; '.join(steps)}; against the fenced tables it would fail (the monolith exits). "
+                    f"Set services.{other.name}.startupWritesDisabled with the reason once they are off",
+                )
+
+
 def traffic_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     yield from data_ownership_rules(cfg)
+    yield from endpoint_rules(cfg)
+    yield from write_ownership_rules(cfg)
     traffic = cfg.traffic
     if traffic.edge.allow_plain_http and cfg.environment == "prod":
         yield Problem("traffic.edge.allowPlainHttp", "prod serves HTTPS only")

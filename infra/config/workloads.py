@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 from pydantic import Field
 
@@ -69,16 +70,27 @@ class Autoscaling(Model):
     target_cpu_percent: Percent = 70
 
 
-class Cutover(Model):
-    """How much of a service's routes the edge sends to it instead of the monolith.
+#: Per-endpoint override of a service's cutover: ``hold`` keeps the endpoint on the monolith
+#: whatever the weight, ``move`` sends all of it to the service (reads at 100 %, writes once the
+#: phase allows), ``mirror`` copies its reads to the service while the monolith answers.
+EndpointMove = Literal["hold", "move", "mirror"]
 
-    ``weight`` 0 keeps every request on the monolith, 100 moves all of them; moving back is
-    setting it to 0 again. ``mirror`` copies the monolith's reads (GET/HEAD) to the service while
-    the weight is still 0 (shadow testing); writes are never mirrored (see ``infra/traffic.py``).
+
+class Cutover(Model):
+    """How much of a service's endpoints the edge sends to it instead of the monolith.
+
+    Only endpoints the service registers the way the monolith serves them (catalog ``Endpoint``
+    without a ``gap``) ever move; everything else stays on the monolith. ``weight`` splits those
+    endpoints' reads (GET): 0 keeps every request on the monolith, 100 moves all of them; moving
+    back is setting it to 0 again. ``mirror`` copies the reads of every endpoint the service
+    registers to it while the weight is still 0 (shadow testing); writes are never mirrored and
+    follow the migration phase (see ``infra/traffic.py``). ``endpoints`` overrides single endpoints
+    by ``"METHOD /path"``, e.g. ``{"GET /api/v1/users/profile": hold}``. Default: none.
     """
 
     weight: Percent = 0
     mirror: bool = False
+    endpoints: dict[str, EndpointMove] = Field(default_factory=dict)
 
 
 class WorkloadConfig(Model):
@@ -92,6 +104,10 @@ class WorkloadConfig(Model):
     #: Default: off (fixed ``replicas``). Required in prod.
     autoscaling: Autoscaling | None = None
     cutover: Cutover = Cutover()
+    #: Why this workload's startup writes (catalog ``startup_writes``) do not run in this stack,
+    #: e.g. the image is built without them. Default: ``None``, they run at every start, and a
+    #: service whose tables they write cannot be cut over.
+    startup_writes_disabled: str | None = Field(default=None, min_length=10)
 
 
 class ChartVersions(Model):

@@ -65,7 +65,9 @@ _registries = Rule(
     severity=Severity.HIGH,
     knobs={
         "allowed": string_list(
-            ["ghcr.io/vinylhound/", "ghcr.io/cloudnative-pg/"],
+            # docker.io/library/python: the official image the contract-check Job runs its
+            # stdlib-only script in (infra/targets/kubernetes/contract.py).
+            ["ghcr.io/vinylhound/", "ghcr.io/cloudnative-pg/", "docker.io/library/python"],
             "Allowed image repositories: an exact repository (docker.io/library/postgres) or a prefix "
             "ending in '/' (ghcr.io/vinylhound/). Docker Hub short names are read as docker.io/...",
         )

@@ -13,11 +13,12 @@ from components.labels import LabelContext
 from infra import traffic
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
-from infra.targets.kubernetes.mesh import Mesh, MeshArgs
+from infra.targets.kubernetes.mesh import Mesh, MeshArgs, mesh_extras
 from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from infra.targets.kubernetes.platform import Platform, PlatformArgs
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
@@ -62,8 +63,23 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             monitoring_namespace=monitors.NAMESPACE,
         ),
     )
-    # Writes move only once the migration Jobs have completed: the routes wait for the gates.
-    mesh = Mesh(
+    # The order of contributions is the order of each workload's env and rules.
+    extras = WorkloadExtras.combine(
+        [
+            platform.extras,
+            mesh_extras(cfg),
+            registry.extras,
+            observability.extras,
+            event_bus.extras,
+            databases.extras,
+            contract_extras(cfg),
+        ]
+    )
+    workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
+    # Reads move only once the running versions answer like the monolith (a Job checks them)...
+    contract = ContractGate("contract-gate", ContractGateArgs(cfg, context, namespace, workloads.services))
+    # ...and writes only once the migration Jobs have completed: the routes wait for both gates.
+    Mesh(
         "mesh",
         MeshArgs(
             cfg,
@@ -72,20 +88,9 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             crds=platform.base,
             gateway=platform.gateway,
             write_route_gates=databases.write_route_gates,
+            read_route_gates=contract.read_route_gates,
         ),
     )
-    # The order of contributions is the order of each workload's env and rules.
-    extras = WorkloadExtras.combine(
-        [
-            platform.extras,
-            mesh.extras,
-            registry.extras,
-            observability.extras,
-            event_bus.extras,
-            databases.extras,
-        ]
-    )
-    workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
     FrontendUpstream(
         "frontend-upstream",
         FrontendUpstreamArgs(traffic.frontend_backend(cfg), context, cfg.namespace, namespace),

@@ -14,7 +14,7 @@ Tracing is not configured here: the observability feature passes its mesh settin
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -154,6 +154,12 @@ def routed_egress(cfg: PlatformConfig) -> Any:
     return contribute
 
 
+def mesh_extras(cfg: PlatformConfig) -> WorkloadExtras:
+    """What the mesh adds to every workload: NetworkPolicy exceptions for the callers it may route
+    to a workload. Pure, so the workloads can be declared before the routes that wait for them."""
+    return WorkloadExtras(ingress=(routed_ingress(cfg),), egress=(routed_egress(cfg),))
+
+
 @dataclass(frozen=True)
 class MeshArgs:
     """What the mesh's own objects need.
@@ -161,7 +167,8 @@ class MeshArgs:
     ``namespace`` is the workloads' namespace and ``crds`` the release that installs Istio's CRDs
     (both from ``Platform``); ``gateway`` the ingress gateway release, which the edge ``Gateway``
     waits for. ``write_route_gates``: per service at ``cut-over`` or ``rolled-back``, the migration
-    Job that moves its tables (``Databases.write_route_gates``).
+    Job that moves its tables (``Databases.write_route_gates``). ``read_route_gates``: per service
+    whose endpoints take live reads, its contract-check Job (``ContractGate.read_route_gates``).
     """
 
     cfg: PlatformConfig
@@ -170,6 +177,7 @@ class MeshArgs:
     crds: pulumi.Resource
     gateway: pulumi.Resource
     write_route_gates: Mapping[str, pulumi.Resource]
+    read_route_gates: Mapping[str, pulumi.Resource] = field(default_factory=dict)
 
 
 class Mesh(pulumi.ComponentResource):
@@ -177,7 +185,9 @@ class Mesh(pulumi.ComponentResource):
 
     Every VirtualService whose routes carry the write routes (the edge without the api-gateway,
     each mesh VirtualService with it) depends on every write-route gate, so ``pulumi up`` changes
-    where writes go only after the Jobs have completed (and not at all if one fails).
+    where writes go only after the Jobs have completed (and not at all if one fails). The same
+    VirtualServices carry the endpoint routes that move reads, and wait for every contract-check Job
+    (``read_route_gates``) the same way: a service that answers unlike the monolith moves nothing.
     ``extras``: NetworkPolicy exceptions for the callers the mesh may route to a workload.
     """
 
@@ -189,7 +199,7 @@ class Mesh(pulumi.ComponentResource):
         self._edge_gateway(args)
         self._mesh_policy(args)
         self._routes(args)
-        self.extras = WorkloadExtras(ingress=(routed_ingress(cfg),), egress=(routed_egress(cfg),))
+        self.extras = mesh_extras(cfg)
         self.register_outputs({})
 
     def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
@@ -224,6 +234,7 @@ class Mesh(pulumi.ComponentResource):
         cfg, context = args.cfg, args.context
         installed = [args.namespace, args.crds]
         gates = [args.write_route_gates[name] for name in sorted(args.write_route_gates)]
+        gates += [args.read_route_gates[name] for name in sorted(args.read_route_gates)]
         edge_after = installed if traffic.gateway_mode(cfg) else [*installed, *gates]
         custom_resource(
             "edge-routes",

@@ -8,11 +8,11 @@ with promtool.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from components.kubernetes.specs import KubeObject
-from infra.catalog import Route, Workload
+from infra import endpoints
+from infra.catalog import Workload
 from infra.targets.kubernetes.network import EDGE_NAMESPACE
 
 #: The label Grafana's dashboard sidecar looks for (the chart's default ``grafana_dashboard: "1"``).
@@ -21,13 +21,6 @@ DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 MONOLITH = "monolith"
 
 Panel = dict[str, Any]
-
-
-def route_name(route: Route) -> str:
-    """The name the edge VirtualService gives the http route for ``route``'s reads (``/me/albums``
-    -> ``me-albums``; its writes are ``me-albums-writes`` and ``me-albums-other``). The mesh's
-    Telemetry copies it into the ``route`` label of request metrics."""
-    return re.sub(r"[^a-z0-9]+", "-", route.prefix.lower()).strip("-")
 
 
 def _panel(title: str, targets: list[tuple[str, str]], unit: str, index: int) -> Panel:
@@ -99,24 +92,25 @@ def service_dashboard(workload: Workload, namespace: str) -> dict[str, Any]:
 
 
 def migration_dashboard(services: list[Workload]) -> dict[str, Any]:
-    """Per route of every extracted service: requests and 5xx ratio on the monolith vs the service.
+    """Per endpoint each extracted service shares with the monolith: requests and 5xx ratio on the
+    monolith vs the service.
 
     Measured at the edge (the ingress gateway is the client, ``reporter="source"``), where the
-    VirtualService splits each route by the cutover weight.
+    VirtualService routes each endpoint by the cutover.
     """
     panels: list[Panel] = []
     for workload in services:
-        for route in workload.routes:
+        for endpoint in endpoints.shared(workload):
             sel = (
                 f'reporter="source",source_workload_namespace="{EDGE_NAMESPACE}",'
-                f'route=~"{route_name(route)}(-writes|-other)?",'
+                f'route="{endpoints.route_name(endpoint)}",'
                 f'destination_workload=~"{MONOLITH}|{workload.name}"'
             )
             requests = f"rate(istio_requests_total{{{sel}}}[5m])"
             errors = f'rate(istio_requests_total{{{sel},response_code=~"5.."}}[5m])'
             panels.append(
                 _panel(
-                    f"{route.path}: traffic monolith vs {workload.name}",
+                    f"{endpoint.key}: traffic monolith vs {workload.name}",
                     [(f"sum by (destination_workload) ({requests})", "{{destination_workload}}")],
                     "reqps",
                     len(panels),
@@ -124,7 +118,7 @@ def migration_dashboard(services: list[Workload]) -> dict[str, Any]:
             )
             panels.append(
                 _panel(
-                    f"{route.path}: 5xx ratio per side",
+                    f"{endpoint.key}: 5xx ratio per side",
                     [
                         (
                             f"sum by (destination_workload) ({errors})"

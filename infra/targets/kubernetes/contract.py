@@ -1,0 +1,242 @@
+"""The contract gate on Kubernetes: before an endpoint takes live reads at a service, a Job in the
+mesh checks that the service answers it the way the monolith does.
+
+Per service whose endpoints take live reads in the stack (``endpoints.contract_gates``): a Job
+runs ``infra/contract_check.py`` (shipped in the ConfigMap ``contract-check``) from the pinned
+official Python image (``traffic.contractCheckImage``) against the monolith and the service, inside
+the mesh (with a sidecar: mTLS is STRICT and the AuthorizationPolicies admit it by identity). It
+compares status, media type and JSON shape of each endpoint's sample request and prints one line per
+endpoint and difference; a mismatch fails it. The Job waits for both Deployments (Pulumi awaits
+their rollout), so it checks the versions about to take traffic, and it is awaited itself: the
+VirtualServices that move those reads depend on it (``read_route_gates``), so a mismatch fails
+``pulumi up`` with the routes unmoved, and the Job's log says which endpoint and which keys differ.
+
+Its pod template carries a hash of the script, the requests and both images: a new service image
+replaces the Job, so the check runs again before the new version keeps the traffic.
+
+Only the contract-check pods may make these calls: their own NetworkPolicy lets them reach DNS,
+istiod, the monolith and the gated services, nothing else; the monolith's and the services'
+NetworkPolicies admit them (``extras``), and so do their AuthorizationPolicies
+(``traffic.allowed_principals``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import labels
+from components.kubernetes.specs import KubeObject
+from components.labels import LabelContext
+from components.options import child_opts
+from infra import catalog, contract_check, endpoints, traffic
+from infra.catalog import Endpoint, Workload
+from infra.config import PlatformConfig
+from infra.targets.kubernetes.extras import WorkloadExtras
+from infra.targets.kubernetes.mesh import sidecar_egress
+
+TYPE = "vinylhound:traffic:ContractGate"
+NAME = traffic.CONTRACT_CHECK
+SCRIPT = "contract_check.py"
+#: The script's source, shipped as is: it imports nothing outside the standard library.
+SCRIPT_TEXT = Path(contract_check.__file__).read_text()
+#: How long one check may run; the requests themselves time out after 10 s each.
+DEADLINE_SECONDS = 300
+#: How long ``pulumi up`` waits for the Job: beyond its deadline, so the up never gives up first.
+TIMEOUT = f"{DEADLINE_SECONDS // 60 + 5}m"
+#: Pod annotation with the hash of what the check runs against (see the module docstring).
+CHECK_HASH = "vinylhound.dev/contract-sha256"
+#: The uid the Job runs as (``nobody``; the python image would run as root).
+RUN_AS = 65534
+
+
+def _pods(name: str) -> KubeObject:
+    return {"podSelector": {"matchLabels": {labels.NAME: name}}}
+
+
+def base_url(workload: Workload, namespace: str) -> str:
+    """The in-cluster base URL the check calls."""
+    return f"http://{traffic.host(workload, namespace)}:{workload.port}"
+
+
+def image_of(cfg: PlatformConfig, workload: Workload) -> str:
+    """The image reference a workload runs in this stack."""
+    return cfg.services[workload.name].image.reference(cfg.image_registry, workload.image)
+
+
+def check_hash(cfg: PlatformConfig, service: Workload, samples: Sequence[Endpoint]) -> str:
+    """Hash of the script, the requests and the images of both sides."""
+    monolith = catalog.monolith()
+    parts = [
+        SCRIPT_TEXT,
+        *map(endpoints.contract_request, samples),
+        image_of(cfg, monolith),
+        image_of(cfg, service),
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def job_spec(
+    cfg: PlatformConfig, service: Workload, samples: Sequence[Endpoint], pod_labels: Mapping[str, str]
+) -> KubeObject:
+    """The Job that checks ``samples`` at ``service`` against the monolith, in the mesh, non-root."""
+    monolith = catalog.monolith()
+    command = [
+        "python",
+        f"/contract/{SCRIPT}",
+        "--quit-sidecar",
+        "--monolith",
+        base_url(monolith, cfg.namespace),
+        "--service",
+        base_url(service, cfg.namespace),
+        *(endpoints.contract_request(e) for e in samples),
+    ]
+    return {
+        # A retry only repeats a deterministic comparison; one more covers a pod lost to a node.
+        "backoffLimit": 1,
+        "activeDeadlineSeconds": DEADLINE_SECONDS,
+        "template": {
+            "metadata": {
+                "labels": dict(pod_labels),
+                "annotations": {
+                    # In the mesh: mTLS is STRICT and the policies admit the Job by identity.
+                    "sidecar.istio.io/inject": "true",
+                    CHECK_HASH: check_hash(cfg, service, samples),
+                },
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "serviceAccountName": NAME,
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": RUN_AS,
+                    "runAsGroup": RUN_AS,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": NAME,
+                        "image": cfg.traffic.contract_check_image,
+                        "command": command,
+                        # The image's site-packages are read-only here: no bytecode to write.
+                        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"cpu": "200m", "memory": "128Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [{"name": "script", "mountPath": "/contract", "readOnly": True}],
+                    }
+                ],
+                "volumes": [{"name": "script", "configMap": {"name": NAME}}],
+            },
+        },
+    }
+
+
+def network_policy_spec(cfg: PlatformConfig, gated: Sequence[Workload]) -> KubeObject:
+    """The contract-check pods may reach DNS, istiod, the monolith and the gated services; nothing
+    may reach them."""
+    targets = [catalog.monolith(), *gated]
+    egress: list[KubeObject] = [
+        {
+            "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+        },
+        *sidecar_egress(catalog.monolith()),
+        *({"to": [_pods(t.name)], "ports": [{"protocol": "TCP", "port": t.port}]} for t in targets),
+    ]
+    return {
+        "podSelector": {"matchLabels": {labels.NAME: NAME}},
+        "policyTypes": ["Ingress", "Egress"],
+        "egress": egress,
+    }
+
+
+def contract_extras(cfg: PlatformConfig) -> WorkloadExtras:
+    """The monolith and each gated service admit the contract-check pods on their port."""
+
+    def contribute(workload: Workload) -> list[KubeObject]:
+        if not traffic.contract_checked(workload, cfg):
+            return []
+        return [{"from": [_pods(NAME)], "ports": [{"protocol": "TCP", "port": workload.port}]}]
+
+    return WorkloadExtras(ingress=(contribute,))
+
+
+@dataclass(frozen=True)
+class ContractGateArgs:
+    """``servers``: per workload name, what its pods being ready is awaited on (its Deployment)."""
+
+    cfg: PlatformConfig
+    context: LabelContext
+    namespace: pulumi.Resource
+    servers: Mapping[str, pulumi.Resource]
+
+
+class ContractGate(pulumi.ComponentResource):
+    """The contract-check Jobs of a stack (nothing when no endpoint takes live reads at a service).
+
+    ``read_route_gates``: per gated service, its Job; the routes that move its reads wait for it.
+    """
+
+    read_route_gates: dict[str, pulumi.Resource]
+
+    def __init__(self, name: str, args: ContractGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        gates = endpoints.contract_gates(args.cfg)
+        self.read_route_gates = {}
+        if gates:
+            self._declare(args, gates)
+        self.register_outputs({"gated": sorted(self.read_route_gates)})
+
+    def _declare(self, args: ContractGateArgs, gates: Mapping[str, tuple[Endpoint, ...]]) -> None:
+        cfg, context = args.cfg, args.context
+        meta = {"namespace": cfg.namespace, "labels": context.common()}
+        account = k8s.core.v1.ServiceAccount(
+            f"{NAME}-account",
+            metadata={"name": NAME, **meta},
+            automount_service_account_token=False,
+            opts=child_opts(self, [args.namespace]),
+        )
+        script = k8s.core.v1.ConfigMap(
+            f"{NAME}-script",
+            metadata={"name": NAME, **meta},
+            data={SCRIPT: SCRIPT_TEXT},
+            opts=child_opts(self, [args.namespace]),
+        )
+        gated = [catalog.workload(n) for n in sorted(gates)]
+        policy = k8s.networking.v1.NetworkPolicy(
+            f"{NAME}-network",
+            metadata={"name": NAME, **meta},
+            spec=network_policy_spec(cfg, gated),
+            opts=child_opts(self, [args.namespace]),
+        )
+        version = cfg.traffic.contract_check_image.rpartition(":")[2]
+        pod_labels = context.workload(NAME, version, "contract-check")
+        for service in gated:
+            after = [
+                account,
+                script,
+                policy,
+                args.servers[catalog.monolith().name],
+                args.servers[service.name],
+            ]
+            self.read_route_gates[service.name] = k8s.batch.v1.Job(
+                f"{service.name}-{NAME}",
+                metadata={"name": f"{service.name}-{NAME}", **meta, "labels": pod_labels},
+                spec=job_spec(cfg, service, gates[service.name], pod_labels),
+                opts=child_opts(
+                    self, after, custom_timeouts=pulumi.CustomTimeouts(create=TIMEOUT, update=TIMEOUT)
+                ),
+            )
