@@ -18,6 +18,9 @@ import yaml
 from ops.render import write
 from tests.conftest import KUBE_STACKS, ROOT, rendered
 
+# Slow lane: runs checkov, an external tool, over rendered stacks.
+pytestmark = pytest.mark.slow
+
 CHECKOV = ROOT / "tools" / "checkov" / "venv" / "bin" / "checkov"
 SKIPS: dict[str, dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "checkov_skips.yaml").read_text())
 

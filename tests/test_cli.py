@@ -65,6 +65,7 @@ def test_a_stack_and_all_together_are_refused_as_a_usage_error() -> None:
     assert "name a stack (dev) or pass --all, not both" in result.output
 
 
+@pytest.mark.slow
 def test_render_prints_its_summary_as_data_with_dash_o(tmp_path: Path) -> None:
     done = _run("render", "dev", "--out", str(tmp_path / "dev"), "-o", "json")
     assert done.returncode == 0, done.stderr
@@ -74,6 +75,7 @@ def test_render_prints_its_summary_as_data_with_dash_o(tmp_path: Path) -> None:
     assert again["kinds"] == data["kinds"]
 
 
+@pytest.mark.slow
 def test_piped_render_output_is_plain_lines_without_boxes(tmp_path: Path) -> None:
     done = _run("render", "dev", "--out", str(tmp_path / "dev"))
     assert done.returncode == 0, done.stderr

@@ -34,6 +34,9 @@ from ops.diff import (
 )
 from tests.gitrepos import commit_all, edit, project_copy
 
+# Slow lane: each test renders two git trees in subprocesses.
+pytestmark = pytest.mark.slow
+
 STAGING = Path("stacks") / "Pulumi.staging.yaml"
 #: The service whose weight the edit changes, and its routes that the weight moves.
 SERVICE = "catalog-service"

@@ -20,6 +20,9 @@ from ops.diff import check_verdict, render_tree
 from tests.conftest import PROJECT, rendered
 from tests.gitrepos import edit, git, project_copy
 
+# Slow lane: copies the project and renders every stack with its own code.
+pytestmark = pytest.mark.slow
+
 NAME = "wishlist-service"
 ENTRY = """    Workload(
         name="wishlist-service",

@@ -326,6 +326,7 @@ def test_rollback_starts_the_mandatory_policy_pack_from_the_worktree_in_staging_
     assert fake.history(stack)[0]["environment"] == {"git.head": first, "git.dirty": "false"}
 
 
+@pytest.mark.slow
 def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_file(
     tmp_path: Path, fake: FakePulumi
 ) -> None:
@@ -345,6 +346,7 @@ def test_a_target_with_other_policy_requirements_gets_a_venv_built_from_its_own_
     assert fake.command("preview") == [] and live.venv_problem(repo / "policies" / "venv") is None
 
 
+@pytest.mark.slow
 def test_a_venv_built_from_the_targets_own_requirements_runs_the_pack_in_prod(
     tmp_path: Path, fake: FakePulumi
 ) -> None:

@@ -33,6 +33,9 @@ from ops.scale import Synthetic, changed_records
 from policies.rules import POLICIES
 from tests.conftest import PROJECT, ROOT
 
+# Slow lane: renders, checks and diffs the platform at several sizes under a call counter.
+pytestmark = pytest.mark.slow
+
 COUNTS = (3, 6, 9)
 STACK = "dev"  # the api-gateway mode: the mesh routes inside the platform too
 OWN_CODE = tuple(str(ROOT / folder) for folder in ("infra", "components", "ops", "policies"))

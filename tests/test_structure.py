@@ -22,6 +22,9 @@ from ops.gitrepo import has_commit, temporary_worktree
 from ops.urns import STACK_TYPE, Engine
 from tests.conftest import KUBE_STACKS, PROJECT, ROOT, rendered, run_program
 
+# Slow lane: renders the program before the areas and this one, for every stack.
+pytestmark = pytest.mark.slow
+
 #: The last commit before the program was split into one component per area (everything was
 #: registered at the stack root then).
 BEFORE_AREAS = "c0ba3bd5db494caa43674dcf332cc2b5789a2fb2"
