@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from infra import contract_check, traffic
+from infra import contract_check
+from infra.targets.kubernetes import traffic
 from ops.analyzer import PolicyPackProcess, load_config
 from ops.check import StackReport, check_run
 from ops.mockrun import Registration, Run

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from infra import catalog, cross_writes, endpoints, traffic
+from infra import catalog, cross_writes, endpoints
 from infra.config import PlatformConfig, parse_platform_config
+from infra.targets.kubernetes import traffic
 from infra.targets.kubernetes.observability import dashboards
 from tests.catalogs import serving_alike
 from tests.conftest import manifests_of, rendered

@@ -25,8 +25,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra import traffic  # noqa: F401 (registers its views)
 from infra.config.views import VIEWS
+from infra.targets.kubernetes import traffic  # noqa: F401 (registers its views)
 from ops.diff import compare
 from ops.mockrun import Run
 from ops.scale import Synthetic, changed_records

@@ -132,7 +132,7 @@ def _services_with_data(cfg: PlatformConfig) -> Iterator[tuple[str, WorkloadConf
 def data_ownership_rules(cfg: PlatformConfig) -> Iterator[Problem]:
     """Reads may only go where the data is: a service's cutover must fit its migration phase.
 
-    Where writes go follows from the phase alone (see ``infra/traffic.py``); what the weight may
+    Where writes go follows from the phase alone (see ``targets/kubernetes/traffic.py``); what the weight may
     be does too. A docker stack has no replication (each container database is seeded on its
     own), so its all-or-nothing cutover is left to the target rules.
     """

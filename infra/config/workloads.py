@@ -84,8 +84,8 @@ class Cutover(Model):
     endpoints' reads (GET): 0 keeps every request on the monolith, 100 moves all of them; moving
     back is setting it to 0 again. ``mirror`` copies the reads of every endpoint the service
     registers to it while the weight is still 0 (shadow testing); writes are never mirrored and
-    follow the migration phase (see ``infra/traffic.py``). ``endpoints`` overrides single endpoints
-    by ``"METHOD /path"``, e.g. ``{"GET /api/v1/users/profile": hold}``. Default: none.
+    follow the migration phase (see ``targets/kubernetes/traffic.py``). ``endpoints`` overrides
+    single endpoints by ``"METHOD /path"``, e.g. ``{"GET /api/v1/users/profile": hold}``. Default: none.
     """
 
     weight: Percent = 0

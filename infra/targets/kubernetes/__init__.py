@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from components.labels import LabelContext
-from infra import traffic
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
+from infra.targets.kubernetes import traffic
 from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs

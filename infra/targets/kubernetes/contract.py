@@ -34,9 +34,10 @@ from components import labels
 from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import catalog, contract_check, endpoints, traffic
+from infra import catalog, contract_check, endpoints
 from infra.catalog import Endpoint, Workload
 from infra.config import PlatformConfig
+from infra.targets.kubernetes import traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.mesh import sidecar_egress
 

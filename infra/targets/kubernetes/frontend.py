@@ -11,7 +11,7 @@ nginx, so this path only carries what reaches nginx directly (a port-forward, a 
 request): it is a fallback, and it exists chiefly so that nginx starts. Traffic through it is not
 split by cutover (it goes to the gateway, whose mesh routes do split; or to the monolith). The
 NetworkPolicy and AuthorizationPolicy exceptions for front end -> backend come from
-``infra.traffic.callers``.
+``infra.targets.kubernetes.traffic.callers``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import pulumi_kubernetes as k8s
 from components.kubernetes import specs
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import catalog, traffic
+from infra import catalog
+from infra.targets.kubernetes import traffic
 
 TYPE = "vinylhound:workloads:FrontendUpstream"
 

@@ -26,9 +26,10 @@ from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import catalog, traffic
+from infra import catalog
 from infra.catalog import Workload
 from infra.config import MIN_REPLICAS, PlatformConfig
+from infra.targets.kubernetes import traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL

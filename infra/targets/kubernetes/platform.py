@@ -17,9 +17,9 @@ import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import pod_security, traffic
+from infra import pod_security
 from infra.config import PlatformConfig
-from infra.targets.kubernetes import helm
+from infra.targets.kubernetes import helm, traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.mesh import (
     ISTIO_BASE,

@@ -25,10 +25,10 @@ import pulumi_random as random
 from components.kubernetes.custom_resource import custom_resource
 from components.labels import LabelContext
 from components.options import child_opts
-from infra import env, pod_security, traffic
+from infra import env, pod_security
 from infra.catalog import Workload
 from infra.config import PlatformConfig
-from infra.targets.kubernetes import helm
+from infra.targets.kubernetes import helm, traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
 from infra.targets.kubernetes.observability import alerts, dashboards, monitors, tracing
