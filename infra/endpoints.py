@@ -2,7 +2,8 @@
 
 Pure functions of the catalog and the validated config. ``targets/kubernetes/traffic.py`` turns
 the result into Istio routes; the config rules (``infra/config/traffic.py``) use the same
-decisions to refuse a cut-over that would leave writes on the monolith's fenced tables, so the two can never disagree.
+decisions to refuse a cut-over that would leave writes on the monolith's fenced tables, so the
+two can never disagree.
 
 The rules, for each endpoint of the monolith (the full API) that a deployed service registers
 with the same method and template:
