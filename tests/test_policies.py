@@ -385,6 +385,17 @@ CASES = [
         _container("image", "ghcr.io/vinylhound/user-service:1.6.1"),
     ),
     Case("pinned-images", "docker latest", "container", _set("image", "postgres:latest")),
+    Case("consul-security", "acls off", "consul", _set("values.global.acls.manageSystemACLs", False)),
+    Case("consul-security", "tls off", "consul", _set("values.global.tls", None)),
+    Case("consul-security", "plain http port", "consul", _set("values.global.tls.httpsOnly", False)),
+    Case("consul-security", "rpc unverified", "consul", _set("values.global.tls.verify", "false")),
+    Case("consul-security", "gossip in clear", "consul", _set("values.global.gossipEncryption", None)),
+    Case(
+        "consul-security",
+        "gossip key half set",
+        "consul",
+        _set("values.global.gossipEncryption.secretKey", ""),
+    ),
     Case("pinned-charts", "range", "consul", _set("version", "~1.8")),
     Case("pinned-charts", "unpinned", "consul", _set("version", None)),
     Case(
@@ -676,6 +687,15 @@ def test_dev_keeps_plain_secrets_and_unpinned_images_mandatory(pack: PolicyPackP
     broken = mutated(broken, "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest"))
     found = {(d.policy, d.level) for d in analyze(pack, broken, "dev")}
     assert {("no-plain-secrets-in-env", "mandatory"), ("pinned-images", "mandatory")} <= found
+
+
+def test_consul_without_acls_fails_staging_and_prod_and_is_advice_in_dev(pack: PolicyPackProcess) -> None:
+    broken = mutated(baseline(), "consul", _set("values.global.acls.manageSystemACLs", False))
+    levels = {
+        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == "consul-security"}
+        for stack in ("dev", "staging", "prod")
+    }
+    assert levels == {"dev": {"advisory"}, "staging": {"mandatory"}, "prod": {"mandatory"}}
 
 
 def test_dev_needs_no_digest_where_prod_does(pack: PolicyPackProcess) -> None:
