@@ -673,10 +673,20 @@ def test_a_database_shared_by_two_services_is_reported(pack: PolicyPackProcess) 
     assert any("shared by catalog-service, user-service" in m for m in messages)
 
 
-def test_dev_reports_as_advisory_what_prod_reports_as_mandatory(pack: PolicyPackProcess) -> None:
-    broken = mutated(baseline(), "deployment", _container("readinessProbe", None))
+@pytest.mark.parametrize(
+    ("policy", "key", "change"),
+    [
+        ("health-probes", "deployment", _container("readinessProbe", None)),
+        # Consul's ACLs off: fails staging and prod.
+        ("consul-security", "consul", _set("values.global.acls.manageSystemACLs", False)),
+    ],
+)
+def test_dev_reports_as_advisory_what_prod_reports_as_mandatory(
+    pack: PolicyPackProcess, policy: str, key: str, change: Change
+) -> None:
+    broken = mutated(baseline(), key, change)
     levels = {
-        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == "health-probes"}
+        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == policy}
         for stack in ("dev", "staging", "prod")
     }
     assert levels == {"dev": {"advisory"}, "staging": {"mandatory"}, "prod": {"mandatory"}}
@@ -687,15 +697,6 @@ def test_dev_keeps_plain_secrets_and_unpinned_images_mandatory(pack: PolicyPackP
     broken = mutated(broken, "deployment", _container("image", "ghcr.io/vinylhound/user-service:latest"))
     found = {(d.policy, d.level) for d in analyze(pack, broken, "dev")}
     assert {("no-plain-secrets-in-env", "mandatory"), ("pinned-images", "mandatory")} <= found
-
-
-def test_consul_without_acls_fails_staging_and_prod_and_is_advice_in_dev(pack: PolicyPackProcess) -> None:
-    broken = mutated(baseline(), "consul", _set("values.global.acls.manageSystemACLs", False))
-    levels = {
-        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == "consul-security"}
-        for stack in ("dev", "staging", "prod")
-    }
-    assert levels == {"dev": {"advisory"}, "staging": {"mandatory"}, "prod": {"mandatory"}}
 
 
 def test_dev_needs_no_digest_where_prod_does(pack: PolicyPackProcess) -> None:

@@ -24,7 +24,8 @@ import pytest
 from infra.targets.kubernetes import registry
 from ops.mockrun import Registration
 from tests.conftest import KUBE_STACKS, manifests_of, rendered
-from tests.netpol import Cluster, External, Pod, pods_of
+from tests.netpol import Pod
+from tests.test_network_policies import API_SERVER, DNS, INTERNET, PROMETHEUS, world
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
@@ -236,20 +237,6 @@ SERVER = Pod("consul-server-0", "consul", {"app": "consul", "component": "server
 SERVER_PEER = Pod("consul-server-1", "consul", dict(SERVER.labels), dict(SERVER.ports))
 SYNC = Pod("consul-sync-catalog", "consul", {"app": "consul", "component": "sync-catalog"})
 ACL_INIT = Pod("consul-server-acl-init", "consul", {"app": "consul", "component": "server-acl-init"})
-PROMETHEUS = Pod("prometheus", "monitoring", {"app.kubernetes.io/name": "prometheus"})
-DNS = Pod("coredns", "kube-system", {"k8s-app": "kube-dns"})
-API_SERVER = External("172.20.0.1")
-INTERNET = External("203.0.113.9")
-
-
-def world(stack: str) -> tuple[Cluster, dict[str, Pod]]:
-    objects = manifests_of(rendered(stack))
-    namespaces = {
-        o["metadata"]["name"]: dict(o["metadata"].get("labels") or {})
-        for o in objects
-        if o["kind"] == "Namespace"
-    }
-    return Cluster(namespaces, [o for o in objects if o["kind"] == "NetworkPolicy"]), pods_of(objects)
 
 
 @pytest.mark.parametrize("stack", KUBE_STACKS)
