@@ -11,7 +11,8 @@ name an existing policy; ``token read -self`` succeeds only for a token that exi
 
 State (JSON, path in ``FAKE_CONSUL_STATE``): ``management`` (the bootstrap token),
 ``failures_left`` (calls that fail before the servers answer), ``policies`` (name -> rules),
-``tokens`` (SecretID -> policy names), ``calls`` (each argv, for the test to read).
+``tokens`` (SecretID -> policy names), ``calls`` (each argv, for the test to read). Like the
+real commands, ``token read`` and ``token create`` print the SecretID.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ def main() -> None:
             fail("Must specify the -id parameter")
         if not known:
             fail("Error reading token: Unexpected response code: 403 (ACL not found)")
+        # The pretty format prints the token's SecretID, as token/formatter.go does.
+        print(f"SecretID:          {token}")
         return
     if not management:
         save()
@@ -157,6 +160,7 @@ def main() -> None:
         fail("Failed to create new token: Invalid Token: SecretID is already in use")
     state["tokens"][secret] = names
     save()
+    print(f"SecretID:          {secret}")
 
 
 if __name__ == "__main__":

@@ -216,6 +216,15 @@ def test_the_job_waits_for_the_servers_then_makes_an_agent_read_token_with_the_g
     assert final["tokens"] == {env["METRICS_TOKEN"]: ["prometheus-metrics"]}
 
 
+def test_the_job_never_prints_a_token_to_its_log(tmp_path: Path) -> None:
+    env, _ = fake_cluster(tmp_path, failures=2)
+    first, again = run_job_script(env), run_job_script(env)
+    for run in (first, again):
+        assert run.returncode == 0
+        assert env["METRICS_TOKEN"] not in run.stdout + run.stderr
+        assert env["CONSUL_HTTP_TOKEN"] not in run.stdout + run.stderr
+
+
 def test_the_job_run_again_changes_nothing_and_succeeds(tmp_path: Path) -> None:
     env, state = fake_cluster(tmp_path, failures=0)
     assert run_job_script(env).returncode == 0
