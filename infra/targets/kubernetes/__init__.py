@@ -19,8 +19,8 @@ from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, MeshArgs, mesh_extras
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
-from infra.targets.kubernetes.platform import Platform, PlatformArgs
+from infra.targets.kubernetes.observability import Observability, monitors, observability_args, tracing
+from infra.targets.kubernetes.platform import Platform, platform_args
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
 from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
 
@@ -28,12 +28,12 @@ from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
-    platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
+    platform = Platform("platform", platform_args(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
     registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
     observability = Observability(
         "observability",
-        ObservabilityArgs(
+        observability_args(
             cfg,
             context,
             namespace,
