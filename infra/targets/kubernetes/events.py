@@ -247,7 +247,7 @@ class EventBusArgs:
     ``storage_size``: each server's JetStream volume. ``monitoring``: what the PodMonitor and
     PrometheusRule wait for (the release that installs the Prometheus Operator CRDs);
     ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels`` are added to
-    both so the operator's selectors pick them up. ``runbook_url``: the alerts' runbooks.
+    both so the operator's selectors pick them up. ``alert_rules``: the bus's Prometheus rules.
     """
 
     bus: events.EventBus | None
@@ -257,7 +257,7 @@ class EventBusArgs:
     nack_version: str
     cluster_size: int
     storage_size: str
-    runbook_url: str
+    alert_rules: Sequence[KubeObject]
     context: LabelContext
     namespace: pulumi.Resource
     monitoring: Sequence[pulumi.Resource] = ()
@@ -290,7 +290,9 @@ def event_bus_args(
         nack_version=cfg.charts.nack,
         cluster_size=cfg.event_cluster_size(),
         storage_size=settings.storage_size,
-        runbook_url=cfg.observability.runbook_url,
+        alert_rules=events.alert_rules(bus, settings, cfg.observability.runbook_url)
+        if bus is not None
+        else [],
         context=context,
         namespace=namespace,
         monitoring=monitoring,
@@ -502,7 +504,7 @@ class EventBus(pulumi.ComponentResource):
             },
             after_monitoring,
         )
-        rules = events.alert_rules(self.bus, args.runbook_url)
+        rules = list(args.alert_rules)
         if rules:
             custom_resource(
                 "nats-alerts",
