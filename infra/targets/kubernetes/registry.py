@@ -247,7 +247,11 @@ def metrics_token_job(image: str, pod_labels: dict[str, str]) -> KubeObject:
         "backoffLimit": 4,
         "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
         "template": {
-            "metadata": {"labels": {**pod_labels, **METRICS_JOB_LABELS}},
+            # Never a sidecar, even if the namespace were injected: it would keep the pod running.
+            "metadata": {
+                "labels": {**pod_labels, **METRICS_JOB_LABELS},
+                "annotations": {"sidecar.istio.io/inject": "false"},
+            },
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
