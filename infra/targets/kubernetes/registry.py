@@ -116,12 +116,13 @@ class Registry(pulumi.ComponentResource):
     def __init__(self, name: str, args: RegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         self.release = helm.release(
-            "consul",
+            f"{name}-consul",
             CONSUL_CHART,
             args.chart_version,
             CONSUL_NAMESPACE,
             consul_values(args),
-            child_opts(self, moved_from_root=True),
+            child_opts(self, moved_from_root=True, renamed_from="consul"),
+            release_name="consul",
             create_namespace=True,
         )
         self.extras = WorkloadExtras(env=(registry_env,), egress=(registry_egress,))
