@@ -21,7 +21,8 @@ INGRESS = "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
 
 
 def releases(run: Run) -> dict[str, Registration]:
-    return {r.name: r for r in run.registrations if r.type == HELM_RELEASE}
+    """By the Helm release's name."""
+    return {r.inputs["name"]: r for r in run.registrations if r.type == HELM_RELEASE}
 
 
 def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:
@@ -255,8 +256,8 @@ def test_every_backend_gets_the_registry_address_and_may_reach_it(stack: str) ->
         if catalog.workload(name).role == "frontend":
             assert "SERVICE_REGISTRY" not in env_of(deployment)
             continue
-        assert env_of(deployment)["SERVICE_REGISTRY"] == "consul-server.consul.svc.cluster.local:8500"
-        assert egress_to(netpols[name], "consul", 8500)
+        assert env_of(deployment)["SERVICE_REGISTRY"] == "consul-server.consul.svc.cluster.local:8501"
+        assert egress_to(netpols[name], "consul", 8501)
 
 
 # --- Consul -----------------------------------------------------------------------------------

@@ -239,12 +239,25 @@ def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
 
 @dataclass(frozen=True)
 class EventBusArgs:
-    """``namespace``: the workloads' namespace (the client Secrets live there). ``monitoring``:
-    what the PodMonitor and PrometheusRule wait for (the release that installs the Prometheus
-    Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels``
-    are added to both so the operator's selectors pick them up."""
+    """What the bus registers and waits for (``event_bus_args`` builds it).
 
-    cfg: PlatformConfig
+    ``bus``: the streams, consumers and users, ``None`` when the stack runs no event bus.
+    ``nats_namespace``: where NATS runs; ``app_namespace``: the workloads' (the client Secrets live
+    there), ``namespace`` the resource that creates it. ``cluster_size``: NATS servers;
+    ``storage_size``: each server's JetStream volume. ``monitoring``: what the PodMonitor and
+    PrometheusRule wait for (the release that installs the Prometheus Operator CRDs);
+    ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels`` are added to
+    both so the operator's selectors pick them up. ``alert_rules``: the bus's Prometheus rules.
+    """
+
+    bus: events.EventBus | None
+    nats_namespace: str
+    app_namespace: str
+    nats_version: str
+    nack_version: str
+    cluster_size: int
+    storage_size: str
+    alert_rules: Sequence[KubeObject]
     context: LabelContext
     namespace: pulumi.Resource
     monitoring: Sequence[pulumi.Resource] = ()
@@ -252,6 +265,40 @@ class EventBusArgs:
     monitor_labels: Mapping[str, str] = field(default_factory=dict)
     #: The release that installs Istio's CRDs (the PeerAuthentications wait for it).
     mesh_crds: Sequence[pulumi.Resource] = ()
+
+
+def event_bus_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    monitoring: Sequence[pulumi.Resource] = (),
+    monitoring_namespace: str = "monitoring",
+    mesh_crds: Sequence[pulumi.Resource] = (),
+) -> EventBusArgs:
+    """The bus's args from the stack's config; the resources are what it waits for."""
+    settings = cfg.events
+    bus = (
+        events.event_bus(settings, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
+        if settings.enabled
+        else None
+    )
+    return EventBusArgs(
+        bus=bus,
+        nats_namespace=settings.namespace,
+        app_namespace=cfg.namespace,
+        nats_version=cfg.charts.nats,
+        nack_version=cfg.charts.nack,
+        cluster_size=cfg.event_cluster_size(),
+        storage_size=settings.storage_size,
+        alert_rules=events.alert_rules(bus, settings, cfg.observability.runbook_url)
+        if bus is not None
+        else [],
+        context=context,
+        namespace=namespace,
+        monitoring=monitoring,
+        monitoring_namespace=monitoring_namespace,
+        mesh_crds=mesh_crds,
+    )
 
 
 class EventBus(pulumi.ComponentResource):
@@ -267,110 +314,120 @@ class EventBus(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
+        self._prefix = name
         self.nats_release = self.nack_release = None
         self.streams, self.consumers = {}, {}
         self.extras = WorkloadExtras()
-        if not cfg.events.enabled:
+        if args.bus is None:
             self.bus = events.EventBus(streams=(), consumers=(), users=())
         else:
-            self.bus = events.event_bus(
-                cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()]
-            )
+            self.bus = args.bus
             self._declare(args)
-        self._exports = self._describe(cfg)
+        self._exports = self._describe(args)
         self.register_outputs({"exports": self._exports})
 
     def exports(self) -> dict[str, Any]:
         """The stack export describing the bus."""
         return self._exports
 
-    def _describe(self, cfg: PlatformConfig) -> dict[str, Any]:
-        if not cfg.events.enabled:
+    def _describe(self, args: EventBusArgs) -> dict[str, Any]:
+        if args.bus is None:
             return {"enabled": False}
         return {
             "enabled": True,
-            "natsUrl": nats_url(cfg.events.namespace),
+            "natsUrl": nats_url(args.nats_namespace),
             "streams": {s.name: list(s.subjects) for s in self.bus.streams},
             "consumers": [f"{c.stream}/{c.durable}" for c in self.bus.consumers],
         }
 
-    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return child_opts(self, after, moved_from_root=True)
+    def _child(
+        self, role: str, *after: pulumi.Resource, from_root: bool = True
+    ) -> tuple[str, pulumi.ResourceOptions]:
+        """A child's name (``<component>-<role>``) and options; ``role`` was its name before, at
+        the stack root too unless not ``from_root`` (declared since the areas)."""
+        return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=from_root, renamed_from=role)
 
     def _declare(self, args: EventBusArgs) -> None:
-        cfg, bus = args.cfg, self.bus
-        ns = cfg.events.namespace
+        bus, ns = self.bus, args.nats_namespace
         common = args.context.common()
+        name, opts = self._child("nats-namespace")
         namespace = k8s.core.v1.Namespace(
-            "nats-namespace",
+            name,
             metadata={
                 "name": ns,
                 "labels": {**common, "istio-injection": "enabled", **pod_security.labels(ns)},
             },
-            opts=self._after(),
+            opts=opts,
         )
         self._isolate(args, namespace)
-        passwords = {u.name: _password(f"nats-{u.name}-password", self._after()) for u in bus.users}
+        passwords = {u.name: _password(*self._child(f"nats-{u.name}-password")) for u in bus.users}
+        name, opts = self._child("nats-users-secret", namespace)
         server_secret = k8s.core.v1.Secret(
-            "nats-users-secret",
+            name,
             metadata={"name": SERVER_SECRET, "namespace": ns, "labels": common},
             type="Opaque",
             string_data={user: pulumi.Output.secret(p.result) for user, p in passwords.items()},
-            opts=self._after(namespace),
+            opts=opts,
         )
+        name, opts = self._child("nats-jetstream-controller-secret", namespace)
         controller_secret = k8s.core.v1.Secret(
-            "nats-jetstream-controller-secret",
+            name,
             metadata={"name": CONTROLLER_SECRET, "namespace": ns, "labels": common},
             type="Opaque",
             string_data={
                 "user": events.CONTROLLER_USER,
                 "password": pulumi.Output.secret(passwords[events.CONTROLLER_USER].result),
             },
-            opts=self._after(namespace),
+            opts=opts,
         )
-        client_secrets = tuple(
-            k8s.core.v1.Secret(
-                f"nats-{user.name}-credentials",
-                metadata={"name": client_secret(user.name), "namespace": cfg.namespace, "labels": common},
+
+        def credentials(user: events.NatsUser) -> k8s.core.v1.Secret:
+            name, opts = self._child(f"nats-{user.name}-credentials", args.namespace)
+            return k8s.core.v1.Secret(
+                name,
+                metadata={
+                    "name": client_secret(user.name),
+                    "namespace": args.app_namespace,
+                    "labels": common,
+                },
                 type="Opaque",
                 string_data={
                     "user": user.name,
                     "password": pulumi.Output.secret(passwords[user.name].result),
                 },
-                opts=self._after(args.namespace),
+                opts=opts,
             )
-            for user in bus.workload_users()
-        )
 
+        client_secrets = tuple(credentials(user) for user in bus.workload_users())
+
+        name, opts = self._child(NATS_RELEASE, namespace, server_secret)
         nats_release = helm.release(
-            NATS_RELEASE,
+            name,
             NATS_CHART,
-            cfg.charts.nats,
+            args.nats_version,
             ns,
-            nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
-            self._after(namespace, server_secret),
+            nats_values(bus, args.cluster_size, args.storage_size),
+            opts,
+            release_name=NATS_RELEASE,
         )
+        name, opts = self._child(NACK_RELEASE, namespace, nats_release)
         nack_release = helm.release(
-            NACK_RELEASE,
-            NACK_CHART,
-            cfg.charts.nack,
-            ns,
-            nack_values(ns),
-            self._after(namespace, nats_release),
+            name, NACK_CHART, args.nack_version, ns, nack_values(ns), opts, release_name=NACK_RELEASE
         )
         self.nats_release, self.nack_release = nats_release, nack_release
+        name, opts = self._child("nats-netpol", namespace)
         k8s.networking.v1.NetworkPolicy(
-            "nats-netpol",
+            name,
             metadata={"name": "nats", "namespace": ns, "labels": common},
-            spec=nats_ingress(bus, cfg.namespace, args.monitoring_namespace),
-            opts=self._after(namespace),
+            spec=nats_ingress(bus, args.app_namespace, args.monitoring_namespace),
+            opts=opts,
         )
 
         def jetstream(
-            resource_name: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
+            role: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
         ) -> k8s.apiextensions.CustomResource:
             """A NACK object in the NATS namespace; it waits for the release that installs the CRDs."""
+            resource_name, opts = self._child(role, nack_release, *after)
             return custom_resource(
                 resource_name,
                 {
@@ -379,7 +436,7 @@ class EventBus(pulumi.ComponentResource):
                     "metadata": {"name": name, "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                self._after(nack_release, *after),
+                opts,
             )
 
         account = jetstream(
@@ -419,33 +476,39 @@ class EventBus(pulumi.ComponentResource):
 
     def _isolate(self, args: EventBusArgs, namespace: pulumi.Resource) -> None:
         """Default deny, the servers' and the controller's exceptions, STRICT mutual TLS."""
-        ns, common = args.cfg.events.namespace, args.context.common()
-        default_deny(self, "nats-default-deny", ns, args.context, [namespace])
-        for name, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
+        ns, common = args.nats_namespace, args.context.common()
+        default_deny(
+            self, f"{self._prefix}-nats-default-deny", ns, args.context, [namespace], "nats-default-deny"
+        )
+        for policy, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
+            name, opts = self._child(f"{policy}-netpol", namespace, from_root=False)
             k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol",
-                metadata={"name": name, "namespace": ns, "labels": common},
+                name,
+                metadata={"name": policy, "namespace": ns, "labels": common},
                 spec=spec,
-                opts=child_opts(self, [namespace]),
+                opts=opts,
             )
-        for name, spec in peer_authentications(ns).items():
+        for policy, spec in peer_authentications(ns).items():
+            name, opts = self._child(
+                f"nats-{policy}-peerauthentication", namespace, *args.mesh_crds, from_root=False
+            )
             custom_resource(
-                f"nats-{name}-peerauthentication",
+                name,
                 {
                     "apiVersion": SECURITY_API,
                     "kind": "PeerAuthentication",
-                    "metadata": {"name": name, "namespace": ns, "labels": common},
+                    "metadata": {"name": policy, "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                child_opts(self, [namespace, *args.mesh_crds]),
+                opts,
             )
 
     def _monitoring(self, args: EventBusArgs, nats_release: pulumi.Resource) -> None:
-        ns, common = args.cfg.events.namespace, args.context.common()
-        after_monitoring = self._after(nats_release, *args.monitoring)
+        ns, common = args.nats_namespace, args.context.common()
         monitor_meta = {"namespace": ns, "labels": {**common, **args.monitor_labels}}
+        name, opts = self._child("nats-podmonitor", nats_release, *args.monitoring)
         custom_resource(
-            "nats-podmonitor",
+            name,
             {
                 "apiVersion": MONITORING_API,
                 "kind": "PodMonitor",
@@ -455,17 +518,18 @@ class EventBus(pulumi.ComponentResource):
                     "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
                 },
             },
-            after_monitoring,
+            opts,
         )
-        rules = events.alert_rules(self.bus, args.cfg.observability.runbook_url)
+        rules = list(args.alert_rules)
         if rules:
+            name, opts = self._child("nats-alerts", nats_release, *args.monitoring)
             custom_resource(
-                "nats-alerts",
+                name,
                 {
                     "apiVersion": MONITORING_API,
                     "kind": "PrometheusRule",
                     "metadata": {"name": "nats-event-bus", **monitor_meta},
                     "spec": {"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
                 },
-                after_monitoring,
+                opts,
             )

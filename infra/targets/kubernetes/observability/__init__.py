@@ -14,7 +14,7 @@ have no /metrics endpoint and no OpenTelemetry code, so every signal comes from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.custom_resource import custom_resource
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import env, pod_security
@@ -45,22 +46,114 @@ def _version(cfg: PlatformConfig, workload: Workload) -> str:
 
 
 @dataclass(frozen=True)
+class WorkloadSignals:
+    """One workload's monitoring objects, whole: its sidecar PodMonitor, its opt-in app
+    ServiceMonitor (``None`` without a metrics path), its PrometheusRule, its database's
+    PrometheusRule (``None`` without a database) and its dashboard ConfigMap."""
+
+    name: str
+    sidecar_monitor: KubeObject
+    app_monitor: KubeObject | None
+    alerts: KubeObject
+    database_alerts: KubeObject | None
+    dashboard: KubeObject
+
+
+@dataclass(frozen=True)
 class ObservabilityArgs:
-    """What observability waits for, besides the stack's config.
+    """What observability registers and waits for (``observability_args`` builds it).
 
     ``namespace``: the workloads' namespace (the monitors and alerts live there). ``mesh_crds``:
     the release that installs Istio's CRDs; the mesh ``Telemetry`` waits for it. ``consul``: what
-    creates the consul namespace and servers; the Consul PodMonitor waits for it.
+    makes Prometheus' Consul token (after the servers); the Consul PodMonitor waits for it.
     ``ingress_gateway``: what creates the edge namespace and gateway pods; the edge PodMonitor
-    waits for it.
+    waits for it. ``versions``: each enabled workload's image version (``service.version`` of its
+    traces). ``badger_claim``: the spec of Jaeger's volume claim, ``None`` unless it stores on
+    badger.
     """
 
-    cfg: PlatformConfig
+    environment: str
     context: LabelContext
     namespace: pulumi.Resource
+    jaeger_version: str
+    jaeger_values: Mapping[str, Any]
+    badger_claim: KubeObject | None
+    sampling_percent: float
+    prometheus_stack_version: str
+    prometheus_stack_values: Mapping[str, Any]
+    workloads: Sequence[WorkloadSignals]
+    migration_dashboard: KubeObject
+    versions: Mapping[str, str]
     mesh_crds: Sequence[pulumi.Resource]
     consul: Sequence[pulumi.Resource] = ()
     ingress_gateway: Sequence[pulumi.Resource] = ()
+
+
+def _signals(cfg: PlatformConfig, context: LabelContext, workload: Workload) -> WorkloadSignals:
+    obs, namespace = cfg.observability, cfg.namespace
+    selector = context.selector(workload.name)
+    labels = context.workload(workload.name, _version(cfg, workload), workload.role)
+    groups = [alerts.service_group(workload.name, namespace, obs.alerts, obs.runbook_url)]
+    endpoint = env.database_endpoint(workload, namespace)
+    database_alerts = None
+    if endpoint is not None:
+        db_groups = [
+            alerts.database_group(endpoint.cluster, workload.name, namespace, obs.alerts, obs.runbook_url)
+        ]
+        database_alerts = alerts.prometheus_rule(f"{endpoint.cluster}-alerts", namespace, labels, db_groups)
+    return WorkloadSignals(
+        name=workload.name,
+        sidecar_monitor=monitors.sidecar_pod_monitor(workload, namespace, selector, labels),
+        app_monitor=monitors.app_service_monitor(workload, namespace, selector, labels),
+        alerts=alerts.prometheus_rule(f"{workload.name}-alerts", namespace, labels, groups),
+        database_alerts=database_alerts,
+        dashboard=_config_map(
+            dashboards.service_dashboard(workload, namespace), workload.name, context.common()
+        ),
+    )
+
+
+def observability_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    mesh_crds: Sequence[pulumi.Resource],
+    consul: Sequence[pulumi.Resource] = (),
+    ingress_gateway: Sequence[pulumi.Resource] = (),
+) -> ObservabilityArgs:
+    """Observability's args from the stack's config; the resources are what it waits for."""
+    obs = cfg.observability
+    storage = obs.trace_storage(cfg.environment)
+    enabled = [w for w, _ in cfg.enabled()]
+    return ObservabilityArgs(
+        environment=cfg.environment,
+        context=context,
+        namespace=namespace,
+        jaeger_version=cfg.charts.jaeger,
+        jaeger_values=tracing.jaeger_values(storage),
+        badger_claim=tracing.badger_claim_spec(storage) if storage.backend == "badger" else None,
+        sampling_percent=obs.sampling_percent(cfg.environment),
+        prometheus_stack_version=cfg.charts.kube_prometheus_stack,
+        prometheus_stack_values=monitors.stack_values(
+            environment=cfg.environment,
+            retention=obs.metrics.retention,
+            retention_size=obs.metrics.retention_size,
+            volume_size=obs.metrics.volume_size,
+            storage_class=obs.metrics.storage_class,
+            grafana_admin_secret=GRAFANA_ADMIN_SECRET,
+            dashboard_label=dashboards.LABEL,
+        ),
+        workloads=tuple(_signals(cfg, context, w) for w in enabled),
+        migration_dashboard=_config_map(
+            dashboards.migration_dashboard([w for w in enabled if w.role == "service"]),
+            "migration",
+            context.common(),
+        ),
+        versions={w.name: _version(cfg, w) for w in enabled},
+        mesh_crds=mesh_crds,
+        consul=consul,
+        ingress_gateway=ingress_gateway,
+    )
 
 
 class Observability(pulumi.ComponentResource):
@@ -77,160 +170,131 @@ class Observability(pulumi.ComponentResource):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
+        self._prefix = name
         self.collector = f"{tracing.COLLECTOR_HOST}:{tracing.OTLP_GRPC_PORT}"
         self.jaeger = self._tracing(args)
         self.prometheus_stack = self._metrics(args)
-        cfg = args.cfg
+        environment, versions = args.environment, args.versions
         self.extras = WorkloadExtras(
-            env=(lambda w: tracing.otel_env(w, cfg.environment, _version(cfg, w)),),
+            env=(lambda w: tracing.otel_env(w, environment, versions[w.name]),),
             egress=(lambda _: [tracing.collector_egress()],),
             ingress=(monitors.scrape_ingress,),
         )
         self.register_outputs({"collector": self.collector})
 
-    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return child_opts(self, after, moved_from_root=True)
+    def _child(self, role: str, *after: pulumi.Resource) -> tuple[str, pulumi.ResourceOptions]:
+        """A child's name (``<component>-<role>``) and options; ``role`` was its name before."""
+        return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=True, renamed_from=role)
 
     def _namespace(self, name: str, context: LabelContext) -> k8s.core.v1.Namespace:
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
+        resource_name, opts = self._child(f"{name}-namespace")
         return k8s.core.v1.Namespace(
-            f"{name}-namespace",
+            resource_name,
             metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
-            opts=self._after(),
+            opts=opts,
         )
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
-        cfg, obs, common = args.cfg, args.cfg.observability, args.context.common()
-        storage = obs.trace_storage(cfg.environment)
+        common = args.context.common()
         tracing_ns = self._namespace(tracing.NAMESPACE, args.context)
         jaeger_deps: list[pulumi.Resource] = [tracing_ns]
-        if storage.backend == "badger":
+        if args.badger_claim is not None:
+            name, opts = self._child("jaeger-badger-claim", tracing_ns)
             jaeger_deps.append(
                 k8s.core.v1.PersistentVolumeClaim(
-                    "jaeger-badger-claim",
+                    name,
                     metadata={"name": tracing.BADGER_CLAIM, "namespace": tracing.NAMESPACE, "labels": common},
-                    spec=tracing.badger_claim_spec(storage),
-                    opts=self._after(tracing_ns),
+                    spec=args.badger_claim,
+                    opts=opts,
                 )
             )
+        name, opts = self._child(tracing.RELEASE, *jaeger_deps)
         jaeger = helm.release(
-            tracing.RELEASE,
+            name,
             Chart(tracing.CHART, tracing.REPOSITORY),
-            cfg.charts.jaeger,
+            args.jaeger_version,
             tracing.NAMESPACE,
-            tracing.jaeger_values(storage),
-            self._after(*jaeger_deps),
+            args.jaeger_values,
+            opts,
+            release_name=tracing.RELEASE,
             create_namespace=False,
         )
+        name, opts = self._child("mesh-telemetry", *args.mesh_crds, jaeger)
         custom_resource(
-            "mesh-telemetry",
+            name,
             {
                 "apiVersion": "telemetry.istio.io/v1",
                 "kind": "Telemetry",
                 "metadata": {"name": "mesh-default", "namespace": MESH_ROOT_NAMESPACE, "labels": common},
-                "spec": tracing.mesh_telemetry_spec(obs.sampling_percent(cfg.environment)),
+                "spec": tracing.mesh_telemetry_spec(args.sampling_percent),
             },
-            self._after(*args.mesh_crds, jaeger),
+            opts,
         )
         return jaeger
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
-        cfg, obs, context, common = args.cfg, args.cfg.observability, args.context, args.context.common()
+        context, common = args.context, args.context.common()
         monitoring_ns = self._namespace(monitors.NAMESPACE, context)
-        grafana_password = random.RandomPassword(
-            "grafana-admin-password", length=32, special=False, opts=self._after()
-        )
+        name, opts = self._child("grafana-admin-password")
+        grafana_password = random.RandomPassword(name, length=32, special=False, opts=opts)
+        name, opts = self._child("grafana-admin-secret", monitoring_ns)
         grafana_secret = k8s.core.v1.Secret(
-            "grafana-admin-secret",
+            name,
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": monitors.NAMESPACE, "labels": common},
             type="Opaque",
             string_data={
                 "admin-user": "admin",
                 "admin-password": pulumi.Output.secret(grafana_password.result),
             },
-            opts=self._after(monitoring_ns),
+            opts=opts,
         )
+        name, opts = self._child(monitors.RELEASE, monitoring_ns, grafana_secret)
         stack = helm.release(
-            monitors.RELEASE,
+            name,
             Chart(monitors.CHART, monitors.REPOSITORY),
-            cfg.charts.kube_prometheus_stack,
+            args.prometheus_stack_version,
             monitors.NAMESPACE,
-            monitors.stack_values(
-                environment=cfg.environment,
-                retention=obs.metrics.retention,
-                retention_size=obs.metrics.retention_size,
-                volume_size=obs.metrics.volume_size,
-                storage_class=obs.metrics.storage_class,
-                grafana_admin_secret=GRAFANA_ADMIN_SECRET,
-                dashboard_label=dashboards.LABEL,
-            ),
-            self._after(monitoring_ns, grafana_secret),
+            args.prometheus_stack_values,
+            opts,
+            release_name=monitors.RELEASE,
             create_namespace=False,
         )
+
         # Custom resources wait for the chart that installs their CRDs; app-namespace ones also
         # for the namespace.
-        in_app_with_crds = self._after(args.namespace, stack)
-        in_monitoring = self._after(monitoring_ns)
+        def in_app_with_crds(role: str, obj: KubeObject) -> None:
+            name, opts = self._child(role, args.namespace, stack)
+            custom_resource(name, obj, opts)
 
-        enabled = cfg.enabled()
-        for workload, _ in enabled:
-            selector = context.selector(workload.name)
-            labels = context.workload(workload.name, _version(cfg, workload), workload.role)
-            custom_resource(
-                f"{workload.name}-sidecar-monitor",
-                monitors.sidecar_pod_monitor(workload, cfg.namespace, selector, labels),
-                in_app_with_crds,
-            )
-            app_monitor = monitors.app_service_monitor(workload, cfg.namespace, selector, labels)
-            if app_monitor is not None:
-                custom_resource(f"{workload.name}-app-monitor", app_monitor, in_app_with_crds)
-            groups = [alerts.service_group(workload.name, cfg.namespace, obs.alerts, obs.runbook_url)]
-            custom_resource(
-                f"{workload.name}-alerts",
-                alerts.prometheus_rule(f"{workload.name}-alerts", cfg.namespace, labels, groups),
-                in_app_with_crds,
-            )
-            endpoint = env.database_endpoint(workload, cfg.namespace)
-            if endpoint is not None:
-                db_groups = [
-                    alerts.database_group(
-                        endpoint.cluster, workload.name, cfg.namespace, obs.alerts, obs.runbook_url
-                    )
-                ]
-                custom_resource(
-                    f"{endpoint.cluster}-alerts",
-                    alerts.prometheus_rule(f"{endpoint.cluster}-alerts", cfg.namespace, labels, db_groups),
-                    in_app_with_crds,
-                )
-            k8s.core.v1.ConfigMap(
-                f"{workload.name}-dashboard",
-                **_config_map(dashboards.service_dashboard(workload, cfg.namespace), workload.name, common),
-                opts=in_monitoring,
-            )
-        k8s.core.v1.ConfigMap(
-            "migration-dashboard",
-            **_config_map(
-                dashboards.migration_dashboard([w for w, _ in enabled if w.role == "service"]),
-                "migration",
-                common,
-            ),
-            opts=in_monitoring,
-        )
-        custom_resource(
-            "jaeger-monitor", monitors.jaeger_service_monitor(common), self._after(stack, self.jaeger)
-        )
+        def in_monitoring(role: str, obj: KubeObject) -> None:
+            name, opts = self._child(role, monitoring_ns)
+            k8s.core.v1.ConfigMap(name, metadata=obj["metadata"], data=obj["data"], opts=opts)
+
+        for signals in args.workloads:
+            workload = signals.name
+            in_app_with_crds(f"{workload}-sidecar-monitor", signals.sidecar_monitor)
+            if signals.app_monitor is not None:
+                in_app_with_crds(f"{workload}-app-monitor", signals.app_monitor)
+            in_app_with_crds(f"{workload}-alerts", signals.alerts)
+            if signals.database_alerts is not None:
+                in_app_with_crds(signals.database_alerts["metadata"]["name"], signals.database_alerts)
+            in_monitoring(f"{workload}-dashboard", signals.dashboard)
+        in_monitoring("migration-dashboard", args.migration_dashboard)
+        name, opts = self._child("jaeger-monitor", stack, self.jaeger)
+        custom_resource(name, monitors.jaeger_service_monitor(common), opts)
         # The consul namespace and release belong to the registry.
-        custom_resource(
-            "consul-monitor", monitors.consul_pod_monitor(common), self._after(stack, *args.consul)
-        )
+        name, opts = self._child("consul-monitor", stack, *args.consul)
+        custom_resource(name, monitors.consul_pod_monitor(common), opts)
         # The edge's own metrics (the migration dashboard's source). The gateway chart renders no
         # NetworkPolicy unless ``global.networkPolicy.enabled`` (the platform leaves it off), so
         # Prometheus reaches :15090 there without an exception.
+        name, opts = self._child("ingress-gateway-monitor", stack, *args.ingress_gateway)
         custom_resource(
-            "ingress-gateway-monitor",
+            name,
             monitors.ingress_gateway_pod_monitor(traffic.INGRESS_NAMESPACE, traffic.INGRESS_SELECTOR, common),
-            self._after(stack, *args.ingress_gateway),
+            opts,
         )
         return stack
 
