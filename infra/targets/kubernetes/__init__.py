@@ -12,7 +12,7 @@ from typing import Any
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
-from infra.targets.kubernetes import traffic
+from infra.targets.kubernetes import quota, traffic
 from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs
@@ -28,7 +28,12 @@ from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
-    platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
+    platform = Platform(
+        "platform",
+        PlatformArgs(
+            cfg, context, extra_mesh_config=tracing.mesh_config(), quota=quota.app_namespace_footprint(cfg)
+        ),
+    )
     namespace = platform.namespace
     registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
     observability = Observability(

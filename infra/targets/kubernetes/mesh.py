@@ -24,6 +24,7 @@ from components.kubernetes import istio
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
+from components.kubernetes.specs import ResourceSpec
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import catalog
@@ -41,6 +42,10 @@ ISTIOD = Chart("istiod", ISTIO_REPOSITORY)
 ISTIO_GATEWAY = Chart("gateway", ISTIO_REPOSITORY)
 ISTIO_CNI = Chart("cni", ISTIO_REPOSITORY)
 ISTIO_NAMESPACE = "istio-system"
+#: Every injected sidecar's container (the injector copies ``global.proxy.resources``). Its
+#: ephemeral storage equals the app namespace's LimitRange default, so the quota counts the same
+#: whether the injector passes it through or the LimitRange fills it in.
+PROXY_RESOURCES = ResourceSpec("50m", "64Mi", "1", "256Mi")
 #: The port sidecars reach istiod on for configuration (xDS) and certificates. (15017 is the
 #: injection webhook, called by the API server, never by pods.)
 ISTIOD_XDS_PORT = 15012
@@ -85,10 +90,7 @@ def istiod_values(cfg: PlatformConfig, extra_mesh_config: Mapping[str, Any] | No
             "istioNamespace": ISTIO_NAMESPACE,
             "logAsJson": True,
             "proxy": {
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "1", "memory": "256Mi"},
-                }
+                "resources": PROXY_RESOURCES.to_kube(),
             },
         },
     }

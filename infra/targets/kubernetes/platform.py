@@ -32,6 +32,7 @@ from infra.targets.kubernetes.mesh import (
     sidecar_egress,
 )
 from infra.targets.kubernetes.netpol import default_deny
+from infra.targets.kubernetes.quota import Footprint, budget
 
 TYPE = "vinylhound:platform:Platform"
 
@@ -39,11 +40,13 @@ TYPE = "vinylhound:platform:Platform"
 @dataclass(frozen=True)
 class PlatformArgs:
     """``extra_mesh_config`` is merged into istiod's ``meshConfig`` (how tracing adds its
-    providers without editing the mesh). Default: nothing added."""
+    providers without editing the mesh). Default: nothing added. ``quota``: what the workloads'
+    namespace may run at once (its ResourceQuota, with a LimitRange); default: no quota."""
 
     cfg: PlatformConfig
     context: LabelContext
     extra_mesh_config: Mapping[str, Any] = field(default_factory=dict)
+    quota: Footprint | None = None
 
 
 class Platform(pulumi.ComponentResource):
@@ -75,6 +78,8 @@ class Platform(pulumi.ComponentResource):
             opts=child_opts(self, moved_from_root=True),
         )
         default_deny(self, "default-deny", cfg.namespace, args.context, [self.namespace])
+        if args.quota is not None:
+            budget(self, cfg.namespace, args.context, args.quota, [self.namespace])
         version = cfg.charts.istio
         # The CNI plugin sets up each pod's traffic redirection, so the injected init container
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
