@@ -14,7 +14,7 @@ have no /metrics endpoint and no OpenTelemetry code, so every signal comes from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.custom_resource import custom_resource
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import env, pod_security
@@ -31,7 +32,8 @@ from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm, traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
-from infra.targets.kubernetes.observability import alerts, dashboards, monitors, tracing
+from infra.targets.kubernetes.netpol import default_deny
+from infra.targets.kubernetes.observability import alerts, dashboards, monitors, network, tracing
 
 #: The namespace Istio's mesh-wide configuration lives in (the mesh feature installs istiod there).
 TYPE = "vinylhound:observability:Observability"
@@ -91,19 +93,33 @@ class Observability(pulumi.ComponentResource):
     def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return child_opts(self, after, moved_from_root=True)
 
-    def _namespace(self, name: str, context: LabelContext) -> k8s.core.v1.Namespace:
+    def _namespace(
+        self, name: str, context: LabelContext, policies: Mapping[str, KubeObject]
+    ) -> k8s.core.v1.Namespace:
+        """The namespace, its default deny and ``policies`` (name -> NetworkPolicy spec)."""
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
-        return k8s.core.v1.Namespace(
+        namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
             opts=self._after(),
         )
+        default_deny(self, f"{name}-default-deny", name, context, [namespace])
+        for policy, spec in policies.items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}-netpol",
+                metadata={"name": policy, "namespace": name, "labels": context.common()},
+                spec=spec,
+                opts=self._after(namespace),
+            )
+        return namespace
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         cfg, obs, common = args.cfg, args.cfg.observability, args.context.common()
         storage = obs.trace_storage(cfg.environment)
-        tracing_ns = self._namespace(tracing.NAMESPACE, args.context)
+        tracing_ns = self._namespace(
+            tracing.NAMESPACE, args.context, network.tracing_policies(storage, monitors.NAMESPACE)
+        )
         jaeger_deps: list[pulumi.Resource] = [tracing_ns]
         if storage.backend == "badger":
             jaeger_deps.append(
@@ -137,7 +153,8 @@ class Observability(pulumi.ComponentResource):
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         cfg, obs, context, common = args.cfg, args.cfg.observability, args.context, args.context.common()
-        monitoring_ns = self._namespace(monitors.NAMESPACE, context)
+        app_metrics = [w.port for w, _ in cfg.enabled() if w.metrics_path]
+        monitoring_ns = self._namespace(monitors.NAMESPACE, context, network.monitoring_policies(app_metrics))
         grafana_password = random.RandomPassword(
             "grafana-admin-password", length=32, special=False, opts=self._after()
         )
