@@ -1,0 +1,94 @@
+"""The namespaces the platform's charts run in, declared by the program instead of by Helm.
+
+``istio-system``, ``istio-ingress``, ``cnpg-system`` and ``consul`` used to be created by their
+releases (``createNamespace``), so nothing labelled them for Pod Security Admission and no
+NetworkPolicy isolated them. Declared here, each carries its PSA labels (``infra.pod_security``)
+and, except ``consul`` (its policies are the registry's), a default deny plus the allows of
+``chart_network``. The releases wait for their namespace and no longer create it.
+
+Each namespace is ``retain_on_delete``: Helm never deleted a namespace it created, and a rollback
+to a commit from before this change (which does not declare them) must not delete Istio or the
+database operator with their namespace. On a stack whose namespaces Helm already created, the
+first ``pulumi up`` must adopt them (docs/runbooks.md, "Adopting the chart namespaces").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kubernetes.specs import KubeObject
+from components.labels import LabelContext
+from components.options import child_opts
+from infra import pod_security
+from infra.targets.kubernetes import chart_network
+from infra.targets.kubernetes.netpol import default_deny
+
+TYPE = "vinylhound:platform:ChartNamespaces"
+ISTIO_SYSTEM = "istio-system"
+ISTIO_INGRESS = "istio-ingress"
+CNPG_SYSTEM = "cnpg-system"
+CONSUL = "consul"
+
+
+@dataclass(frozen=True)
+class ChartNamespacesArgs:
+    """What the chart namespaces' policies name: the workloads' and monitoring namespaces, the
+    ingress gateway's and the CloudNativePG operator's pod labels, and ``gateway_egress``: rules
+    the gateway needs besides the mesh (the tracing collector). Default: none."""
+
+    context: LabelContext
+    app_namespace: str
+    monitoring_namespace: str
+    gateway_selector: Mapping[str, str]
+    cnpg_operator_labels: Mapping[str, str]
+    gateway_egress: Sequence[KubeObject] = field(default_factory=tuple)
+
+
+def policies(args: ChartNamespacesArgs) -> dict[str, dict[str, KubeObject]]:
+    """Per namespace, its NetworkPolicies (name -> spec) under its default deny; ``consul`` has
+    none here."""
+    return {
+        ISTIO_SYSTEM: chart_network.istio_system_policies(args.monitoring_namespace),
+        ISTIO_INGRESS: chart_network.ingress_gateway_policies(
+            args.gateway_selector, args.app_namespace, args.monitoring_namespace, list(args.gateway_egress)
+        ),
+        CNPG_SYSTEM: chart_network.cnpg_operator_policies(
+            args.cnpg_operator_labels, args.app_namespace, args.monitoring_namespace
+        ),
+    }
+
+
+class ChartNamespaces(pulumi.ComponentResource):
+    """The four chart namespaces (``namespaces``, by name), labelled and, but for consul, isolated."""
+
+    namespaces: dict[str, k8s.core.v1.Namespace]
+
+    def __init__(
+        self, name: str, args: ChartNamespacesArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        common = args.context.common()
+        self.namespaces = {}
+        by_namespace = policies(args)
+        for ns in (ISTIO_SYSTEM, ISTIO_INGRESS, CNPG_SYSTEM, CONSUL):
+            namespace = k8s.core.v1.Namespace(
+                f"{ns}-namespace",
+                metadata={"name": ns, "labels": {**common, **pod_security.labels(ns)}},
+                opts=child_opts(self, retain_on_delete=True),
+            )
+            self.namespaces[ns] = namespace
+            if ns not in by_namespace:
+                continue
+            default_deny(self, f"{ns}-default-deny", ns, args.context, [namespace])
+            for policy, spec in by_namespace[ns].items():
+                k8s.networking.v1.NetworkPolicy(
+                    f"{ns}-{policy}-netpol",
+                    metadata={"name": policy, "namespace": ns, "labels": common},
+                    spec=spec,
+                    opts=child_opts(self, [namespace]),
+                )
+        self.register_outputs({"namespaces": sorted(self.namespaces)})
