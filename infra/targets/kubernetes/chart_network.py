@@ -34,29 +34,12 @@ CNPG_WEBHOOK_PORT = 9443
 CNPG_METRICS_PORT = 8080
 
 
-def _tcp(*ports: int) -> list[KubeObject]:
-    return [{"protocol": "TCP", "port": p} for p in ports]
-
-
 def _namespace(name: str) -> KubeObject:
     return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: name}}}
 
 
 def _from_api_server(port: int) -> KubeObject:
-    return {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(port)}
-
-
-def _api_server() -> KubeObject:
-    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(*network.API_AND_OBJECT_STORE_PORTS)}
-
-
-def _policy(pods: Mapping[str, str], ingress: list[KubeObject], egress: list[KubeObject]) -> KubeObject:
-    return {
-        "podSelector": {"matchLabels": dict(pods)},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": ingress,
-        "egress": egress,
-    }
+    return {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": network.tcp(port)}
 
 
 def istio_system_policies(monitoring_namespace: str) -> dict[str, KubeObject]:
@@ -64,16 +47,18 @@ def istio_system_policies(monitoring_namespace: str) -> dict[str, KubeObject]:
     webhooks from the API server, metrics to Prometheus; out to DNS and the API server. The CNI
     agent: nothing in; out to DNS and the API server (it watches pods to repair them)."""
     return {
-        "istiod": _policy(
+        "istiod": network.isolated(
             ISTIOD,
             ingress=[
-                {"from": [{"namespaceSelector": {}}], "ports": _tcp(*ISTIOD_XDS_PORTS)},
+                {"from": [{"namespaceSelector": {}}], "ports": network.tcp(*ISTIOD_XDS_PORTS)},
                 _from_api_server(ISTIOD_WEBHOOK_PORT),
-                {"from": [_namespace(monitoring_namespace)], "ports": _tcp(ISTIOD_METRICS_PORT)},
+                {"from": [_namespace(monitoring_namespace)], "ports": network.tcp(ISTIOD_METRICS_PORT)},
             ],
-            egress=[network.dns_rule(), _api_server()],
+            egress=[network.dns_rule(), network.api_server_egress()],
         ),
-        "istio-cni": _policy(ISTIO_CNI, ingress=[], egress=[network.dns_rule(), _api_server()]),
+        "istio-cni": network.isolated(
+            ISTIO_CNI, ingress=[], egress=[network.dns_rule(), network.api_server_egress()]
+        ),
     }
 
 
@@ -87,17 +72,17 @@ def ingress_gateway_policies(
     metrics to Prometheus; out to DNS, istiod, the workloads' namespace (the mesh; each workload's
     own policy says which ports) and ``extra_egress`` (the tracing collector)."""
     return {
-        "ingress-gateway": _policy(
+        "ingress-gateway": network.isolated(
             selector,
             ingress=[
-                {"ports": _tcp(*GATEWAY_LISTENER_PORTS, GATEWAY_STATUS_PORT)},
-                {"from": [_namespace(monitoring_namespace)], "ports": _tcp(ENVOY_METRICS_PORT)},
+                {"ports": network.tcp(*GATEWAY_LISTENER_PORTS, GATEWAY_STATUS_PORT)},
+                {"from": [_namespace(monitoring_namespace)], "ports": network.tcp(ENVOY_METRICS_PORT)},
             ],
             egress=[
                 network.dns_rule(),
                 {
                     "to": [{**_namespace("istio-system"), "podSelector": {"matchLabels": dict(ISTIOD)}}],
-                    "ports": _tcp(*ISTIOD_XDS_PORTS[1:]),
+                    "ports": network.tcp(*ISTIOD_XDS_PORTS[1:]),
                 },
                 {"to": [_namespace(app_namespace)]},
                 *extra_egress,
@@ -117,18 +102,18 @@ def cnpg_operator_policies(
         "podSelector": {"matchExpressions": [{"key": network.CNPG_CLUSTER_LABEL, "operator": "Exists"}]},
     }
     return {
-        "cnpg-operator": _policy(
+        "cnpg-operator": network.isolated(
             operator,
             ingress=[
                 _from_api_server(CNPG_WEBHOOK_PORT),
-                {"from": [_namespace(monitoring_namespace)], "ports": _tcp(CNPG_METRICS_PORT)},
+                {"from": [_namespace(monitoring_namespace)], "ports": network.tcp(CNPG_METRICS_PORT)},
             ],
             egress=[
                 network.dns_rule(),
-                _api_server(),
+                network.api_server_egress(),
                 {
                     "to": [instances],
-                    "ports": _tcp(network.POSTGRES_PORT, network.INSTANCE_MANAGER_PORT),
+                    "ports": network.tcp(network.POSTGRES_PORT, network.INSTANCE_MANAGER_PORT),
                 },
             ],
         )

@@ -73,29 +73,12 @@ CLUSTER_SCRAPE_PORTS = (
 NODE_SCRAPE_PORTS = (10250, 9100, 10257, 10259, 2381, 10249, *network.API_AND_OBJECT_STORE_PORTS)
 
 
-def _tcp(*ports: int) -> list[KubeObject]:
-    return [{"protocol": "TCP", "port": p} for p in ports]
-
-
 def _pods(labels: Mapping[str, str]) -> KubeObject:
     return {"podSelector": {"matchLabels": dict(labels)}}
 
 
 def _anywhere(ports: Iterable[int]) -> KubeObject:
-    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(*ports)}
-
-
-def _api_server() -> KubeObject:
-    return _anywhere(network.API_AND_OBJECT_STORE_PORTS)
-
-
-def _policy(pods: Mapping[str, str], ingress: list[KubeObject], egress: list[KubeObject]) -> KubeObject:
-    return {
-        "podSelector": {"matchLabels": dict(pods)},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": ingress,
-        "egress": egress,
-    }
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": network.tcp(*ports)}
 
 
 def monitoring_policies(app_metrics_ports: Sequence[int] = ()) -> dict[str, KubeObject]:
@@ -104,15 +87,15 @@ def monitoring_policies(app_metrics_ports: Sequence[int] = ()) -> dict[str, Kube
     everywhere: KubeObject = {"namespaceSelector": {}}
     scrape_anywhere = sorted({*CLUSTER_SCRAPE_PORTS, *app_metrics_ports})
     return {
-        "prometheus": _policy(
+        "prometheus": network.isolated(
             PROMETHEUS,
             ingress=[
-                {"from": [_pods(GRAFANA)], "ports": _tcp(PROMETHEUS_PORT)},
-                {"from": [_pods(PROMETHEUS)], "ports": _tcp(PROMETHEUS_PORT, RELOADER_PORT)},
+                {"from": [_pods(GRAFANA)], "ports": network.tcp(PROMETHEUS_PORT)},
+                {"from": [_pods(PROMETHEUS)], "ports": network.tcp(PROMETHEUS_PORT, RELOADER_PORT)},
             ],
             egress=[
                 network.dns_rule(),
-                {"to": [everywhere], "ports": _tcp(*scrape_anywhere)},
+                {"to": [everywhere], "ports": network.tcp(*scrape_anywhere)},
                 {
                     "to": [
                         _pods(PROMETHEUS),
@@ -121,7 +104,7 @@ def monitoring_policies(app_metrics_ports: Sequence[int] = ()) -> dict[str, Kube
                         _pods(KUBE_STATE_METRICS),
                         _pods(OPERATOR),
                     ],
-                    "ports": _tcp(
+                    "ports": network.tcp(
                         PROMETHEUS_PORT,
                         ALERTMANAGER_PORT,
                         RELOADER_PORT,
@@ -133,44 +116,44 @@ def monitoring_policies(app_metrics_ports: Sequence[int] = ()) -> dict[str, Kube
                 _anywhere(NODE_SCRAPE_PORTS),
             ],
         ),
-        "alertmanager": _policy(
+        "alertmanager": network.isolated(
             ALERTMANAGER,
             ingress=[
-                {"from": [_pods(PROMETHEUS)], "ports": _tcp(ALERTMANAGER_PORT, RELOADER_PORT)},
-                {"from": [_pods(GRAFANA)], "ports": _tcp(ALERTMANAGER_PORT)},
+                {"from": [_pods(PROMETHEUS)], "ports": network.tcp(ALERTMANAGER_PORT, RELOADER_PORT)},
+                {"from": [_pods(GRAFANA)], "ports": network.tcp(ALERTMANAGER_PORT)},
                 _gossip("from"),
             ],
             # No receiver is configured (the chart's default routes to "null"): adding one
             # (Slack, PagerDuty: HTTPS) needs an egress rule here.
             egress=[network.dns_rule(), _gossip("to")],
         ),
-        "grafana": _policy(
+        "grafana": network.isolated(
             GRAFANA,
-            ingress=[{"from": [_pods(PROMETHEUS)], "ports": _tcp(GRAFANA_PORT)}],
+            ingress=[{"from": [_pods(PROMETHEUS)], "ports": network.tcp(GRAFANA_PORT)}],
             # Its data sources, and the API server for the dashboard sidecar's ConfigMap watch.
             egress=[
                 network.dns_rule(),
-                {"to": [_pods(PROMETHEUS)], "ports": _tcp(PROMETHEUS_PORT)},
-                {"to": [_pods(ALERTMANAGER)], "ports": _tcp(ALERTMANAGER_PORT)},
-                _api_server(),
+                {"to": [_pods(PROMETHEUS)], "ports": network.tcp(PROMETHEUS_PORT)},
+                {"to": [_pods(ALERTMANAGER)], "ports": network.tcp(ALERTMANAGER_PORT)},
+                network.api_server_egress(),
             ],
         ),
-        "prometheus-operator": _policy(
+        "prometheus-operator": network.isolated(
             OPERATOR,
             ingress=[
                 # The admission webhook, called by the API server from an address no selector names.
-                {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _tcp(OPERATOR_PORT)},
-                {"from": [_pods(PROMETHEUS)], "ports": _tcp(OPERATOR_PORT)},
+                {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": network.tcp(OPERATOR_PORT)},
+                {"from": [_pods(PROMETHEUS)], "ports": network.tcp(OPERATOR_PORT)},
             ],
-            egress=[network.dns_rule(), _api_server()],
+            egress=[network.dns_rule(), network.api_server_egress()],
         ),
-        "operator-webhook-jobs": _policy(
-            WEBHOOK_JOBS, ingress=[], egress=[network.dns_rule(), _api_server()]
+        "operator-webhook-jobs": network.isolated(
+            WEBHOOK_JOBS, ingress=[], egress=[network.dns_rule(), network.api_server_egress()]
         ),
-        "kube-state-metrics": _policy(
+        "kube-state-metrics": network.isolated(
             KUBE_STATE_METRICS,
-            ingress=[{"from": [_pods(PROMETHEUS)], "ports": _tcp(KUBE_STATE_METRICS_PORT)}],
-            egress=[network.dns_rule(), _api_server()],
+            ingress=[{"from": [_pods(PROMETHEUS)], "ports": network.tcp(KUBE_STATE_METRICS_PORT)}],
+            egress=[network.dns_rule(), network.api_server_egress()],
         ),
     }
 
@@ -199,20 +182,20 @@ def tracing_policies(storage: TraceStorage, monitoring_namespace: str) -> dict[s
     egress = [network.dns_rule()]
     if storage.server_urls:
         # The cluster's own or a managed search service: its address is the stack's to choose.
-        egress.append({"ports": _tcp(*_storage_ports(storage))})
+        egress.append({"ports": network.tcp(*_storage_ports(storage))})
     return {
-        "jaeger": _policy(
+        "jaeger": network.isolated(
             tracing.POD_LABELS,
             ingress=[
                 {
                     "from": [{"namespaceSelector": {}}],
-                    "ports": _tcp(tracing.OTLP_GRPC_PORT, tracing.OTLP_HTTP_PORT),
+                    "ports": network.tcp(tracing.OTLP_GRPC_PORT, tracing.OTLP_HTTP_PORT),
                 },
                 {
                     "from": [
                         {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: monitoring_namespace}}}
                     ],
-                    "ports": _tcp(tracing.METRICS_PORT),
+                    "ports": network.tcp(tracing.METRICS_PORT),
                 },
             ],
             egress=egress,
