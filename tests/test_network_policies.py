@@ -138,7 +138,10 @@ def test_every_namespace_the_stack_declares_denies_by_default(stack: str) -> Non
         and not o["spec"].get("ingress")
         and not o["spec"].get("egress")
     }
-    assert {NS, "nats", "monitoring", "observability"} <= declared <= denying
+    # consul's policies are the registry's (docs/security.md): it is exempt in the policy config.
+    charts = {"istio-system", "istio-ingress", "cnpg-system", "consul"}
+    assert {NS, "nats", "monitoring", "observability"} | charts <= declared
+    assert declared - {"consul"} <= denying
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -379,3 +382,68 @@ def test_a_pod_nothing_allows_in_monitoring_or_observability_is_isolated(stack: 
         stray = Pod("stray", ns, {"app.kubernetes.io/name": "debug-shell"})
         assert not cluster.allowed(stray, INTERNET, 443) and not cluster.allowed(stray, API_SERVER, 443)
         assert not cluster.allowed(pods["user-service"], stray, 8080)
+
+
+# --- the chart namespaces: declared by the program, isolated, each chart's paths allowed ------------
+
+ISTIOD = Pod("istiod", "istio-system", {"app": "istiod", "istio": "pilot"})
+ISTIO_CNI = Pod("istio-cni-node", "istio-system", {"k8s-app": "istio-cni-node"})
+#: The cloudnative-pg chart's selector labels (release "cnpg").
+CNPG = Pod(
+    "cnpg-operator",
+    "cnpg-system",
+    {"app.kubernetes.io/name": "cloudnative-pg", "app.kubernetes.io/instance": "cnpg"},
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_serves_every_sidecar_and_the_api_servers_webhook_calls_only(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(pods["user-service"], ISTIOD, 15012) and cluster.allowed(GATEWAY, ISTIOD, 15012)
+    assert cluster.allowed(NATS, ISTIOD, 15012)
+    assert cluster.allowed(API_SERVER, ISTIOD, 15017)
+    assert not cluster.allowed(pods["user-service"], ISTIOD, 15017)
+    assert not cluster.allowed(pods["user-service"], ISTIOD, 15014)
+    assert cluster.allowed(ISTIOD, API_SERVER, 443) and not cluster.allowed(ISTIOD, INTERNET, 80)
+    assert cluster.allowed(ISTIO_CNI, API_SERVER, 6443) and not cluster.allowed(ISTIO_CNI, INTERNET, 80)
+    assert not cluster.allowed(Pod("stray", "istio-system", {"app": "debug"}), API_SERVER, 443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_gateway_takes_clients_anywhere_and_reaches_the_mesh_not_the_databases(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(INTERNET, GATEWAY, 443) and cluster.allowed(INTERNET, GATEWAY, 80)
+    assert cluster.allowed(INTERNET, GATEWAY, 15021)  # the load balancer's health check
+    assert not cluster.allowed(INTERNET, GATEWAY, 15000)  # Envoy's admin port
+    assert cluster.allowed(PROM, GATEWAY, 15090)
+    assert cluster.allowed(GATEWAY, pods["web-frontend"], pods["web-frontend"].ports["http"])
+    assert cluster.allowed(GATEWAY, pods["user-service"], pods["user-service"].ports["http"])
+    assert cluster.allowed(GATEWAY, JAEGER, 4317)
+    assert not cluster.allowed(GATEWAY, pods["user-service-db"], 5432)
+    assert not cluster.allowed(GATEWAY, INTERNET, 443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_cnpg_operator_takes_its_webhook_calls_and_reaches_the_instances_and_the_api(stack: str) -> None:
+    cluster, pods = world(stack)
+    db = pods["user-service-db"]
+    assert cluster.allowed(API_SERVER, CNPG, 9443) and not cluster.allowed(pods["user-service"], CNPG, 9443)
+    assert cluster.allowed(CNPG, db, 8000) and cluster.allowed(CNPG, db, 5432)
+    assert cluster.allowed(CNPG, API_SERVER, 443) and not cluster.allowed(CNPG, INTERNET, 80)
+    assert not cluster.allowed(CNPG, pods["user-service"], pods["user-service"].ports["http"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_chart_namespaces_are_declared_retained_and_no_release_creates_one(stack: str) -> None:
+    run = rendered(stack)
+    namespaces = {
+        r.inputs["metadata"]["name"]: r for r in run.registrations if r.type == "kubernetes:core/v1:Namespace"
+    }
+    for name in ("istio-system", "istio-ingress", "cnpg-system", "consul"):
+        assert namespaces[name].retain_on_delete, name
+    releases = [r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"]
+    assert releases
+    for release in releases:
+        assert not release.inputs.get("createNamespace"), release.name
+        namespace = namespaces[release.inputs["namespace"]]
+        assert namespace.urn in release.dependencies, release.name

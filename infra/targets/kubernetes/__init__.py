@@ -12,13 +12,14 @@ from typing import Any
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
-from infra.targets.kubernetes import quota, traffic
+from infra.targets.kubernetes import namespaces, network, quota, traffic
 from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
 from infra.targets.kubernetes.databases import Databases, DatabasesArgs
 from infra.targets.kubernetes.events import EventBus, EventBusArgs
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, MeshArgs, mesh_extras
+from infra.targets.kubernetes.namespaces import ChartNamespaces, ChartNamespacesArgs
 from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
 from infra.targets.kubernetes.platform import Platform, PlatformArgs
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
@@ -28,14 +29,30 @@ from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
+    charts = ChartNamespaces(
+        "chart-namespaces",
+        ChartNamespacesArgs(
+            context,
+            app_namespace=cfg.namespace,
+            monitoring_namespace=monitors.NAMESPACE,
+            gateway_selector=traffic.INGRESS_SELECTOR,
+            cnpg_operator_labels=network.CNPG_OPERATOR_LABELS,
+            gateway_egress=(tracing.collector_egress(),),
+        ),
+    )
     platform = Platform(
         "platform",
         PlatformArgs(
             cfg, context, extra_mesh_config=tracing.mesh_config(), quota=quota.app_namespace_footprint(cfg)
         ),
+        charts.wait_for(namespaces.ISTIO_SYSTEM, namespaces.ISTIO_INGRESS),
     )
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
+    registry = Registry(
+        "registry",
+        RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()),
+        charts.wait_for(namespaces.CONSUL),
+    )
     observability = Observability(
         "observability",
         ObservabilityArgs(
@@ -67,6 +84,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             monitoring_crds=[observability.prometheus_stack],
             monitoring_namespace=monitors.NAMESPACE,
         ),
+        charts.wait_for(namespaces.CNPG_SYSTEM),
     )
     # The order of contributions is the order of each workload's env and rules.
     extras = WorkloadExtras.combine(

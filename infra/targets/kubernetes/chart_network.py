@@ -3,12 +3,12 @@ agent (``istio-system``), the ingress gateway (``istio-ingress``) and the CloudN
 (``cnpg-system``), under each namespace's default deny. (Consul's are the registry's.)
 
 Pod labels and ports are the charts' own: istiod's Deployment (``app: istiod``; 15010 plaintext
-and 15012 mutual-TLS xDS, 15014 metrics, 15017 the injection and validation webhooks), the
+and 15012 mutual-TLS xDS, 15017 the injection and validation webhooks), the
 istio-cni DaemonSet (``k8s-app: istio-cni-node``, not host-network in sidecar mode), the gateway
 chart's pods (``istio: ingressgateway`` from the release name; listeners on the Gateway's ports
 directly, the chart lowering ``ip_unprivileged_port_start``; 15021 the load balancer's health
 check, 15090 Envoy's metrics), and cloudnative-pg 0.26.1 (``app.kubernetes.io/name:
-cloudnative-pg``; 9443 its webhooks, 8080 metrics). The API server's calls to the webhooks come
+cloudnative-pg``; 9443 its webhooks). The API server's calls to the webhooks come
 from addresses no selector names: they are allowed from any address on the webhook port alone.
 
 Pure functions: each returns ``{policy name: spec}`` for the platform to register.
@@ -25,13 +25,11 @@ from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 ISTIOD = {"app": "istiod"}
 ISTIO_CNI = {"k8s-app": "istio-cni-node"}
 ISTIOD_XDS_PORTS = (15010, 15012)
-ISTIOD_METRICS_PORT = 15014
 ISTIOD_WEBHOOK_PORT = 15017
 GATEWAY_LISTENER_PORTS = (80, 443)
 GATEWAY_STATUS_PORT = 15021
 ENVOY_METRICS_PORT = 15090
 CNPG_WEBHOOK_PORT = 9443
-CNPG_METRICS_PORT = 8080
 
 
 def _namespace(name: str) -> KubeObject:
@@ -42,17 +40,16 @@ def _from_api_server(port: int) -> KubeObject:
     return {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": network.tcp(port)}
 
 
-def istio_system_policies(monitoring_namespace: str) -> dict[str, KubeObject]:
+def istio_system_policies() -> dict[str, KubeObject]:
     """istiod: xDS and certificates from every pod of the cluster (sidecars and gateways), its
-    webhooks from the API server, metrics to Prometheus; out to DNS and the API server. The CNI
-    agent: nothing in; out to DNS and the API server (it watches pods to repair them)."""
+    webhooks from the API server; out to DNS and the API server. The CNI agent: nothing in; out to
+    DNS and the API server (it watches pods to repair them). No monitor scrapes either (15014)."""
     return {
         "istiod": network.isolated(
             ISTIOD,
             ingress=[
                 {"from": [{"namespaceSelector": {}}], "ports": network.tcp(*ISTIOD_XDS_PORTS)},
                 _from_api_server(ISTIOD_WEBHOOK_PORT),
-                {"from": [_namespace(monitoring_namespace)], "ports": network.tcp(ISTIOD_METRICS_PORT)},
             ],
             egress=[network.dns_rule(), network.api_server_egress()],
         ),
@@ -91,12 +88,10 @@ def ingress_gateway_policies(
     }
 
 
-def cnpg_operator_policies(
-    operator: Mapping[str, str], app_namespace: str, monitoring_namespace: str
-) -> dict[str, KubeObject]:
-    """The CloudNativePG operator: its webhooks from the API server, metrics to Prometheus; out to
-    DNS, the API server and the instances it manages (PostgreSQL and the instance manager's status
-    port), as CloudNativePG's networking page lists."""
+def cnpg_operator_policies(operator: Mapping[str, str], app_namespace: str) -> dict[str, KubeObject]:
+    """The CloudNativePG operator: its webhooks from the API server; out to DNS, the API server and
+    the instances it manages (PostgreSQL and the instance manager's status port), as
+    CloudNativePG's networking page lists. No monitor scrapes it (its chart's PodMonitor is off)."""
     instances: KubeObject = {
         **_namespace(app_namespace),
         "podSelector": {"matchExpressions": [{"key": network.CNPG_CLUSTER_LABEL, "operator": "Exists"}]},
@@ -106,7 +101,6 @@ def cnpg_operator_policies(
             operator,
             ingress=[
                 _from_api_server(CNPG_WEBHOOK_PORT),
-                {"from": [_namespace(monitoring_namespace)], "ports": network.tcp(CNPG_METRICS_PORT)},
             ],
             egress=[
                 network.dns_rule(),

@@ -104,7 +104,6 @@ def cnpg_operator(cfg: PlatformConfig, opts: pulumi.ResourceOptions | None = Non
         {"crds": {"create": True}, "replicaCount": 2 if cfg.environment == "prod" else 1},
         opts,
         release_name="cnpg",
-        create_namespace=True,
     )
 
 
@@ -188,7 +187,8 @@ class Databases(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         cfg, context = args.cfg, args.context
-        self.operator = cnpg_operator(cfg, child_opts(self, moved_from_root=True))
+        # cnpg-system is declared by the program (``ChartNamespaces``), which this waits for.
+        self.operator = cnpg_operator(cfg, child_opts(self, waits(opts), moved_from_root=True))
         self.clusters, self.endpoints, self.migrations = {}, {}, {}
         dbs = cfg.databases
         enabled = [w for w, _ in cfg.enabled() if w.database is not None]

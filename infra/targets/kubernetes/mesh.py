@@ -106,6 +106,15 @@ def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
             "requests": {"cpu": "100m", "memory": "128Mi"},
             "limits": {"cpu": "2", "memory": "1Gi"},
         },
+        # The chart's default pod security context is only the sysctl that lets Envoy bind 80
+        # and 443 unprivileged; with the seccomp profile added, the gateway's pods (non-root, all
+        # capabilities dropped, read-only root: the chart's container defaults) pass the
+        # "restricted" level istio-ingress enforces. Setting the field replaces the chart's
+        # default, so the sysctl is repeated.
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+        },
     }
     if replicas > 1:
         values["podDisruptionBudget"] = {"maxUnavailable": 1}

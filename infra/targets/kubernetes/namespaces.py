@@ -52,13 +52,11 @@ def policies(args: ChartNamespacesArgs) -> dict[str, dict[str, KubeObject]]:
     """Per namespace, its NetworkPolicies (name -> spec) under its default deny; ``consul`` has
     none here."""
     return {
-        ISTIO_SYSTEM: chart_network.istio_system_policies(args.monitoring_namespace),
+        ISTIO_SYSTEM: chart_network.istio_system_policies(),
         ISTIO_INGRESS: chart_network.ingress_gateway_policies(
             args.gateway_selector, args.app_namespace, args.monitoring_namespace, list(args.gateway_egress)
         ),
-        CNPG_SYSTEM: chart_network.cnpg_operator_policies(
-            args.cnpg_operator_labels, args.app_namespace, args.monitoring_namespace
-        ),
+        CNPG_SYSTEM: chart_network.cnpg_operator_policies(args.cnpg_operator_labels, args.app_namespace),
     }
 
 
@@ -92,3 +90,8 @@ class ChartNamespaces(pulumi.ComponentResource):
                     opts=child_opts(self, [namespace]),
                 )
         self.register_outputs({"namespaces": sorted(self.namespaces)})
+
+    def wait_for(self, *names: str) -> pulumi.ResourceOptions:
+        """Options for a component whose charts install into the namespaces ``names``: it waits
+        for them (and hands that on to its releases, ``components.options.waits``)."""
+        return pulumi.ResourceOptions(depends_on=[self.namespaces[n] for n in names])

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
-from components.options import child_opts
+from components.options import child_opts, waits
 from infra import pod_security
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm, traffic
@@ -81,17 +81,19 @@ class Platform(pulumi.ComponentResource):
         if args.quota is not None:
             budget(self, cfg.namespace, args.context, args.quota, [self.namespace])
         version = cfg.charts.istio
+        # The Istio namespaces are declared by the program (``ChartNamespaces``), which the
+        # platform is told to wait for; the releases no longer create them.
+        chart_namespaces = waits(opts)
         # The CNI plugin sets up each pod's traffic redirection, so the injected init container
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
-        # DaemonSet needs hostPath: istio-system stays at the cluster's default level.
+        # DaemonSet needs hostPath: istio-system enforces "privileged" (infra/pod_security.py).
         self.cni = helm.release(
             "istio-cni",
             ISTIO_CNI,
             version,
             ISTIO_NAMESPACE,
             {},
-            child_opts(self),
-            create_namespace=True,
+            child_opts(self, chart_namespaces),
         )
         self.base = helm.release(
             "istio-base",
@@ -99,8 +101,7 @@ class Platform(pulumi.ComponentResource):
             version,
             ISTIO_NAMESPACE,
             {"defaultRevision": "default"},
-            child_opts(self, moved_from_root=True),
-            create_namespace=True,
+            child_opts(self, chart_namespaces, moved_from_root=True),
         )
         self.istiod = helm.release(
             "istiod",
@@ -109,8 +110,7 @@ class Platform(pulumi.ComponentResource):
             ISTIO_NAMESPACE,
             istiod_values(cfg, args.extra_mesh_config),
             # Pods injected before the CNI plugin runs on their node would not start.
-            child_opts(self, [self.base, self.cni], moved_from_root=True),
-            create_namespace=True,
+            child_opts(self, [*chart_namespaces, self.base, self.cni], moved_from_root=True),
         )
         self.gateway = helm.release(
             traffic.INGRESS_RELEASE,
@@ -118,8 +118,7 @@ class Platform(pulumi.ComponentResource):
             version,
             traffic.INGRESS_NAMESPACE,
             gateway_values(cfg),
-            child_opts(self, [self.istiod], moved_from_root=True),
-            create_namespace=True,
+            child_opts(self, [*chart_namespaces, self.istiod], moved_from_root=True),
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))
         self.register_outputs({"namespace": cfg.namespace})

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.options import child_opts
+from components.options import child_opts, waits
 from components.values import EnvVar
 from infra.catalog import Workload
 from infra.targets.kubernetes import helm
@@ -121,8 +121,8 @@ class Registry(pulumi.ComponentResource):
             args.chart_version,
             CONSUL_NAMESPACE,
             consul_values(args),
-            child_opts(self, moved_from_root=True),
-            create_namespace=True,
+            # The consul namespace is declared by the program (``ChartNamespaces``).
+            child_opts(self, waits(opts), moved_from_root=True),
         )
         self.extras = WorkloadExtras(env=(registry_env,), egress=(registry_egress,))
         self.register_outputs({"address": server_address()})
