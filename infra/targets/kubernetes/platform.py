@@ -9,7 +9,7 @@ injector, so its pods get a sidecar.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -32,21 +32,39 @@ from infra.targets.kubernetes.mesh import (
     sidecar_egress,
 )
 from infra.targets.kubernetes.netpol import default_deny
-from infra.targets.kubernetes.quota import Footprint, budget
+from infra.targets.kubernetes.quota import Footprint, app_namespace_footprint, budget
 
 TYPE = "vinylhound:platform:Platform"
 
 
 @dataclass(frozen=True)
 class PlatformArgs:
-    """``extra_mesh_config`` is merged into istiod's ``meshConfig`` (how tracing adds its
-    providers without editing the mesh). Default: nothing added. ``quota``: what the workloads'
-    namespace may run at once (its ResourceQuota, with a LimitRange); default: no quota."""
+    """``namespace``: the workloads' namespace. ``istio_version``: the version of the four Istio
+    charts; ``istiod_values``/``gateway_values`` their values (``platform_args`` builds them).
+    ``quota``: what the workloads' namespace may run at once (its ResourceQuota, with a
+    LimitRange); default: no quota."""
 
-    cfg: PlatformConfig
+    namespace: str
     context: LabelContext
-    extra_mesh_config: Mapping[str, Any] = field(default_factory=dict)
+    istio_version: str
+    istiod_values: Mapping[str, Any]
+    gateway_values: Mapping[str, Any]
     quota: Footprint | None = None
+
+
+def platform_args(
+    cfg: PlatformConfig, context: LabelContext, extra_mesh_config: Mapping[str, Any] | None = None
+) -> PlatformArgs:
+    """The platform's args from the stack's config. ``extra_mesh_config`` is merged into istiod's
+    ``meshConfig`` (how tracing adds its providers without editing the mesh)."""
+    return PlatformArgs(
+        namespace=cfg.namespace,
+        context=context,
+        istio_version=cfg.charts.istio,
+        istiod_values=istiod_values(cfg, extra_mesh_config),
+        gateway_values=gateway_values(cfg),
+        quota=app_namespace_footprint(cfg),
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -63,24 +81,23 @@ class Platform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
         self.namespace = k8s.core.v1.Namespace(
             "namespace",
             metadata={
-                "name": cfg.namespace,
+                "name": args.namespace,
                 # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
                 "labels": {
                     **args.context.common(),
                     "istio-injection": "enabled",
-                    **pod_security.labels(cfg.namespace),
+                    **pod_security.labels(args.namespace),
                 },
             },
             opts=child_opts(self, moved_from_root=True),
         )
-        default_deny(self, "default-deny", cfg.namespace, args.context, [self.namespace])
+        default_deny(self, "default-deny", args.namespace, args.context, [self.namespace])
         if args.quota is not None:
-            budget(self, cfg.namespace, args.context, args.quota, [self.namespace])
-        version = cfg.charts.istio
+            budget(self, args.namespace, args.context, args.quota, [self.namespace])
+        version = args.istio_version
         # The Istio namespaces are declared by the program (``ChartNamespaces``), which the
         # platform is told to wait for; the releases no longer create them.
         chart_namespaces = waits(opts)
@@ -108,7 +125,7 @@ class Platform(pulumi.ComponentResource):
             ISTIOD,
             version,
             ISTIO_NAMESPACE,
-            istiod_values(cfg, args.extra_mesh_config),
+            args.istiod_values,
             # Pods injected before the CNI plugin runs on their node would not start.
             child_opts(self, [*chart_namespaces, self.base, self.cni], moved_from_root=True),
         )
@@ -117,8 +134,8 @@ class Platform(pulumi.ComponentResource):
             ISTIO_GATEWAY,
             version,
             traffic.INGRESS_NAMESPACE,
-            gateway_values(cfg),
+            args.gateway_values,
             child_opts(self, [*chart_namespaces, self.istiod], moved_from_root=True),
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))
-        self.register_outputs({"namespace": cfg.namespace})
+        self.register_outputs({"namespace": args.namespace})
