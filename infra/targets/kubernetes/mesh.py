@@ -102,10 +102,8 @@ def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     values: dict[str, Any] = {
         "service": {"type": "LoadBalancer"},
         "autoscaling": {"enabled": True, "minReplicas": replicas, "maxReplicas": max(replicas, 5)},
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "2", "memory": "1Gi"},
-        },
+        # Envoy writes only its logs (stdout) to disk: the program's default ephemeral storage.
+        "resources": ResourceSpec("100m", "128Mi", "2", "1Gi").to_kube(),
         # The chart's default pod security context is only the sysctl that lets Envoy bind 80
         # and 443 unprivileged; with the seccomp profile added, the gateway's pods (non-root, all
         # capabilities dropped, read-only root: the chart's container defaults) pass the
