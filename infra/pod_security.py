@@ -18,11 +18,6 @@ PREFIX = "pod-security.kubernetes.io"
 
 #: Why a namespace enforces less than ``restricted``: one place, also quoted in docs/security.md.
 EXCEPTIONS: dict[str, tuple[Level, str]] = {
-    "consul": (
-        "baseline",
-        "the consul chart's pods are not checked against restricted (the registry's values set no "
-        "pod security context)",
-    ),
     "istio-system": (
         "privileged",
         "the istio-cni agent DaemonSet runs as root with NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE "

@@ -138,10 +138,8 @@ def test_every_namespace_the_stack_declares_denies_by_default(stack: str) -> Non
         and not o["spec"].get("ingress")
         and not o["spec"].get("egress")
     }
-    # consul's policies are the registry's (docs/security.md): it is exempt in the policy config.
     charts = {"istio-system", "istio-ingress", "cnpg-system", "consul"}
-    assert {NS, "nats", "monitoring", "observability"} | charts <= declared
-    assert declared - {"consul"} <= denying
+    assert {NS, "nats", "monitoring", "observability"} | charts <= declared <= denying
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -321,6 +319,8 @@ def test_prometheus_scrapes_every_target_its_monitors_name(stack: str) -> None:
     assert cluster.allowed(PROM, pods["user-service"], 15090)  # the sidecar
     assert cluster.allowed(PROM, pods["user-service-db"], 9187)
     assert cluster.allowed(PROM, NATS, 7777) and cluster.allowed(PROM, JAEGER, 8888)
+    consul_server = Pod("consul-server-0", "consul", {"app": "consul", "component": "server"})
+    assert cluster.allowed(PROM, consul_server, 8501)  # its metrics, on the HTTPS API
     assert cluster.allowed(PROM, KSM, 8080) and cluster.allowed(PROM, ALERTMANAGER, 9093)
     assert cluster.allowed(PROM, OPERATOR_KPS, 10250) and cluster.allowed(PROM, GRAFANA, 3000)
     assert cluster.allowed(PROM, PROM_PEER, 9090)
@@ -439,7 +439,7 @@ def test_the_chart_namespaces_are_declared_retained_and_no_release_creates_one(s
     namespaces = {
         r.inputs["metadata"]["name"]: r for r in run.registrations if r.type == "kubernetes:core/v1:Namespace"
     }
-    for name in ("istio-system", "istio-ingress", "cnpg-system", "consul"):
+    for name in ("istio-system", "istio-ingress", "cnpg-system"):
         assert namespaces[name].retain_on_delete, name
     releases = [r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"]
     assert releases

@@ -48,8 +48,14 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     namespace = platform.namespace
     registry = Registry(
         "registry",
-        RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()),
-        charts.wait_for(namespaces.CONSUL),
+        RegistryArgs(
+            cfg.namespace,
+            cfg.charts.consul,
+            cfg.registry_replicas(),
+            cfg.traffic.registry.cli_image,
+            context,
+            monitoring_namespace=monitors.NAMESPACE,
+        ),
     )
     observability = Observability(
         "observability",
@@ -58,7 +64,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             context,
             namespace,
             mesh_crds=[platform.base],
-            consul=[registry.release],
+            consul=[registry.metrics_token],
             ingress_gateway=[platform.gateway],
         ),
     )

@@ -1,10 +1,10 @@
 """The namespaces the platform's charts run in, declared by the program instead of by Helm.
 
-``istio-system``, ``istio-ingress``, ``cnpg-system`` and ``consul`` used to be created by their
-releases (``createNamespace``), so nothing labelled them for Pod Security Admission and no
-NetworkPolicy isolated them. Declared here, each carries its PSA labels (``infra.pod_security``)
-and, except ``consul`` (its policies are the registry's), a default deny plus the allows of
-``chart_network``. The releases wait for their namespace and no longer create it.
+``istio-system``, ``istio-ingress`` and ``cnpg-system`` used to be created by their releases
+(``createNamespace``), so nothing labelled them for Pod Security Admission and no NetworkPolicy
+isolated them. Declared here, each carries its PSA labels (``infra.pod_security``), a default
+deny and the allows of ``chart_network``. The releases wait for their namespace and no longer
+create it. (``consul`` is the registry's: it declares its namespace and policies itself.)
 
 Each namespace is ``retain_on_delete``: Helm never deleted a namespace it created, and a rollback
 to a commit from before this change (which does not declare them) must not delete Istio or the
@@ -31,7 +31,6 @@ TYPE = "vinylhound:platform:ChartNamespaces"
 ISTIO_SYSTEM = "istio-system"
 ISTIO_INGRESS = "istio-ingress"
 CNPG_SYSTEM = "cnpg-system"
-CONSUL = "consul"
 
 
 @dataclass(frozen=True)
@@ -49,8 +48,7 @@ class ChartNamespacesArgs:
 
 
 def policies(args: ChartNamespacesArgs) -> dict[str, dict[str, KubeObject]]:
-    """Per namespace, its NetworkPolicies (name -> spec) under its default deny; ``consul`` has
-    none here."""
+    """Per namespace, its NetworkPolicies (name -> spec) under its default deny."""
     return {
         ISTIO_SYSTEM: chart_network.istio_system_policies(),
         ISTIO_INGRESS: chart_network.ingress_gateway_policies(
@@ -61,7 +59,7 @@ def policies(args: ChartNamespacesArgs) -> dict[str, dict[str, KubeObject]]:
 
 
 class ChartNamespaces(pulumi.ComponentResource):
-    """The four chart namespaces (``namespaces``, by name), labelled and, but for consul, isolated."""
+    """The three chart namespaces (``namespaces``, by name), labelled and isolated."""
 
     namespaces: dict[str, k8s.core.v1.Namespace]
 
@@ -72,15 +70,13 @@ class ChartNamespaces(pulumi.ComponentResource):
         common = args.context.common()
         self.namespaces = {}
         by_namespace = policies(args)
-        for ns in (ISTIO_SYSTEM, ISTIO_INGRESS, CNPG_SYSTEM, CONSUL):
+        for ns in (ISTIO_SYSTEM, ISTIO_INGRESS, CNPG_SYSTEM):
             namespace = k8s.core.v1.Namespace(
                 f"{ns}-namespace",
                 metadata={"name": ns, "labels": {**common, **pod_security.labels(ns)}},
                 opts=child_opts(self, retain_on_delete=True),
             )
             self.namespaces[ns] = namespace
-            if ns not in by_namespace:
-                continue
             default_deny(self, f"{ns}-default-deny", ns, args.context, [namespace])
             for policy, spec in by_namespace[ns].items():
                 k8s.networking.v1.NetworkPolicy(

@@ -29,7 +29,7 @@ from infra.config import TraceStorage
 from infra.targets.kubernetes import network
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes.observability import tracing
-from infra.targets.kubernetes.registry import CONSUL_HTTP_PORT
+from infra.targets.kubernetes.registry import CONSUL_HTTPS_PORT
 
 _NAME = "app.kubernetes.io/name"
 #: Prometheus and Alertmanager pods as the Prometheus Operator labels them (the chart's own
@@ -54,15 +54,12 @@ GRAFANA_PORT = 3000
 KUBE_STATE_METRICS_PORT = 8080
 #: ``prometheusOperator.tls.internalPort``: webhook and metrics, HTTPS.
 OPERATOR_PORT = 10250
-#: The Consul servers' HTTPS port, where their metrics move once the registry turns TLS on.
-CONSUL_HTTPS_PORT = 8501
 #: What Prometheus scrapes in pods anywhere in the cluster: Envoy sidecars and gateways, the
 #: databases' exporter, Jaeger, the Consul servers, the NATS exporter, CoreDNS.
 CLUSTER_SCRAPE_PORTS = (
     *SIDECAR_METRICS_PORTS,
     network.POSTGRES_METRICS_PORT,
     tracing.METRICS_PORT,
-    CONSUL_HTTP_PORT,
     CONSUL_HTTPS_PORT,
     events.METRICS_PORT,
     9153,
