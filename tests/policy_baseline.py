@@ -305,6 +305,10 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             "spec": {
                 "instances": 3,
                 "backup": {"barmanObjectStore": {"destinationPath": "s3://backups/user-service"}},
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "256Mi"},
+                    "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"},
+                },
             },
         },
     ),

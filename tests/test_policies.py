@@ -487,6 +487,12 @@ CASES = [
     ),
     Case(
         "ephemeral-storage-limits",
+        "database instances without ephemeral-storage limit",
+        "database",
+        lambda p: p["spec"]["resources"]["limits"].pop("ephemeral-storage"),
+    ),
+    Case(
+        "ephemeral-storage-limits",
         "job without ephemeral-storage limit",
         "deployment",
         _both(_as_job, _container("resources.limits.ephemeral-storage", None)),

@@ -21,6 +21,7 @@ from ._support import (
     dig,
     in_namespace,
     items,
+    kube,
     mapping,
     name_of,
     of_kind,
@@ -97,24 +98,34 @@ def _quota_problems(
 
 _ephemeral = Rule(
     name="ephemeral-storage-limits",
-    description="Every container (init containers and Jobs' too) requests and limits ephemeral "
-    "storage, so logs and scratch files cannot fill the node's disk and evict its other pods.",
+    description="Every container (init containers, Jobs' and CloudNativePG instances' too) requests "
+    "and limits ephemeral storage, so logs and scratch files cannot fill the node's disk and evict its "
+    "other pods.",
     remediation="set resources.requests.ephemeral-storage and resources.limits.ephemeral-storage "
     "(above the sum of the pod's emptyDir sizeLimits)",
     severity=Severity.MEDIUM,
 )
 
 
+def _missing_ephemeral(resources: Any) -> str:
+    sides = ("requests", "limits")
+    return " or ".join(
+        f"{side}.{EPHEMERAL}" for side in sides if dig(resources, side, EPHEMERAL) in (None, "")
+    )
+
+
 def _ephemeral_problems(token: str, props: Mapping[str, Any], _config: Mapping[str, Any]) -> Iterator[str]:
+    if kube(token, "postgresql.cnpg.io", "Cluster"):
+        # CloudNativePG gives every instance pod's postgres container the Cluster's resources.
+        if missing := _missing_ephemeral(dig(props, "spec", "resources")):
+            yield f"database {name_of(props, '?')}: spec.resources has no {missing}"
+        return
     spec = pod_spec(token, props)
     if spec is None:
         return
     for c in containers_of(spec):
-        missing = [
-            side for side in ("requests", "limits") if dig(c, "resources", side, EPHEMERAL) in (None, "")
-        ]
-        if missing:
-            yield f"container {container_name(c)}: no {' or '.join(f'{s}.{EPHEMERAL}' for s in missing)}"
+        if missing := _missing_ephemeral(c.get("resources")):
+            yield f"container {container_name(c)}: no {missing}"
 
 
 POLICIES = [_quota.stack(_quota_problems), _ephemeral.resource(_ephemeral_problems)]
