@@ -55,10 +55,9 @@ def _strip(node: Any, path: tuple[str, ...]) -> None:
         _strip(node.get(key), tuple(rest))
 
 
-def as_before(tree: Path, added_since: tuple[tuple[str, ...], ...]) -> None:
-    """This tree's stack files, without the settings ``added_since`` the old tree's commit, into
-    the old tree: both programs render the same stacks, so what the comparison finds is what the
-    restructure changed."""
+def as_before_the_areas(tree: Path, added_since: tuple[tuple[str, ...], ...] = ADDED_SINCE) -> None:
+    """This tree's stack files, without ``added_since``, into the old tree: both programs render
+    the same stacks, so what the comparison finds is what the restructure changed."""
     for stack in STACKS:
         document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
         raw = document["config"]["vinylhound:platform"]
@@ -74,7 +73,7 @@ def renders() -> dict[str, dict[str, Any]]:
     if not has_commit(ROOT, BEFORE_AREAS):
         pytest.skip(f"{BEFORE_AREAS[:12]} is not in this clone (fetch the full history)")
     with temporary_worktree(ROOT, BEFORE_AREAS) as tree:
-        as_before(tree, ADDED_SINCE)
+        as_before_the_areas(tree)
         before = render_tree(tree, STACKS, name="before the areas")
     after = render_tree(ROOT, STACKS, name="this tree")
     return {"before": before, "after": after}
@@ -98,7 +97,7 @@ def test_every_resource_of_the_program_before_the_areas_keeps_its_identity(
 
 #: The last commit before the children were named after their components (``f"{name}-{role}"``).
 BEFORE_RENAMES = "65cfaf308130dc44847fe904afe37c2027832034"
-#: Stack settings added after ``BEFORE_RENAMES`` (Consul's CLI image for its metrics-token Job).
+#: Stack settings added after ``BEFORE_RENAMES`` (as ``ADDED_SINCE``).
 ADDED_SINCE_RENAMES: tuple[tuple[str, ...], ...] = (("traffic", "registry", "cliImage"),)
 
 
@@ -108,7 +107,7 @@ def before_renames() -> dict[str, Any]:
     if not has_commit(ROOT, BEFORE_RENAMES):
         pytest.skip(f"{BEFORE_RENAMES[:12]} is not in this clone (fetch the full history)")
     with temporary_worktree(ROOT, BEFORE_RENAMES) as tree:
-        as_before(tree, ADDED_SINCE_RENAMES)
+        as_before_the_areas(tree, ADDED_SINCE_RENAMES)
         return render_tree(tree, STACKS, name="before the renames")
 
 
