@@ -74,7 +74,10 @@ def namespace_demand(stack: str) -> tuple[Demand, Demand]:
     (limit_range,) = [o for o in objects if o["kind"] == "LimitRange"]
     (quota,) = [o for o in objects if o["kind"] == "ResourceQuota"]
     defaults = next(item for item in limit_range["spec"]["limits"] if item["type"] == "Container")
-    (istiod,) = [r for r in run.registrations if r.type.endswith("helm.sh/v3:Release") and r.name == "istiod"]
+    # The istiod release, by its Helm release name (its Pulumi name follows its component's).
+    (istiod,) = [
+        r for r in run.registrations if r.type.endswith("helm.sh/v3:Release") and r.inputs["name"] == "istiod"
+    ]
     sidecar = istiod.inputs["values"]["global"]["proxy"]["resources"]
     autoscaled = {
         o["spec"]["scaleTargetRef"]["name"]: int(o["spec"]["maxReplicas"])

@@ -32,7 +32,9 @@ RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
 
 
 def consul_release(stack: str) -> Registration:
-    (release,) = [r for r in rendered(stack).registrations if r.type == HELM_RELEASE and r.name == "consul"]
+    (release,) = [
+        r for r in rendered(stack).registrations if r.type == HELM_RELEASE and r.name == "registry-consul"
+    ]
     return release
 
 

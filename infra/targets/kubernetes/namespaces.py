@@ -72,15 +72,15 @@ class ChartNamespaces(pulumi.ComponentResource):
         by_namespace = policies(args)
         for ns in (ISTIO_SYSTEM, ISTIO_INGRESS, CNPG_SYSTEM):
             namespace = k8s.core.v1.Namespace(
-                f"{ns}-namespace",
+                f"{name}-{ns}",
                 metadata={"name": ns, "labels": {**common, **pod_security.labels(ns)}},
                 opts=child_opts(self, retain_on_delete=True),
             )
             self.namespaces[ns] = namespace
-            default_deny(self, f"{ns}-default-deny", ns, args.context, [namespace])
+            default_deny(self, f"{name}-{ns}-default-deny", ns, args.context, [namespace])
             for policy, spec in by_namespace[ns].items():
                 k8s.networking.v1.NetworkPolicy(
-                    f"{ns}-{policy}-netpol",
+                    f"{name}-{ns}-{policy}",
                     metadata={"name": policy, "namespace": ns, "labels": common},
                     spec=spec,
                     opts=child_opts(self, [namespace]),

@@ -82,7 +82,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         self.namespace = k8s.core.v1.Namespace(
-            "namespace",
+            f"{name}-namespace",
             metadata={
                 "name": args.namespace,
                 # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
@@ -92,11 +92,13 @@ class Platform(pulumi.ComponentResource):
                     **pod_security.labels(args.namespace),
                 },
             },
-            opts=child_opts(self, moved_from_root=True),
+            opts=child_opts(self, moved_from_root=True, renamed_from="namespace"),
         )
-        default_deny(self, "default-deny", args.namespace, args.context, [self.namespace])
+        default_deny(
+            self, f"{name}-default-deny", args.namespace, args.context, [self.namespace], "default-deny"
+        )
         if args.quota is not None:
-            budget(self, args.namespace, args.context, args.quota, [self.namespace])
+            budget(self, name, args.namespace, args.context, args.quota, [self.namespace])
         version = args.istio_version
         # The Istio namespaces are declared by the program (``ChartNamespaces``), which the
         # platform is told to wait for; the releases no longer create them.
@@ -105,37 +107,48 @@ class Platform(pulumi.ComponentResource):
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
         # DaemonSet needs hostPath: istio-system enforces "privileged" (infra/pod_security.py).
         self.cni = helm.release(
-            "istio-cni",
+            f"{name}-istio-cni",
             ISTIO_CNI,
             version,
             ISTIO_NAMESPACE,
             {},
-            child_opts(self, chart_namespaces),
+            child_opts(self, chart_namespaces, renamed_from="istio-cni"),
+            release_name="istio-cni",
         )
         self.base = helm.release(
-            "istio-base",
+            f"{name}-istio-base",
             ISTIO_BASE,
             version,
             ISTIO_NAMESPACE,
             {"defaultRevision": "default"},
-            child_opts(self, chart_namespaces, moved_from_root=True),
+            child_opts(self, chart_namespaces, moved_from_root=True, renamed_from="istio-base"),
+            release_name="istio-base",
         )
         self.istiod = helm.release(
-            "istiod",
+            f"{name}-istiod",
             ISTIOD,
             version,
             ISTIO_NAMESPACE,
             args.istiod_values,
             # Pods injected before the CNI plugin runs on their node would not start.
-            child_opts(self, [*chart_namespaces, self.base, self.cni], moved_from_root=True),
+            child_opts(
+                self, [*chart_namespaces, self.base, self.cni], moved_from_root=True, renamed_from="istiod"
+            ),
+            release_name="istiod",
         )
         self.gateway = helm.release(
-            traffic.INGRESS_RELEASE,
+            f"{name}-{traffic.INGRESS_RELEASE}",
             ISTIO_GATEWAY,
             version,
             traffic.INGRESS_NAMESPACE,
             args.gateway_values,
-            child_opts(self, [*chart_namespaces, self.istiod], moved_from_root=True),
+            child_opts(
+                self,
+                [*chart_namespaces, self.istiod],
+                moved_from_root=True,
+                renamed_from=traffic.INGRESS_RELEASE,
+            ),
+            release_name=traffic.INGRESS_RELEASE,
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))
         self.register_outputs({"namespace": args.namespace})

@@ -123,21 +123,23 @@ def limit_range_spec() -> KubeObject:
 
 def budget(
     parent: pulumi.Resource,
+    name: str,
     namespace: str,
     context: LabelContext,
     footprint: Footprint,
     after: Sequence[pulumi.Resource],
 ) -> tuple[k8s.core.v1.ResourceQuota, k8s.core.v1.LimitRange]:
-    """The namespace's ResourceQuota (``footprint``) and LimitRange (``limit_range_spec``)."""
+    """The namespace's ResourceQuota (``footprint``) and LimitRange (``limit_range_spec``), children
+    of ``parent`` named ``<name>-resource-quota`` and ``<name>-limit-range``."""
     opts = child_opts(parent, after)
     quota = k8s.core.v1.ResourceQuota(
-        "resource-quota",
+        f"{name}-resource-quota",
         metadata={"name": "compute", "namespace": namespace, "labels": context.common()},
         spec={"hard": footprint.hard()},
         opts=opts,
     )
     limits = k8s.core.v1.LimitRange(
-        "limit-range",
+        f"{name}-limit-range",
         metadata={"name": "container-defaults", "namespace": namespace, "labels": context.common()},
         spec=limit_range_spec(),
         opts=opts,
