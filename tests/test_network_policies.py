@@ -447,3 +447,16 @@ def test_the_chart_namespaces_are_declared_retained_and_no_release_creates_one(s
         assert not release.inputs.get("createNamespace"), release.name
         namespace = namespaces[release.inputs["namespace"]]
         assert namespace.urn in release.dependencies, release.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_chart_in_a_namespace_this_change_isolates_waits_for_the_namespaces_policies(stack: str) -> None:
+    run = rendered(stack)
+    policies: dict[str, set[str]] = {}
+    for r in run.registrations:
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            policies.setdefault(r.inputs["metadata"]["namespace"], set()).add(r.urn)
+    for release in (r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"):
+        namespace = release.inputs["namespace"]
+        if namespace in ("istio-system", "istio-ingress", "cnpg-system", "monitoring", "observability"):
+            assert policies[namespace] <= set(release.dependencies), release.name

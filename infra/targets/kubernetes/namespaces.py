@@ -69,6 +69,7 @@ class ChartNamespaces(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         common = args.context.common()
         self.namespaces = {}
+        self._ready: dict[str, list[pulumi.Resource]] = {}
         by_namespace = policies(args)
         for ns in (ISTIO_SYSTEM, ISTIO_INGRESS, CNPG_SYSTEM):
             namespace = k8s.core.v1.Namespace(
@@ -77,17 +78,21 @@ class ChartNamespaces(pulumi.ComponentResource):
                 opts=child_opts(self, retain_on_delete=True),
             )
             self.namespaces[ns] = namespace
-            default_deny(self, f"{name}-{ns}-default-deny", ns, args.context, [namespace])
+            ready: list[pulumi.Resource] = [namespace]
+            ready.append(default_deny(self, f"{name}-{ns}-default-deny", ns, args.context, [namespace]))
             for policy, spec in by_namespace[ns].items():
-                k8s.networking.v1.NetworkPolicy(
+                policy_resource = k8s.networking.v1.NetworkPolicy(
                     f"{name}-{ns}-{policy}",
                     metadata={"name": policy, "namespace": ns, "labels": common},
                     spec=spec,
                     opts=child_opts(self, [namespace]),
                 )
+                ready.append(policy_resource)
+            self._ready[ns] = ready
         self.register_outputs({"namespaces": sorted(self.namespaces)})
 
     def wait_for(self, *names: str) -> pulumi.ResourceOptions:
         """Options for a component whose charts install into the namespaces ``names``: it waits
-        for them (and hands that on to its releases, ``components.options.waits``)."""
-        return pulumi.ResourceOptions(depends_on=[self.namespaces[n] for n in names])
+        for them and their NetworkPolicies, so no chart pod starts denied what it needs (and hands
+        that on to its releases, ``components.options.waits``)."""
+        return pulumi.ResourceOptions(depends_on=[r for n in names for r in self._ready[n]])

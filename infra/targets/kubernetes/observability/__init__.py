@@ -194,8 +194,9 @@ class Observability(pulumi.ComponentResource):
 
     def _namespace(
         self, name: str, context: LabelContext, policies: Mapping[str, KubeObject]
-    ) -> k8s.core.v1.Namespace:
-        """The namespace, its default deny and ``policies`` (name -> NetworkPolicy spec)."""
+    ) -> tuple[k8s.core.v1.Namespace, list[pulumi.Resource]]:
+        """The namespace, and its default deny with ``policies`` (name -> NetworkPolicy spec): the
+        chart's release waits for both, so no pod of it starts denied what it needs."""
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
         resource_name, opts = self._child(f"{name}-namespace")
@@ -204,20 +205,24 @@ class Observability(pulumi.ComponentResource):
             metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
             opts=opts,
         )
-        default_deny(self, f"{self._prefix}-{name}-default-deny", name, context, [namespace])
+        isolation: list[pulumi.Resource] = [
+            default_deny(self, f"{self._prefix}-{name}-default-deny", name, context, [namespace])
+        ]
         for policy, spec in policies.items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{self._prefix}-{name}-{policy}-netpol",
-                metadata={"name": policy, "namespace": name, "labels": context.common()},
-                spec=spec,
-                opts=child_opts(self, [namespace]),
+            isolation.append(
+                k8s.networking.v1.NetworkPolicy(
+                    f"{self._prefix}-{name}-{policy}-netpol",
+                    metadata={"name": policy, "namespace": name, "labels": context.common()},
+                    spec=spec,
+                    opts=child_opts(self, [namespace]),
+                )
             )
-        return namespace
+        return namespace, isolation
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         common = args.context.common()
-        tracing_ns = self._namespace(tracing.NAMESPACE, args.context, args.tracing_policies)
-        jaeger_deps: list[pulumi.Resource] = [tracing_ns]
+        tracing_ns, tracing_network = self._namespace(tracing.NAMESPACE, args.context, args.tracing_policies)
+        jaeger_deps: list[pulumi.Resource] = [tracing_ns, *tracing_network]
         if args.badger_claim is not None:
             name, opts = self._child("jaeger-badger-claim", tracing_ns)
             jaeger_deps.append(
@@ -254,7 +259,9 @@ class Observability(pulumi.ComponentResource):
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         context, common = args.context, args.context.common()
-        monitoring_ns = self._namespace(monitors.NAMESPACE, context, args.monitoring_policies)
+        monitoring_ns, monitoring_network = self._namespace(
+            monitors.NAMESPACE, context, args.monitoring_policies
+        )
         name, opts = self._child("grafana-admin-password")
         grafana_password = random.RandomPassword(name, length=32, special=False, opts=opts)
         name, opts = self._child("grafana-admin-secret", monitoring_ns)
@@ -268,7 +275,7 @@ class Observability(pulumi.ComponentResource):
             },
             opts=opts,
         )
-        name, opts = self._child(monitors.RELEASE, monitoring_ns, grafana_secret)
+        name, opts = self._child(monitors.RELEASE, monitoring_ns, *monitoring_network, grafana_secret)
         stack = helm.release(
             name,
             Chart(monitors.CHART, monitors.REPOSITORY),
