@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from components.values import EnvVar, SecretKeyRef
@@ -243,7 +243,6 @@ class EventBus:
     streams: tuple[StreamDef, ...]
     consumers: tuple[ConsumerDef, ...]
     users: tuple[NatsUser, ...]
-    settings: EventsConfig = field(default_factory=EventsConfig)
 
     def user(self, name: str) -> NatsUser:
         """The user called ``name``."""
@@ -335,7 +334,7 @@ def event_bus(settings: EventsConfig, cluster_size: int, enabled: Iterable[str])
     ]
     # The controller creates, updates and deletes streams and consumers through the JetStream API.
     users.append(NatsUser(name=CONTROLLER_USER, publish=("$JS.API.>",), subscribe=(INBOX,)))
-    return EventBus(streams=streams, consumers=consumers, users=tuple(users), settings=settings)
+    return EventBus(streams=streams, consumers=consumers, users=tuple(users))
 
 
 # --- the NATS server's configuration -----------------------------------------------------------
@@ -411,12 +410,12 @@ def client_env(workload: Workload, bus: EventBus, url: str, secret: str) -> list
 # --- alerts ------------------------------------------------------------------------------------
 
 
-def alert_rules(bus: EventBus, runbooks: str) -> list[Json]:
-    """Prometheus alerting rules on the exporter's JetStream series for this stack's streams.
+def alert_rules(bus: EventBus, s: EventsConfig, runbooks: str) -> list[Json]:
+    """Prometheus alerting rules on the exporter's JetStream series for this stack's streams, with
+    the thresholds of ``s``.
 
     Each links to its section of ``runbooks`` (``<url>#<alert name in lowercase>``).
     """
-    s = bus.settings
     if not bus.streams:
         return []
     streams = "|".join(st.name for st in bus.streams)

@@ -125,7 +125,9 @@ def _rules_file(tmp_path: Path) -> Path:
     groups = [
         {
             "name": "vinylhound-event-bus",
-            "rules": events.alert_rules(_bus(lagAlertThreshold=100), RUNBOOKS),
+            "rules": events.alert_rules(
+                _bus(), EventsConfig.model_validate({"lagAlertThreshold": 100}), RUNBOOKS
+            ),
         }
     ]
     path.write_text(yaml.safe_dump({"groups": groups}))

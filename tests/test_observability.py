@@ -17,7 +17,7 @@ from infra import catalog, endpoints
 from infra.catalog import WORKLOADS
 from infra.config import ConfigError, parse_platform_config
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
+from infra.targets.kubernetes.observability import Observability, monitors, observability_args, tracing
 from ops.mockrun import Registration, Run
 from ops.render import HELM_RELEASE
 from tests.conftest import KUBE_STACKS, manifests_of, rendered, run_program
@@ -392,7 +392,7 @@ def test_mesh_resources_wait_for_what_the_mesh_feature_passes_in() -> None:
         namespace = pulumi.CustomResource("test:index:Namespace", "namespace", {})
         Observability(
             "observability",
-            ObservabilityArgs(cfg, LabelContext("prod"), namespace, [crds], consul=[consul]),
+            observability_args(cfg, LabelContext("prod"), namespace, [crds], consul=[consul]),
         )
 
     regs = {r.name: r for r in run_program(program)}

@@ -13,38 +13,48 @@ from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes import traffic
-from infra.targets.kubernetes.contract import ContractGate, ContractGateArgs, contract_extras
-from infra.targets.kubernetes.databases import Databases, DatabasesArgs
-from infra.targets.kubernetes.events import EventBus, EventBusArgs
+from infra.targets.kubernetes.contract import ContractGate, contract_extras, contract_gate_args
+from infra.targets.kubernetes.databases import Databases, databases_args
+from infra.targets.kubernetes.events import EventBus, event_bus_args
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
-from infra.targets.kubernetes.mesh import Mesh, MeshArgs, mesh_extras
-from infra.targets.kubernetes.observability import Observability, ObservabilityArgs, monitors, tracing
-from infra.targets.kubernetes.platform import Platform, PlatformArgs
+from infra.targets.kubernetes.mesh import Mesh, mesh_args, mesh_extras
+from infra.targets.kubernetes.observability import Observability, monitors, observability_args, tracing
+from infra.targets.kubernetes.platform import Platform, platform_args
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
-from infra.targets.kubernetes.workloads import Workloads, WorkloadsArgs
+from infra.targets.kubernetes.workloads import Workloads, workloads_args
 
 
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
-    platform = Platform("platform", PlatformArgs(cfg, context, extra_mesh_config=tracing.mesh_config()))
+    platform = Platform("platform", platform_args(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            cfg.namespace,
+            cfg.charts.consul,
+            cfg.registry_replicas(),
+            cfg.traffic.registry.cli_image,
+            context,
+            monitoring_namespace=monitors.NAMESPACE,
+        ),
+    )
     observability = Observability(
         "observability",
-        ObservabilityArgs(
+        observability_args(
             cfg,
             context,
             namespace,
             mesh_crds=[platform.base],
-            consul=[registry.release],
+            consul=[registry.metrics_token],
             ingress_gateway=[platform.gateway],
         ),
     )
     event_bus = EventBus(
         "event-bus",
-        EventBusArgs(
+        event_bus_args(
             cfg,
             context,
             namespace,
@@ -55,7 +65,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     )
     databases = Databases(
         "databases",
-        DatabasesArgs(
+        databases_args(
             cfg,
             context,
             namespace,
@@ -75,13 +85,13 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             contract_extras(cfg),
         ]
     )
-    workloads = Workloads("workloads", WorkloadsArgs(cfg, secrets, context, namespace, extras))
+    workloads = Workloads("workloads", workloads_args(cfg, secrets, context, namespace, extras))
     # Reads move only once the running versions answer like the monolith (a Job checks them)...
-    contract = ContractGate("contract-gate", ContractGateArgs(cfg, context, namespace, workloads.services))
+    contract = ContractGate("contract-gate", contract_gate_args(cfg, context, namespace, workloads.services))
     # ...and writes only once the migration Jobs have completed: the routes wait for both gates.
     Mesh(
         "mesh",
-        MeshArgs(
+        mesh_args(
             cfg,
             context,
             namespace,

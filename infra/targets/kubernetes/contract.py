@@ -177,12 +177,46 @@ def contract_extras(cfg: PlatformConfig) -> WorkloadExtras:
 
 @dataclass(frozen=True)
 class ContractGateArgs:
-    """``servers``: per workload name, what its pods being ready is awaited on (its Deployment)."""
+    """What the gate registers and waits for (``contract_gate_args`` builds it).
 
-    cfg: PlatformConfig
+    ``app_namespace``: the workloads' namespace, ``namespace`` the resource that creates it.
+    ``servers``: per workload name, what its pods being ready is awaited on (its Deployment).
+    ``monolith``: the name of the workload every service is compared with. ``jobs``: per gated
+    service, the spec of its check Job (none: no endpoint takes live reads at a service).
+    ``network_policy``: the check pods' NetworkPolicy spec; ``pod_labels``: their labels.
+    """
+
+    app_namespace: str
     context: LabelContext
     namespace: pulumi.Resource
     servers: Mapping[str, pulumi.Resource]
+    monolith: str
+    jobs: Mapping[str, KubeObject]
+    network_policy: KubeObject
+    pod_labels: Mapping[str, str]
+
+
+def contract_gate_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    servers: Mapping[str, pulumi.Resource],
+) -> ContractGateArgs:
+    """The gate's args from the stack's config: a Job per service whose endpoints take live reads."""
+    gates = endpoints.contract_gates(cfg)
+    gated = [catalog.workload(n) for n in sorted(gates)]
+    version = cfg.traffic.contract_check_image.rpartition(":")[2]
+    pod_labels = context.workload(NAME, version, "contract-check")
+    return ContractGateArgs(
+        app_namespace=cfg.namespace,
+        context=context,
+        namespace=namespace,
+        servers=servers,
+        monolith=catalog.monolith().name,
+        jobs={s.name: job_spec(cfg, s, gates[s.name], pod_labels) for s in gated},
+        network_policy=network_policy_spec(cfg, gated),
+        pod_labels=pod_labels,
+    )
 
 
 class ContractGate(pulumi.ComponentResource):
@@ -195,15 +229,13 @@ class ContractGate(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ContractGateArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        gates = endpoints.contract_gates(args.cfg)
         self.read_route_gates = {}
-        if gates:
-            self._declare(args, gates)
+        if args.jobs:
+            self._declare(args)
         self.register_outputs({"gated": sorted(self.read_route_gates)})
 
-    def _declare(self, args: ContractGateArgs, gates: Mapping[str, tuple[Endpoint, ...]]) -> None:
-        cfg, context = args.cfg, args.context
-        meta = {"namespace": cfg.namespace, "labels": context.common()}
+    def _declare(self, args: ContractGateArgs) -> None:
+        meta = {"namespace": args.app_namespace, "labels": args.context.common()}
         account = k8s.core.v1.ServiceAccount(
             f"{NAME}-account",
             metadata={"name": NAME, **meta},
@@ -216,27 +248,18 @@ class ContractGate(pulumi.ComponentResource):
             data={SCRIPT: SCRIPT_TEXT},
             opts=child_opts(self, [args.namespace]),
         )
-        gated = [catalog.workload(n) for n in sorted(gates)]
         policy = k8s.networking.v1.NetworkPolicy(
             f"{NAME}-network",
             metadata={"name": NAME, **meta},
-            spec=network_policy_spec(cfg, gated),
+            spec=args.network_policy,
             opts=child_opts(self, [args.namespace]),
         )
-        version = cfg.traffic.contract_check_image.rpartition(":")[2]
-        pod_labels = context.workload(NAME, version, "contract-check")
-        for service in gated:
-            after = [
-                account,
-                script,
-                policy,
-                args.servers[catalog.monolith().name],
-                args.servers[service.name],
-            ]
-            self.read_route_gates[service.name] = k8s.batch.v1.Job(
-                f"{service.name}-{NAME}",
-                metadata={"name": f"{service.name}-{NAME}", **meta, "labels": pod_labels},
-                spec=job_spec(cfg, service, gates[service.name], pod_labels),
+        for service, spec in args.jobs.items():
+            after = [account, script, policy, args.servers[args.monolith], args.servers[service]]
+            self.read_route_gates[service] = k8s.batch.v1.Job(
+                f"{service}-{NAME}",
+                metadata={"name": f"{service}-{NAME}", **meta, "labels": dict(args.pod_labels)},
+                spec=spec,
                 opts=child_opts(
                     self, after, custom_timeouts=pulumi.CustomTimeouts(create=TIMEOUT, update=TIMEOUT)
                 ),

@@ -28,7 +28,7 @@ Every SQL statement the Jobs run comes from ``infra.migration`` (the tests run t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,14 +83,16 @@ def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoin
     return env.database_endpoint(workload, cfg.namespace)
 
 
-def cnpg_operator(cfg: PlatformConfig, opts: pulumi.ResourceOptions | None = None) -> k8s.helm.v3.Release:
+def cnpg_operator(
+    version: str, replicas: int, opts: pulumi.ResourceOptions | None = None
+) -> k8s.helm.v3.Release:
     """The CloudNativePG operator from its official chart, which also installs its CRDs."""
     return helm.release(
         "cloudnative-pg",
         CNPG_CHART,
-        cfg.charts.cloudnative_pg,
+        version,
         OPERATOR_NAMESPACE,
-        {"crds": {"create": True}, "replicaCount": 2 if cfg.environment == "prod" else 1},
+        {"crds": {"create": True}, "replicaCount": replicas},
         opts,
         release_name="cnpg",
         create_namespace=True,
@@ -148,15 +150,186 @@ def _service_source(endpoint: env.DatabaseEndpoint, workload: Workload) -> Exter
 
 @dataclass(frozen=True)
 class DatabasesArgs:
-    """``namespace``: the workloads' namespace. ``monitoring_crds``: the release that installs the
-    Prometheus Operator CRDs; every PodMonitor depends on it. ``monitoring_namespace``: where the
-    PodMonitors live (default: the app's)."""
+    """What the databases register and wait for (``databases_args`` builds it).
 
-    cfg: PlatformConfig
+    ``app_namespace``: the workloads' namespace, ``namespace`` the resource that creates it.
+    ``operator_version``/``operator_replicas``: the CNPG chart and its controller's replicas.
+    ``endpoints``: per enabled workload with a database, its endpoint (an external monolith's
+    too). ``databases``: per workload whose cluster is declared here, its args (catalog order).
+    ``migrations``: per workload whose schema is applied here, what its migration runs (the
+    monolith first: a service's schema is read from the monolith's tables).
+    ``network_policies``: per NetworkPolicy name, its spec. ``read_host_readers``: the workloads
+    that read ``DB_HOST`` and get ``DB_READ_HOST``. ``monitoring_crds``: the release that installs
+    the Prometheus Operator CRDs; every PodMonitor depends on it.
+    """
+
+    app_namespace: str
     context: LabelContext
     namespace: pulumi.Resource
+    operator_version: str
+    operator_replicas: int
+    endpoints: Mapping[str, env.DatabaseEndpoint]
+    databases: Mapping[str, ServiceDatabaseArgs]
+    migrations: Mapping[str, MigrationPlan]
+    network_policies: Mapping[str, KubeObject]
+    read_host_readers: frozenset[str] = frozenset()
     monitoring_crds: Sequence[pulumi.Resource] = ()
-    monitoring_namespace: str | None = None
+
+
+def _database_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    w: Workload,
+    endpoints: Mapping[str, env.DatabaseEndpoint],
+    sources: Sequence[ExternalCluster],
+    monitoring_namespace: str | None,
+) -> ServiceDatabaseArgs:
+    dbs, endpoint = cfg.databases, endpoints[w.name]
+    assert w.database is not None
+    return ServiceDatabaseArgs(
+        cluster=endpoint.cluster,
+        namespace=cfg.namespace,
+        database=endpoint.name,
+        owner=endpoint.user,
+        credentials_secret=endpoint.secret,
+        image=dbs.image,
+        labels=context.workload(endpoint.cluster, _image_tag(dbs.image), "database"),
+        instances=dbs.instances_for(cfg.environment),
+        storage_size=dbs.storage.size,
+        storage_class=dbs.storage.storage_class,
+        resources=ResourceSpec(
+            cpu_request=dbs.resources.requests.cpu,
+            memory_request=dbs.resources.requests.memory,
+            cpu_limit=dbs.resources.limits.cpu,
+            memory_limit=dbs.resources.limits.memory,
+        ),
+        parameters=dbs.parameters,
+        extensions=w.database.extensions,
+        anti_affinity="required" if cfg.environment == "prod" else "preferred",
+        backup=_backup(cfg),
+        restore_backup=dbs.restore[w.name].backup if w.name in dbs.restore else None,
+        # The monolith publishes to every service; a cut-over service publishes back.
+        replication_role=w.name == "monolith" or dbs.phase(w.name) == "cut-over",
+        external_clusters=sources,
+        monitor_namespace=monitoring_namespace,
+        protect=dbs.protected(w.name, cfg.environment),
+    )
+
+
+def _migration_plan(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    w: Workload,
+    endpoints: Mapping[str, env.DatabaseEndpoint],
+    declared: Mapping[str, MigrationPlan],
+) -> MigrationPlan:
+    """What ``w``'s migration runs in its phase; ``declared``: the plans before it."""
+    dbs, own, monolith = cfg.databases, endpoints[w.name], endpoints["monolith"]
+    phase = dbs.phase(w.name)
+    # The monolith's own schema comes from the model (dev's fresh monolith); a service's is
+    # read from the running monolith, whatever it has drifted to.
+    schema_step = (
+        migration.Step("apply the schema", "monolith", "execute", migration.monolith_schema_sql())
+        if w.name == "monolith"
+        else migration.service_schema_step(w)
+    )
+    accepted = tuple(
+        cross_writes.accepted_tables(catalog.WORKLOADS, dbs.accepted_cross_service_writes.get(w.name, []))
+    )
+    # The cutover Jobs of the workloads whose tables write into ``w``'s (cascades, triggers),
+    # when both cut over: the live check in ``w``'s Job needs their fences. The catalog lists a
+    # writer before the tables it writes into (tested), so its plan is declared by now.
+    writers = (
+        tuple(
+            writer
+            for writer in sorted(cross_writes.writers_into(w.name, catalog.WORKLOADS))
+            if dbs.phase(writer) == "cut-over" and writer in declared
+        )
+        if phase == "cut-over"
+        else ()
+    )
+    return MigrationPlan(
+        workload=w.name,
+        phase=phase,
+        namespace=cfg.namespace,
+        image=dbs.image,
+        labels=context.workload(f"{own.cluster}-migration", _image_tag(dbs.image), "migration"),
+        own=own,
+        monolith=monolith,
+        scripts={
+            "schema.sh": migration.job_script([schema_step]),
+            **_phase_scripts(w, phase, monolith.external, accepted),
+        },
+        forward=migration.forward_names(w),
+        reverse=migration.reverse_names(w),
+        tables=tuple(t.name for t in migration.owned_tables(w)),
+        after_writers=writers,
+    )
+
+
+def databases_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    monitoring_crds: Sequence[pulumi.Resource] = (),
+    monitoring_namespace: str | None = None,
+) -> DatabasesArgs:
+    """The databases' args from the stack's config: which clusters exist, which replicate from
+    where, what each migration runs, and who may reach each database. ``monitoring_namespace``:
+    where the PodMonitors live (default: the app's)."""
+    dbs = cfg.databases
+    enabled = [w for w, _ in cfg.enabled() if w.database is not None]
+    endpoints = {w.name: e for w in enabled if (e := endpoint_for(cfg, w)) is not None}
+    monolith = endpoints["monolith"]
+    cut_over = [w for w in enabled if dbs.phase(w.name) == "cut-over"]
+    databases: dict[str, ServiceDatabaseArgs] = {}
+    for w in enabled:
+        if endpoints[w.name].external:
+            continue
+        if w.name == "monolith":
+            sources = [_service_source(endpoints[s.name], s) for s in cut_over]
+        elif dbs.phase(w.name) != "not-started":
+            sources = [_monolith_source(cfg, monolith)]
+        else:
+            sources = []
+        databases[w.name] = _database_args(cfg, context, w, endpoints, sources, monitoring_namespace)
+
+    migrations: dict[str, MigrationPlan] = {}
+    # The monolith first: a service's schema is read from the monolith's tables.
+    for w in sorted(enabled, key=lambda w: w.name != "monolith"):
+        if endpoints[w.name].external or (w.name == "monolith" and not dbs.init_monolith_schema):
+            continue  # the monolith's schema is then its owner's business
+        if w.database is not None and w.database.is_new:
+            continue  # nothing to move; the service's own migrations create its schema
+        migrations[w.name] = _migration_plan(cfg, context, w, endpoints, migrations)
+
+    # Under the namespace's default deny: who reaches each database's instances (and where they
+    # go), and each service's migration Jobs to exactly its two databases.
+    services = [e for name, e in endpoints.items() if name != "monolith"]
+    monitoring = monitoring_namespace or cfg.namespace
+    policies = {
+        endpoints[name].cluster: network.database_policy(
+            endpoints[name], name, monolith, services, monitoring
+        )
+        for name in databases
+    }
+    policies |= {
+        f"{endpoints[name].cluster}-migration": network.migration_job_policy(endpoints[name], monolith)
+        for name in migrations
+    }
+    return DatabasesArgs(
+        app_namespace=cfg.namespace,
+        context=context,
+        namespace=namespace,
+        operator_version=cfg.charts.cloudnative_pg,
+        operator_replicas=2 if cfg.environment == "prod" else 1,
+        endpoints=endpoints,
+        databases=databases,
+        migrations=migrations,
+        network_policies=policies,
+        read_host_readers=frozenset(w.name for w in enabled if "DB_HOST" in w.env),
+        monitoring_crds=monitoring_crds,
+    )
 
 
 class Databases(pulumi.ComponentResource):
@@ -176,150 +349,56 @@ class Databases(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg, context = args.cfg, args.context
-        self.operator = cnpg_operator(cfg, child_opts(self, moved_from_root=True))
-        self.clusters, self.endpoints, self.migrations = {}, {}, {}
-        dbs = cfg.databases
-        enabled = [w for w, _ in cfg.enabled() if w.database is not None]
-        for w in enabled:
-            endpoint = endpoint_for(cfg, w)
-            if endpoint is not None:
-                self.endpoints[w.name] = endpoint
-        monolith = self.endpoints["monolith"]
-        cut_over = [w for w in enabled if dbs.phase(w.name) == "cut-over"]
-
-        for w in enabled:
-            endpoint = self.endpoints[w.name]
-            if endpoint.external:
-                continue
-            assert w.database is not None
-            if w.name == "monolith":
-                sources = [_service_source(self.endpoints[s.name], s) for s in cut_over]
-            elif dbs.phase(w.name) != "not-started":
-                sources = [_monolith_source(cfg, monolith)]
-            else:
-                sources = []
-            db_args = ServiceDatabaseArgs(
-                cluster=endpoint.cluster,
-                namespace=cfg.namespace,
-                database=endpoint.name,
-                owner=endpoint.user,
-                credentials_secret=endpoint.secret,
-                image=dbs.image,
-                labels=context.workload(endpoint.cluster, _image_tag(dbs.image), "database"),
-                instances=dbs.instances_for(cfg.environment),
-                storage_size=dbs.storage.size,
-                storage_class=dbs.storage.storage_class,
-                resources=ResourceSpec(
-                    cpu_request=dbs.resources.requests.cpu,
-                    memory_request=dbs.resources.requests.memory,
-                    cpu_limit=dbs.resources.limits.cpu,
-                    memory_limit=dbs.resources.limits.memory,
-                ),
-                parameters=dbs.parameters,
-                extensions=w.database.extensions,
-                anti_affinity="required" if cfg.environment == "prod" else "preferred",
-                backup=_backup(cfg),
-                restore_backup=dbs.restore[w.name].backup if w.name in dbs.restore else None,
-                # The monolith publishes to every service; a cut-over service publishes back.
-                replication_role=w.name == "monolith" or dbs.phase(w.name) == "cut-over",
-                external_clusters=sources,
-                monitor_namespace=args.monitoring_namespace,
-                protect=dbs.protected(w.name, cfg.environment),
-            )
-            self.clusters[w.name] = ServiceDatabase(
-                f"{w.name}-db",
+        self.operator = cnpg_operator(
+            args.operator_version, args.operator_replicas, child_opts(self, moved_from_root=True)
+        )
+        self.endpoints = dict(args.endpoints)
+        self.clusters = {
+            w: ServiceDatabase(
+                f"{w}-db",
                 db_args,
                 child_opts(
                     self, [args.namespace, self.operator, *args.monitoring_crds], moved_from_root=True
                 ),
             )
-
-        # The monolith first: a service's schema is read from the monolith's tables.
-        for w in sorted(enabled, key=lambda w: w.name != "monolith"):
-            own = self.endpoints[w.name]
-            if own.external or (w.name == "monolith" and not dbs.init_monolith_schema):
-                continue  # the monolith's schema is then its owner's business
-            if w.database is not None and w.database.is_new:
-                continue  # nothing to move; the service's own migrations create its schema
+            for w, db_args in args.databases.items()
+        }
+        self.migrations = {}
+        for w, plan in args.migrations.items():
             monolith_ready: list[pulumi.Resource] = []
-            if w.name != "monolith" and "monolith" in self.migrations:
+            if w != "monolith" and "monolith" in self.migrations:
                 monolith_ready = [self.migrations["monolith"].schema_job]
-            elif w.name != "monolith" and "monolith" in self.clusters:
+            elif w != "monolith" and "monolith" in self.clusters:
                 monolith_ready = [self.clusters["monolith"].cluster]
-            self.migrations[w.name] = ServiceMigration(
-                f"{w.name}-migration",
+            gates = (self.migrations[writer].write_gate for writer in plan.after_writers)
+            self.migrations[w] = ServiceMigration(
+                f"{w}-migration",
                 ServiceMigrationArgs(
-                    workload=w,
-                    phase=dbs.phase(w.name),
-                    namespace=cfg.namespace,
-                    image=dbs.image,
-                    labels=context.workload(f"{own.cluster}-migration", _image_tag(dbs.image), "migration"),
-                    own=own,
-                    monolith=monolith,
-                    database=self.clusters[w.name],
+                    plan=plan,
+                    database=self.clusters[w],
                     monolith_database=self.clusters.get("monolith"),
                     operator=self.operator,
-                    accepted_writers=tuple(
-                        cross_writes.accepted_tables(
-                            catalog.WORKLOADS, dbs.accepted_cross_service_writes.get(w.name, [])
-                        )
-                    ),
-                    after_cutovers=self._writer_cutovers(w.name, dbs.phase),
+                    after_cutovers=tuple(g for g in gates if g is not None),
                 ),
                 child_opts(self, [args.namespace, *monolith_ready]),
             )
         self.write_route_gates = {
             name: m.write_gate for name, m in self.migrations.items() if m.write_gate is not None
         }
-        self._network_policies(args, monolith)
-        endpoints = self.endpoints
-        self.extras = WorkloadExtras(
-            env=(lambda w: _read_host(w, endpoints),),
-            egress=(lambda w: _external_egress(w, endpoints),),
-            depends_on=tuple(db.credentials for db in self.clusters.values()),
-        )
-        self.register_outputs({"exports": self.exports()})
-
-    def _network_policies(self, args: DatabasesArgs, monolith: env.DatabaseEndpoint) -> None:
-        """Under the namespace's default deny: who reaches each database's instances (and where
-        they go), and each service's migration Jobs to exactly its two databases."""
-        cfg = args.cfg
-        services = [e for name, e in self.endpoints.items() if name != "monolith"]
-        monitoring = args.monitoring_namespace or cfg.namespace
-        specs = {
-            self.endpoints[name].cluster: network.database_policy(
-                self.endpoints[name], name, monolith, services, monitoring
-            )
-            for name in self.clusters
-        }
-        specs |= {
-            f"{self.endpoints[name].cluster}-migration": network.migration_job_policy(
-                self.endpoints[name], monolith
-            )
-            for name in self.migrations
-        }
-        for k8s_name, spec in specs.items():
+        for k8s_name, spec in args.network_policies.items():
             k8s.networking.v1.NetworkPolicy(
                 f"{k8s_name}-netpol",
-                metadata={"name": k8s_name, "namespace": cfg.namespace, "labels": args.context.common()},
+                metadata={"name": k8s_name, "namespace": args.app_namespace, "labels": args.context.common()},
                 spec=spec,
                 opts=child_opts(self, [args.namespace]),
             )
-
-    def _writer_cutovers(self, name: str, phase: Callable[[str], str]) -> tuple[pulumi.Resource, ...]:
-        """The cutover Jobs of the workloads whose tables write into ``name``'s (cascades,
-        triggers), when both cut over: the live check in ``name``'s Job needs their fences.
-        The catalog lists a writer before the tables it writes into (tested), so its Job is
-        declared by now."""
-        if phase(name) != "cut-over":
-            return ()
-        gates = [
-            self.migrations[writer].write_gate
-            for writer in sorted(cross_writes.writers_into(name, catalog.WORKLOADS))
-            if phase(writer) == "cut-over" and writer in self.migrations
-        ]
-        return tuple(g for g in gates if g is not None)
+        endpoints, readers = self.endpoints, args.read_host_readers
+        self.extras = WorkloadExtras(
+            env=(lambda w: _read_host(w.name, endpoints, readers),),
+            egress=(lambda w: _external_egress(w.name, endpoints),),
+            depends_on=tuple(db.credentials for db in self.clusters.values()),
+        )
+        self.register_outputs({"exports": self.exports()})
 
     def exports(self) -> dict[str, dict[str, object]]:
         """Per workload: read-write and read-only hosts, port, database and credentials Secret."""
@@ -335,17 +414,19 @@ class Databases(pulumi.ComponentResource):
         }
 
 
-def _read_host(workload: Workload, endpoints: dict[str, env.DatabaseEndpoint]) -> list[EnvVar]:
+def _read_host(
+    workload: str, endpoints: Mapping[str, env.DatabaseEndpoint], readers: frozenset[str]
+) -> list[EnvVar]:
     """``DB_READ_HOST``: the read replicas of the workload's OWN database, for DB_* readers."""
-    own = endpoints.get(workload.name)
-    if own is None or "DB_HOST" not in workload.env:
+    own = endpoints.get(workload)
+    if own is None or workload not in readers:
         return []
     return [EnvVar("DB_READ_HOST", own.ro_host)]
 
 
-def _external_egress(workload: Workload, endpoints: dict[str, env.DatabaseEndpoint]) -> list[KubeObject]:
+def _external_egress(workload: str, endpoints: Mapping[str, env.DatabaseEndpoint]) -> list[KubeObject]:
     """An external database has no pods to select: allow its port to any address."""
-    own = endpoints.get(workload.name)
+    own = endpoints.get(workload)
     if own is None or not own.external:
         return []
     return [{"ports": [{"protocol": "TCP", "port": own.port}]}]
@@ -424,18 +505,14 @@ def job_spec(
 
 
 def publication_spec(
-    cluster: str, dbname: str, names: migration.ReplicationNames, workload: Workload
+    cluster: str, dbname: str, names: migration.ReplicationNames, tables: Sequence[str]
 ) -> KubeObject:
     """A CNPG ``Publication`` for exactly the workload's tables (the same list the SQL uses)."""
     return {
         "cluster": {"name": cluster},
         "dbname": dbname,
         "name": names.publication,
-        "target": {
-            "objects": [
-                {"table": {"schema": "public", "name": t.name}} for t in migration.owned_tables(workload)
-            ]
-        },
+        "target": {"objects": [{"table": {"schema": "public", "name": t}} for t in tables]},
         "publicationReclaimPolicy": "delete",
     }
 
@@ -464,28 +541,41 @@ def _uri(name: str, endpoint: env.DatabaseEndpoint) -> EnvVar:
 
 
 @dataclass(frozen=True)
-class ServiceMigrationArgs:
-    """One workload's schema and the move of its tables, by migration ``phase``.
+class MigrationPlan:
+    """What one workload's migration runs in its ``phase``, decided from the stack's config.
 
-    ``own``/``monolith``: the two databases' endpoints; ``database``/``monolith_database`` the
-    clusters declared here (``monolith_database`` is ``None`` for an external monolith);
-    ``operator``: the release that installs CNPG's CRDs. ``accepted_writers``: tables whose
-    writes into this workload's tables the config accepts will fail (the cutover's live check
-    skips them); ``after_cutovers``: the cutover Jobs of the workloads that write into its
-    tables, which this cutover waits for.
+    ``own``/``monolith``: the two databases' endpoints. ``scripts``: the Jobs' scripts by file
+    name (``schema.sh`` and the phase's). ``forward``/``reverse``: the replication names in each
+    direction; ``tables``: the workload's tables (what a Publication publishes).
+    ``after_writers``: the workloads writing into its tables whose cutover this cutover waits for.
     """
 
-    workload: Workload
+    workload: str
     phase: str
     namespace: str
     image: str
     labels: Mapping[str, str]
     own: env.DatabaseEndpoint
     monolith: env.DatabaseEndpoint
+    scripts: Mapping[str, str]
+    forward: migration.ReplicationNames
+    reverse: migration.ReplicationNames
+    tables: tuple[str, ...]
+    after_writers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceMigrationArgs:
+    """One workload's ``plan`` and the resources it acts on: ``database``/``monolith_database``
+    the clusters declared here (``monolith_database`` is ``None`` for an external monolith);
+    ``operator``: the release that installs CNPG's CRDs; ``after_cutovers``: the cutover Jobs of
+    the plan's ``after_writers``.
+    """
+
+    plan: MigrationPlan
     database: ServiceDatabase
     monolith_database: ServiceDatabase | None
     operator: pulumi.Resource
-    accepted_writers: tuple[str, ...] = ()
     after_cutovers: tuple[pulumi.Resource, ...] = ()
 
 
@@ -508,25 +598,16 @@ class ServiceMigration(pulumi.ComponentResource):
         super().__init__(MIGRATION_TYPE, name, None, opts)
         self._after = waits(opts)
         self._args = args
+        self._plan = plan = args.plan
         self.write_gate = None
-        w, own = args.workload, args.own
-        # The monolith's own schema comes from the model (dev's fresh monolith); a service's is
-        # read from the running monolith, whatever it has drifted to.
-        schema_step = (
-            migration.Step("apply the schema", "monolith", "execute", migration.monolith_schema_sql())
-            if w.name == "monolith"
-            else migration.service_schema_step(w)
-        )
-        self._scripts = {"schema.sh": migration.job_script([schema_step])}
-        self._scripts.update(_phase_scripts(args))
         self._configmap = k8s.core.v1.ConfigMap(
-            f"{w.name}-db-migration",
+            f"{plan.workload}-db-migration",
             metadata={
-                "name": f"{own.cluster}-migration",
-                "namespace": args.namespace,
-                "labels": dict(args.labels),
+                "name": f"{plan.own.cluster}-migration",
+                "namespace": plan.namespace,
+                "labels": dict(plan.labels),
             },
-            data=self._scripts,
+            data=dict(plan.scripts),
             opts=self._opts(),
         )
         self._declare()
@@ -544,25 +625,25 @@ class ServiceMigration(pulumi.ComponentResource):
         skip_await: bool = False,
         timeout: str | None = None,
     ) -> k8s.batch.v1.Job:
-        args, own = self._args, self._args.own
+        plan, own = self._plan, self._plan.own
         annotations = {"pulumi.com/skipAwait": "true"} if skip_await else None
         timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if timeout else None
         return k8s.batch.v1.Job(
-            f"{args.workload.name}-db-{role}",
+            f"{plan.workload}-db-{role}",
             metadata={
                 "name": f"{own.cluster}-{role}",
-                "namespace": args.namespace,
-                "labels": dict(args.labels),
+                "namespace": plan.namespace,
+                "labels": dict(plan.labels),
                 **({"annotations": annotations} if annotations else {}),
             },
             spec=job_spec(
                 f"{own.cluster}-{role}",
-                args.image,
+                plan.image,
                 f"{own.cluster}-migration",
                 script,
-                self._scripts[script],
+                plan.scripts[script],
                 env_vars,
-                dict(args.labels),
+                dict(plan.labels),
             ),
             opts=self._opts(self._configmap, *after, custom_timeouts=timeouts),
         )
@@ -576,33 +657,33 @@ class ServiceMigration(pulumi.ComponentResource):
         annotations: Mapping[str, str] | None = None,
     ) -> k8s.apiextensions.CustomResource:
         """A CNPG ``Publication`` or ``Subscription``; it waits for the operator's CRDs."""
-        args = self._args
+        plan = self._plan
         return custom_resource(
-            f"{args.workload.name}-db-{role}",
+            f"{plan.workload}-db-{role}",
             {
                 "apiVersion": CNPG_API,
                 "kind": kind,
                 "metadata": {
-                    "name": f"{args.own.cluster}-{role}",
-                    "namespace": args.namespace,
-                    "labels": dict(args.labels),
+                    "name": f"{plan.own.cluster}-{role}",
+                    "namespace": plan.namespace,
+                    "labels": dict(plan.labels),
                     **({"annotations": dict(annotations)} if annotations else {}),
                 },
                 "spec": spec,
             },
-            self._opts(args.operator, *after),
+            self._opts(self._args.operator, *after),
         )
 
     def _declare(self) -> None:
-        args = self._args
-        w, own, monolith, phase = args.workload, args.own, args.monolith, args.phase
-        names, back = migration.forward_names(w), migration.reverse_names(w)
+        args, plan = self._args, self._plan
+        w, own, monolith, phase = plan.workload, plan.own, plan.monolith, plan.phase
+        names, back = plan.forward, plan.reverse
         both = [_uri("MONOLITH_URI", monolith), _uri("SERVICE_URI", own)]
         db = args.database
-        schema_env = [_uri("MONOLITH_URI", own)] if w.name == "monolith" else both
+        schema_env = [_uri("MONOLITH_URI", own)] if w == "monolith" else both
         schema_job = self._job("schema", "schema.sh", schema_env, [db.cluster, db.credentials])
         self.schema_job = schema_job
-        if w.name == "monolith" or phase == "not-started":
+        if w == "monolith" or phase == "not-started":
             return
         monolith_db = args.monolith_database
         if phase == "replicating":
@@ -613,7 +694,7 @@ class ServiceMigration(pulumi.ComponentResource):
                 publication = self._cnpg(
                     "publication",
                     "Publication",
-                    publication_spec(monolith.cluster, monolith.name, names, w),
+                    publication_spec(monolith.cluster, monolith.name, names, plan.tables),
                     [monolith_db.cluster],
                 )
             # The schema first: a subscription needs its tables to exist.
@@ -640,7 +721,7 @@ class ServiceMigration(pulumi.ComponentResource):
             reverse_pub = self._cnpg(
                 "reverse-publication",
                 "Publication",
-                publication_spec(own.cluster, own.name, back, w),
+                publication_spec(own.cluster, own.name, back, plan.tables),
                 [schema_job],
                 annotations={"pulumi.com/waitFor": "jsonpath={.status.applied}=true"},
             )
@@ -648,7 +729,7 @@ class ServiceMigration(pulumi.ComponentResource):
                 self._cnpg(
                     "reverse-subscription",
                     "Subscription",
-                    subscription_spec(monolith.cluster, monolith.name, w.name, back, copy_data=False),
+                    subscription_spec(monolith.cluster, monolith.name, w, back, copy_data=False),
                     [reverse_pub, monolith_db.cluster],
                 )
             )
@@ -661,12 +742,13 @@ class ServiceMigration(pulumi.ComponentResource):
         )
 
 
-def _phase_scripts(args: ServiceMigrationArgs) -> dict[str, str]:
+def _phase_scripts(
+    w: Workload, phase: str, external_monolith: bool, accepted_writers: Sequence[str]
+) -> dict[str, str]:
     """The scripts the phase runs besides the schema."""
-    w, phase = args.workload, args.phase
     if phase == "replicating":
         scripts = {"consistency.sh": migration.job_script(migration.consistency_steps(w))}
-        if args.monolith.external:
+        if external_monolith:
             names = migration.forward_names(w)
             scripts["publication.sh"] = migration.job_script(
                 [
@@ -679,9 +761,10 @@ def _phase_scripts(args: ServiceMigrationArgs) -> dict[str, str]:
                 ]
             )
         return scripts
-    reverse = args.monolith_database is not None
+    # Reverse replication into an external monolith is not declared.
+    reverse = not external_monolith
     if phase == "cut-over":
-        guard = cross_writes.live_check_step(w, args.accepted_writers)
+        guard = cross_writes.live_check_step(w, accepted_writers)
         return {
             "cutover.sh": migration.job_script(
                 migration.cutover_job_steps(w, reverse=reverse, guards=[guard])

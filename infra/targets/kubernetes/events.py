@@ -239,12 +239,25 @@ def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
 
 @dataclass(frozen=True)
 class EventBusArgs:
-    """``namespace``: the workloads' namespace (the client Secrets live there). ``monitoring``:
-    what the PodMonitor and PrometheusRule wait for (the release that installs the Prometheus
-    Operator CRDs); ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels``
-    are added to both so the operator's selectors pick them up."""
+    """What the bus registers and waits for (``event_bus_args`` builds it).
 
-    cfg: PlatformConfig
+    ``bus``: the streams, consumers and users, ``None`` when the stack runs no event bus.
+    ``nats_namespace``: where NATS runs; ``app_namespace``: the workloads' (the client Secrets live
+    there), ``namespace`` the resource that creates it. ``cluster_size``: NATS servers;
+    ``storage_size``: each server's JetStream volume. ``monitoring``: what the PodMonitor and
+    PrometheusRule wait for (the release that installs the Prometheus Operator CRDs);
+    ``monitoring_namespace`` is where Prometheus scrapes from; ``monitor_labels`` are added to
+    both so the operator's selectors pick them up. ``alert_rules``: the bus's Prometheus rules.
+    """
+
+    bus: events.EventBus | None
+    nats_namespace: str
+    app_namespace: str
+    nats_version: str
+    nack_version: str
+    cluster_size: int
+    storage_size: str
+    alert_rules: Sequence[KubeObject]
     context: LabelContext
     namespace: pulumi.Resource
     monitoring: Sequence[pulumi.Resource] = ()
@@ -252,6 +265,40 @@ class EventBusArgs:
     monitor_labels: Mapping[str, str] = field(default_factory=dict)
     #: The release that installs Istio's CRDs (the PeerAuthentications wait for it).
     mesh_crds: Sequence[pulumi.Resource] = ()
+
+
+def event_bus_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    monitoring: Sequence[pulumi.Resource] = (),
+    monitoring_namespace: str = "monitoring",
+    mesh_crds: Sequence[pulumi.Resource] = (),
+) -> EventBusArgs:
+    """The bus's args from the stack's config; the resources are what it waits for."""
+    settings = cfg.events
+    bus = (
+        events.event_bus(settings, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()])
+        if settings.enabled
+        else None
+    )
+    return EventBusArgs(
+        bus=bus,
+        nats_namespace=settings.namespace,
+        app_namespace=cfg.namespace,
+        nats_version=cfg.charts.nats,
+        nack_version=cfg.charts.nack,
+        cluster_size=cfg.event_cluster_size(),
+        storage_size=settings.storage_size,
+        alert_rules=events.alert_rules(bus, settings, cfg.observability.runbook_url)
+        if bus is not None
+        else [],
+        context=context,
+        namespace=namespace,
+        monitoring=monitoring,
+        monitoring_namespace=monitoring_namespace,
+        mesh_crds=mesh_crds,
+    )
 
 
 class EventBus(pulumi.ComponentResource):
@@ -267,30 +314,27 @@ class EventBus(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
         self.nats_release = self.nack_release = None
         self.streams, self.consumers = {}, {}
         self.extras = WorkloadExtras()
-        if not cfg.events.enabled:
+        if args.bus is None:
             self.bus = events.EventBus(streams=(), consumers=(), users=())
         else:
-            self.bus = events.event_bus(
-                cfg.events, cfg.event_cluster_size(), [w.name for w, _ in cfg.enabled()]
-            )
+            self.bus = args.bus
             self._declare(args)
-        self._exports = self._describe(cfg)
+        self._exports = self._describe(args)
         self.register_outputs({"exports": self._exports})
 
     def exports(self) -> dict[str, Any]:
         """The stack export describing the bus."""
         return self._exports
 
-    def _describe(self, cfg: PlatformConfig) -> dict[str, Any]:
-        if not cfg.events.enabled:
+    def _describe(self, args: EventBusArgs) -> dict[str, Any]:
+        if args.bus is None:
             return {"enabled": False}
         return {
             "enabled": True,
-            "natsUrl": nats_url(cfg.events.namespace),
+            "natsUrl": nats_url(args.nats_namespace),
             "streams": {s.name: list(s.subjects) for s in self.bus.streams},
             "consumers": [f"{c.stream}/{c.durable}" for c in self.bus.consumers],
         }
@@ -299,8 +343,7 @@ class EventBus(pulumi.ComponentResource):
         return child_opts(self, after, moved_from_root=True)
 
     def _declare(self, args: EventBusArgs) -> None:
-        cfg, bus = args.cfg, self.bus
-        ns = cfg.events.namespace
+        bus, ns = self.bus, args.nats_namespace
         common = args.context.common()
         namespace = k8s.core.v1.Namespace(
             "nats-namespace",
@@ -332,7 +375,11 @@ class EventBus(pulumi.ComponentResource):
         client_secrets = tuple(
             k8s.core.v1.Secret(
                 f"nats-{user.name}-credentials",
-                metadata={"name": client_secret(user.name), "namespace": cfg.namespace, "labels": common},
+                metadata={
+                    "name": client_secret(user.name),
+                    "namespace": args.app_namespace,
+                    "labels": common,
+                },
                 type="Opaque",
                 string_data={
                     "user": user.name,
@@ -346,15 +393,15 @@ class EventBus(pulumi.ComponentResource):
         nats_release = helm.release(
             NATS_RELEASE,
             NATS_CHART,
-            cfg.charts.nats,
+            args.nats_version,
             ns,
-            nats_values(bus, cfg.event_cluster_size(), cfg.events.storage_size),
+            nats_values(bus, args.cluster_size, args.storage_size),
             self._after(namespace, server_secret),
         )
         nack_release = helm.release(
             NACK_RELEASE,
             NACK_CHART,
-            cfg.charts.nack,
+            args.nack_version,
             ns,
             nack_values(ns),
             self._after(namespace, nats_release),
@@ -363,7 +410,7 @@ class EventBus(pulumi.ComponentResource):
         k8s.networking.v1.NetworkPolicy(
             "nats-netpol",
             metadata={"name": "nats", "namespace": ns, "labels": common},
-            spec=nats_ingress(bus, cfg.namespace, args.monitoring_namespace),
+            spec=nats_ingress(bus, args.app_namespace, args.monitoring_namespace),
             opts=self._after(namespace),
         )
 
@@ -419,7 +466,7 @@ class EventBus(pulumi.ComponentResource):
 
     def _isolate(self, args: EventBusArgs, namespace: pulumi.Resource) -> None:
         """Default deny, the servers' and the controller's exceptions, STRICT mutual TLS."""
-        ns, common = args.cfg.events.namespace, args.context.common()
+        ns, common = args.nats_namespace, args.context.common()
         default_deny(self, "nats-default-deny", ns, args.context, [namespace])
         for name, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
             k8s.networking.v1.NetworkPolicy(
@@ -441,7 +488,7 @@ class EventBus(pulumi.ComponentResource):
             )
 
     def _monitoring(self, args: EventBusArgs, nats_release: pulumi.Resource) -> None:
-        ns, common = args.cfg.events.namespace, args.context.common()
+        ns, common = args.nats_namespace, args.context.common()
         after_monitoring = self._after(nats_release, *args.monitoring)
         monitor_meta = {"namespace": ns, "labels": {**common, **args.monitor_labels}}
         custom_resource(
@@ -457,7 +504,7 @@ class EventBus(pulumi.ComponentResource):
             },
             after_monitoring,
         )
-        rules = events.alert_rules(self.bus, args.cfg.observability.runbook_url)
+        rules = list(args.alert_rules)
         if rules:
             custom_resource(
                 "nats-alerts",

@@ -13,7 +13,7 @@ Tracing is not configured here: the observability feature passes its mesh settin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from components.kubernetes import istio
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import catalog
@@ -163,22 +164,103 @@ def mesh_extras(cfg: PlatformConfig) -> WorkloadExtras:
 
 @dataclass(frozen=True)
 class MeshArgs:
-    """What the mesh's own objects need.
+    """What the mesh registers and waits for (``mesh_args`` builds it).
 
-    ``namespace`` is the workloads' namespace and ``crds`` the release that installs Istio's CRDs
-    (both from ``Platform``); ``gateway`` the ingress gateway release, which the edge ``Gateway``
-    waits for. ``write_route_gates``: per service at ``cut-over`` or ``rolled-back``, the migration
-    Job that moves its tables (``Databases.write_route_gates``). ``read_route_gates``: per service
-    whose endpoints take live reads, its contract-check Job (``ContractGate.read_route_gates``).
+    ``app_namespace``: the workloads' namespace, ``namespace`` the resource that creates it;
+    ``crds``: the release that installs Istio's CRDs (both from ``Platform``); ``gateway``: the
+    ingress gateway release, which the edge ``Gateway`` waits for. ``edge_gateway``,
+    ``edge_routes``, ``mtls``: the specs of the edge Gateway, the edge VirtualService and the
+    namespace's PeerAuthentication; ``edge_carries_writes``: whether the edge's routes move
+    endpoints (no api-gateway), so it waits for the gates. ``mesh_routes``: per workload whose
+    host the mesh routes (with the api-gateway), its VirtualService spec. ``traffic``: each
+    workload's traffic policy. ``write_route_gates``: per service at ``cut-over`` or
+    ``rolled-back``, the migration Job that moves its tables (``Databases.write_route_gates``).
+    ``read_route_gates``: per service whose endpoints take live reads, its contract-check Job
+    (``ContractGate.read_route_gates``).
     """
 
-    cfg: PlatformConfig
+    app_namespace: str
     context: LabelContext
     namespace: pulumi.Resource
     crds: pulumi.Resource
     gateway: pulumi.Resource
+    edge_gateway: KubeObject
+    edge_routes: KubeObject
+    edge_carries_writes: bool
+    mesh_routes: Mapping[str, KubeObject]
+    mtls: KubeObject
+    traffic: Sequence[ServiceTrafficArgs]
     write_route_gates: Mapping[str, pulumi.Resource]
     read_route_gates: Mapping[str, pulumi.Resource] = field(default_factory=dict)
+
+
+def _traffic_args(cfg: PlatformConfig, context: LabelContext, workload: Workload) -> ServiceTrafficArgs:
+    b = cfg.traffic.breaker(workload.name)
+    return ServiceTrafficArgs(
+        name=workload.name,
+        namespace=cfg.namespace,
+        host=traffic.host(workload, cfg.namespace),
+        port=workload.port,
+        selector=context.selector(workload.name),
+        principals=traffic.allowed_principals(workload, cfg),
+        labels=context.common(),
+        breaker=BreakerSpec(
+            consecutive_5xx_errors=b.consecutive_5xx_errors,
+            interval=b.interval,
+            base_ejection_time=b.base_ejection_time,
+            max_ejection_percent=b.max_ejection_percent,
+            max_connections=b.max_connections,
+            max_pending_requests=b.max_pending_requests,
+            max_requests=b.max_requests,
+            connect_timeout=b.connect_timeout,
+        ),
+    )
+
+
+def mesh_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    crds: pulumi.Resource,
+    gateway: pulumi.Resource,
+    write_route_gates: Mapping[str, pulumi.Resource],
+    read_route_gates: Mapping[str, pulumi.Resource] | None = None,
+) -> MeshArgs:
+    """The mesh's args from the stack's config: the route tables are decided here
+    (``traffic``), the component registers them."""
+    edge = cfg.traffic.edge
+    return MeshArgs(
+        app_namespace=cfg.namespace,
+        context=context,
+        namespace=namespace,
+        crds=crds,
+        gateway=gateway,
+        # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
+        edge_gateway=istio.gateway_spec(
+            traffic.INGRESS_SELECTOR,
+            [f"{cfg.namespace}/{cfg.domain}"],
+            edge.tls_secret,
+            edge.allow_plain_http,
+        ),
+        edge_routes=istio.virtual_service_spec(
+            [cfg.domain],
+            [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"],
+            traffic.edge_routes(cfg),
+        ),
+        edge_carries_writes=not traffic.gateway_mode(cfg),
+        mesh_routes={
+            service: istio.virtual_service_spec(
+                [traffic.host(catalog.workload(service), cfg.namespace)],
+                ["mesh"],
+                traffic.mesh_routes(cfg, service),
+            )
+            for service in traffic.mesh_routed_hosts(cfg)
+        },
+        mtls=istio.peer_authentication_spec(cfg.traffic.mtls),
+        traffic=tuple(_traffic_args(cfg, context, w) for w, _ in cfg.enabled()),
+        write_route_gates=write_route_gates,
+        read_route_gates=read_route_gates or {},
+    )
 
 
 class Mesh(pulumi.ComponentResource):
@@ -189,25 +271,20 @@ class Mesh(pulumi.ComponentResource):
     where writes go only after the Jobs have completed (and not at all if one fails). The same
     VirtualServices carry the endpoint routes that move reads, and wait for every contract-check Job
     (``read_route_gates``) the same way: a service that answers unlike the monolith moves nothing.
-    ``extras``: NetworkPolicy exceptions for the callers the mesh may route to a workload.
+    What the mesh adds to the workloads (``mesh_extras``) is pure, so they are declared before it.
     """
-
-    extras: WorkloadExtras
 
     def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
         self._edge_gateway(args)
         self._mesh_policy(args)
         self._routes(args)
-        self.extras = mesh_extras(cfg)
         self.register_outputs({})
 
     def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
         return child_opts(self, after, moved_from_root=True)
 
     def _edge_gateway(self, args: MeshArgs) -> None:
-        cfg, edge = args.cfg, args.cfg.traffic.edge
         custom_resource(
             "edge-gateway",
             {
@@ -219,93 +296,55 @@ class Mesh(pulumi.ComponentResource):
                     "namespace": traffic.INGRESS_NAMESPACE,
                     "labels": args.context.common(),
                 },
-                # ``namespace/host``: only VirtualServices in the workloads' namespace may bind the domain.
-                "spec": istio.gateway_spec(
-                    traffic.INGRESS_SELECTOR,
-                    [f"{cfg.namespace}/{cfg.domain}"],
-                    edge.tls_secret,
-                    edge.allow_plain_http,
-                ),
+                "spec": args.edge_gateway,
             },
             self._after(args.crds, args.gateway),
         )
 
     def _routes(self, args: MeshArgs) -> None:
         """The edge VirtualService and, with the api-gateway, the mesh VirtualServices."""
-        cfg, context = args.cfg, args.context
+        ns, common = args.app_namespace, args.context.common()
         installed = [args.namespace, args.crds]
         gates = [args.write_route_gates[name] for name in sorted(args.write_route_gates)]
         gates += [args.read_route_gates[name] for name in sorted(args.read_route_gates)]
-        edge_after = installed if traffic.gateway_mode(cfg) else [*installed, *gates]
+        edge_after = [*installed, *gates] if args.edge_carries_writes else installed
         custom_resource(
             "edge-routes",
             {
                 "apiVersion": istio.NETWORKING,
                 "kind": "VirtualService",
-                "metadata": {"name": "edge", "namespace": cfg.namespace, "labels": context.common()},
-                "spec": istio.virtual_service_spec(
-                    [cfg.domain],
-                    [f"{traffic.INGRESS_NAMESPACE}/{traffic.EDGE_GATEWAY}"],
-                    traffic.edge_routes(cfg),
-                ),
+                "metadata": {"name": "edge", "namespace": ns, "labels": common},
+                "spec": args.edge_routes,
             },
             self._after(*edge_after),
         )
-        for service in traffic.mesh_routed_hosts(cfg):
+        for service, spec in args.mesh_routes.items():
             custom_resource(
                 f"{service}-mesh-routes",
                 {
                     "apiVersion": istio.NETWORKING,
                     "kind": "VirtualService",
-                    "metadata": {
-                        "name": f"{service}-routes",
-                        "namespace": cfg.namespace,
-                        "labels": context.common(),
-                    },
-                    "spec": istio.virtual_service_spec(
-                        [traffic.host(catalog.workload(service), cfg.namespace)],
-                        ["mesh"],
-                        traffic.mesh_routes(cfg, service),
-                    ),
+                    "metadata": {"name": f"{service}-routes", "namespace": ns, "labels": common},
+                    "spec": spec,
                 },
                 self._after(*installed, *gates),
             )
 
     def _mesh_policy(self, args: MeshArgs) -> None:
-        cfg, context = args.cfg, args.context
         requires = [args.namespace, args.crds]
         custom_resource(
             "mesh-mtls",
             {
                 "apiVersion": istio.SECURITY,
                 "kind": "PeerAuthentication",
-                "metadata": {"name": "default", "namespace": cfg.namespace, "labels": context.common()},
-                "spec": istio.peer_authentication_spec(cfg.traffic.mtls),
+                "metadata": {
+                    "name": "default",
+                    "namespace": args.app_namespace,
+                    "labels": args.context.common(),
+                },
+                "spec": args.mtls,
             },
             self._after(*requires),
         )
-        for workload, _ in cfg.enabled():
-            b = cfg.traffic.breaker(workload.name)
-            ServiceTraffic(
-                f"{workload.name}-traffic",
-                ServiceTrafficArgs(
-                    name=workload.name,
-                    namespace=cfg.namespace,
-                    host=traffic.host(workload, cfg.namespace),
-                    port=workload.port,
-                    selector=context.selector(workload.name),
-                    principals=traffic.allowed_principals(workload, cfg),
-                    labels=context.common(),
-                    breaker=BreakerSpec(
-                        consecutive_5xx_errors=b.consecutive_5xx_errors,
-                        interval=b.interval,
-                        base_ejection_time=b.base_ejection_time,
-                        max_ejection_percent=b.max_ejection_percent,
-                        max_connections=b.max_connections,
-                        max_pending_requests=b.max_pending_requests,
-                        max_requests=b.max_requests,
-                        connect_timeout=b.connect_timeout,
-                    ),
-                ),
-                self._after(*requires),
-            )
+        for traffic_args in args.traffic:
+            ServiceTraffic(f"{traffic_args.name}-traffic", traffic_args, self._after(*requires))

@@ -9,7 +9,7 @@ injector, so its pods get a sidecar.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -38,12 +38,28 @@ TYPE = "vinylhound:platform:Platform"
 
 @dataclass(frozen=True)
 class PlatformArgs:
-    """``extra_mesh_config`` is merged into istiod's ``meshConfig`` (how tracing adds its
-    providers without editing the mesh). Default: nothing added."""
+    """``namespace``: the workloads' namespace. ``istio_version``: the version of the four Istio
+    charts; ``istiod_values``/``gateway_values`` their values (``platform_args`` builds them)."""
 
-    cfg: PlatformConfig
+    namespace: str
     context: LabelContext
-    extra_mesh_config: Mapping[str, Any] = field(default_factory=dict)
+    istio_version: str
+    istiod_values: Mapping[str, Any]
+    gateway_values: Mapping[str, Any]
+
+
+def platform_args(
+    cfg: PlatformConfig, context: LabelContext, extra_mesh_config: Mapping[str, Any] | None = None
+) -> PlatformArgs:
+    """The platform's args from the stack's config. ``extra_mesh_config`` is merged into istiod's
+    ``meshConfig`` (how tracing adds its providers without editing the mesh)."""
+    return PlatformArgs(
+        namespace=cfg.namespace,
+        context=context,
+        istio_version=cfg.charts.istio,
+        istiod_values=istiod_values(cfg, extra_mesh_config),
+        gateway_values=gateway_values(cfg),
+    )
 
 
 class Platform(pulumi.ComponentResource):
@@ -60,22 +76,21 @@ class Platform(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg = args.cfg
         self.namespace = k8s.core.v1.Namespace(
             "namespace",
             metadata={
-                "name": cfg.namespace,
+                "name": args.namespace,
                 # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
                 "labels": {
                     **args.context.common(),
                     "istio-injection": "enabled",
-                    **pod_security.labels(cfg.namespace),
+                    **pod_security.labels(args.namespace),
                 },
             },
             opts=child_opts(self, moved_from_root=True),
         )
-        default_deny(self, "default-deny", cfg.namespace, args.context, [self.namespace])
-        version = cfg.charts.istio
+        default_deny(self, "default-deny", args.namespace, args.context, [self.namespace])
+        version = args.istio_version
         # The CNI plugin sets up each pod's traffic redirection, so the injected init container
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
         # DaemonSet needs hostPath: istio-system stays at the cluster's default level.
@@ -102,7 +117,7 @@ class Platform(pulumi.ComponentResource):
             ISTIOD,
             version,
             ISTIO_NAMESPACE,
-            istiod_values(cfg, args.extra_mesh_config),
+            args.istiod_values,
             # Pods injected before the CNI plugin runs on their node would not start.
             child_opts(self, [self.base, self.cni], moved_from_root=True),
             create_namespace=True,
@@ -112,9 +127,9 @@ class Platform(pulumi.ComponentResource):
             ISTIO_GATEWAY,
             version,
             traffic.INGRESS_NAMESPACE,
-            gateway_values(cfg),
+            args.gateway_values,
             child_opts(self, [self.istiod], moved_from_root=True),
             create_namespace=True,
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))
-        self.register_outputs({"namespace": cfg.namespace})
+        self.register_outputs({"namespace": args.namespace})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -29,14 +30,14 @@ SPOTIFY_SECRET_NAME = "vinylhound-spotify"
 def _secret(
     name: str,
     k8s_name: str,
-    cfg: PlatformConfig,
+    namespace: str,
     context: LabelContext,
     data: dict[str, pulumi.Input[str]],
     opts: pulumi.ResourceOptions,
 ) -> k8s.core.v1.Secret:
     return k8s.core.v1.Secret(
         name,
-        metadata={"name": k8s_name, "namespace": cfg.namespace, "labels": context.common()},
+        metadata={"name": k8s_name, "namespace": namespace, "labels": context.common()},
         type="Opaque",
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=opts,
@@ -95,14 +96,52 @@ def workload_spec(
 
 @dataclass(frozen=True)
 class WorkloadsArgs:
-    """``namespace``: the workloads' namespace. ``extras``: what the platform features add to
-    every workload (their ``extras`` outputs, combined in a fixed order)."""
+    """What the workloads register and wait for (``workloads_args`` builds it).
 
-    cfg: PlatformConfig
-    secrets: StackSecrets
+    ``app_namespace``: the workloads' namespace, ``namespace`` the resource that creates it.
+    ``specs``: one pod description per enabled workload, with what every platform feature adds
+    to it. ``spotify_client_secret``: the value of the Spotify Secret the specs refer to (none:
+    no such Secret). ``depends_on``: what every workload waits for besides the namespace and the
+    Secrets declared here (the features' ``extras``).
+    """
+
+    app_namespace: str
     context: LabelContext
     namespace: pulumi.Resource
-    extras: WorkloadExtras
+    specs: Sequence[WorkloadSpec]
+    spotify_client_secret: pulumi.Input[str] | None = None
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def workloads_args(
+    cfg: PlatformConfig,
+    secrets: StackSecrets,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    extras: WorkloadExtras,
+) -> WorkloadsArgs:
+    """The workloads' args from the stack's config: each enabled workload's spec, wired to its
+    own settings, the Secrets declared by ``Workloads`` and what the features add (``extras``)."""
+    spotify = secrets.spotify_client_secret
+    enabled = cfg.enabled()
+    wiring = env.Wiring(
+        origins=cfg.origins(),
+        jwt_secret=SecretKeyRef(JWT_SECRET_NAME, "secret"),
+        addresses={w.name: address(w, cfg.namespace) for w, _ in enabled},
+        databases={w.name: endpoint for w, _ in enabled if (endpoint := endpoint_for(cfg, w)) is not None},
+        spotify_client_id=cfg.spotify_client_id,
+        spotify_client_secret=SecretKeyRef(SPOTIFY_SECRET_NAME, "client-secret")
+        if spotify is not None
+        else None,
+    )
+    return WorkloadsArgs(
+        app_namespace=cfg.namespace,
+        context=context,
+        namespace=namespace,
+        specs=tuple(workload_spec(w, settings, cfg, wiring, context, extras) for w, settings in enabled),
+        spotify_client_secret=spotify,
+        depends_on=extras.depends_on,
+    )
 
 
 class Workloads(pulumi.ComponentResource):
@@ -112,46 +151,26 @@ class Workloads(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
-        cfg, context, extras = args.cfg, args.context, args.extras
+        ns, context = args.app_namespace, args.context
         in_namespace = child_opts(self, [args.namespace], moved_from_root=True)
         jwt = random.RandomPassword(
             "jwt-secret", length=48, special=False, opts=child_opts(self, moved_from_root=True)
         )
-        jwt_secret = _secret(
-            "jwt-secret", JWT_SECRET_NAME, cfg, context, {"secret": jwt.result}, in_namespace
-        )
-        depends: list[pulumi.Resource] = [args.namespace, jwt_secret, *extras.depends_on]
-        spotify_ref = None
-        if args.secrets.spotify_client_secret is not None:
+        jwt_secret = _secret("jwt-secret", JWT_SECRET_NAME, ns, context, {"secret": jwt.result}, in_namespace)
+        depends: list[pulumi.Resource] = [args.namespace, jwt_secret, *args.depends_on]
+        if args.spotify_client_secret is not None:
             depends.append(
                 _secret(
                     "spotify-secret",
                     SPOTIFY_SECRET_NAME,
-                    cfg,
+                    ns,
                     context,
-                    {"client-secret": args.secrets.spotify_client_secret},
+                    {"client-secret": args.spotify_client_secret},
                     in_namespace,
                 )
             )
-            spotify_ref = SecretKeyRef(SPOTIFY_SECRET_NAME, "client-secret")
-
-        enabled = cfg.enabled()
-        wiring = env.Wiring(
-            origins=cfg.origins(),
-            jwt_secret=SecretKeyRef(JWT_SECRET_NAME, "secret"),
-            addresses={w.name: address(w, cfg.namespace) for w, _ in enabled},
-            databases={
-                w.name: endpoint for w, _ in enabled if (endpoint := endpoint_for(cfg, w)) is not None
-            },
-            spotify_client_id=cfg.spotify_client_id,
-            spotify_client_secret=spotify_ref,
-        )
         self.services = {
-            workload.name: Microservice(
-                workload.name,
-                workload_spec(workload, settings, cfg, wiring, context, extras),
-                opts=child_opts(self, depends, moved_from_root=True),
-            )
-            for workload, settings in enabled
+            spec.name: Microservice(spec.name, spec, opts=child_opts(self, depends, moved_from_root=True))
+            for spec in args.specs
         }
         self.register_outputs({name: svc.address for name, svc in self.services.items()})

@@ -14,7 +14,7 @@ have no /metrics endpoint and no OpenTelemetry code, so every signal comes from 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kubernetes.custom_resource import custom_resource
+from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import env, pod_security
@@ -45,22 +46,114 @@ def _version(cfg: PlatformConfig, workload: Workload) -> str:
 
 
 @dataclass(frozen=True)
+class WorkloadSignals:
+    """One workload's monitoring objects, whole: its sidecar PodMonitor, its opt-in app
+    ServiceMonitor (``None`` without a metrics path), its PrometheusRule, its database's
+    PrometheusRule (``None`` without a database) and its dashboard ConfigMap."""
+
+    name: str
+    sidecar_monitor: KubeObject
+    app_monitor: KubeObject | None
+    alerts: KubeObject
+    database_alerts: KubeObject | None
+    dashboard: KubeObject
+
+
+@dataclass(frozen=True)
 class ObservabilityArgs:
-    """What observability waits for, besides the stack's config.
+    """What observability registers and waits for (``observability_args`` builds it).
 
     ``namespace``: the workloads' namespace (the monitors and alerts live there). ``mesh_crds``:
     the release that installs Istio's CRDs; the mesh ``Telemetry`` waits for it. ``consul``: what
-    creates the consul namespace and servers; the Consul PodMonitor waits for it.
+    makes Prometheus' Consul token (after the servers); the Consul PodMonitor waits for it.
     ``ingress_gateway``: what creates the edge namespace and gateway pods; the edge PodMonitor
-    waits for it.
+    waits for it. ``versions``: each enabled workload's image version (``service.version`` of its
+    traces). ``badger_claim``: the spec of Jaeger's volume claim, ``None`` unless it stores on
+    badger.
     """
 
-    cfg: PlatformConfig
+    environment: str
     context: LabelContext
     namespace: pulumi.Resource
+    jaeger_version: str
+    jaeger_values: Mapping[str, Any]
+    badger_claim: KubeObject | None
+    sampling_percent: float
+    prometheus_stack_version: str
+    prometheus_stack_values: Mapping[str, Any]
+    workloads: Sequence[WorkloadSignals]
+    migration_dashboard: KubeObject
+    versions: Mapping[str, str]
     mesh_crds: Sequence[pulumi.Resource]
     consul: Sequence[pulumi.Resource] = ()
     ingress_gateway: Sequence[pulumi.Resource] = ()
+
+
+def _signals(cfg: PlatformConfig, context: LabelContext, workload: Workload) -> WorkloadSignals:
+    obs, namespace = cfg.observability, cfg.namespace
+    selector = context.selector(workload.name)
+    labels = context.workload(workload.name, _version(cfg, workload), workload.role)
+    groups = [alerts.service_group(workload.name, namespace, obs.alerts, obs.runbook_url)]
+    endpoint = env.database_endpoint(workload, namespace)
+    database_alerts = None
+    if endpoint is not None:
+        db_groups = [
+            alerts.database_group(endpoint.cluster, workload.name, namespace, obs.alerts, obs.runbook_url)
+        ]
+        database_alerts = alerts.prometheus_rule(f"{endpoint.cluster}-alerts", namespace, labels, db_groups)
+    return WorkloadSignals(
+        name=workload.name,
+        sidecar_monitor=monitors.sidecar_pod_monitor(workload, namespace, selector, labels),
+        app_monitor=monitors.app_service_monitor(workload, namespace, selector, labels),
+        alerts=alerts.prometheus_rule(f"{workload.name}-alerts", namespace, labels, groups),
+        database_alerts=database_alerts,
+        dashboard=_config_map(
+            dashboards.service_dashboard(workload, namespace), workload.name, context.common()
+        ),
+    )
+
+
+def observability_args(
+    cfg: PlatformConfig,
+    context: LabelContext,
+    namespace: pulumi.Resource,
+    mesh_crds: Sequence[pulumi.Resource],
+    consul: Sequence[pulumi.Resource] = (),
+    ingress_gateway: Sequence[pulumi.Resource] = (),
+) -> ObservabilityArgs:
+    """Observability's args from the stack's config; the resources are what it waits for."""
+    obs = cfg.observability
+    storage = obs.trace_storage(cfg.environment)
+    enabled = [w for w, _ in cfg.enabled()]
+    return ObservabilityArgs(
+        environment=cfg.environment,
+        context=context,
+        namespace=namespace,
+        jaeger_version=cfg.charts.jaeger,
+        jaeger_values=tracing.jaeger_values(storage),
+        badger_claim=tracing.badger_claim_spec(storage) if storage.backend == "badger" else None,
+        sampling_percent=obs.sampling_percent(cfg.environment),
+        prometheus_stack_version=cfg.charts.kube_prometheus_stack,
+        prometheus_stack_values=monitors.stack_values(
+            environment=cfg.environment,
+            retention=obs.metrics.retention,
+            retention_size=obs.metrics.retention_size,
+            volume_size=obs.metrics.volume_size,
+            storage_class=obs.metrics.storage_class,
+            grafana_admin_secret=GRAFANA_ADMIN_SECRET,
+            dashboard_label=dashboards.LABEL,
+        ),
+        workloads=tuple(_signals(cfg, context, w) for w in enabled),
+        migration_dashboard=_config_map(
+            dashboards.migration_dashboard([w for w in enabled if w.role == "service"]),
+            "migration",
+            context.common(),
+        ),
+        versions={w.name: _version(cfg, w) for w in enabled},
+        mesh_crds=mesh_crds,
+        consul=consul,
+        ingress_gateway=ingress_gateway,
+    )
 
 
 class Observability(pulumi.ComponentResource):
@@ -80,9 +173,9 @@ class Observability(pulumi.ComponentResource):
         self.collector = f"{tracing.COLLECTOR_HOST}:{tracing.OTLP_GRPC_PORT}"
         self.jaeger = self._tracing(args)
         self.prometheus_stack = self._metrics(args)
-        cfg = args.cfg
+        environment, versions = args.environment, args.versions
         self.extras = WorkloadExtras(
-            env=(lambda w: tracing.otel_env(w, cfg.environment, _version(cfg, w)),),
+            env=(lambda w: tracing.otel_env(w, environment, versions[w.name]),),
             egress=(lambda _: [tracing.collector_egress()],),
             ingress=(monitors.scrape_ingress,),
         )
@@ -101,25 +194,24 @@ class Observability(pulumi.ComponentResource):
         )
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
-        cfg, obs, common = args.cfg, args.cfg.observability, args.context.common()
-        storage = obs.trace_storage(cfg.environment)
+        common = args.context.common()
         tracing_ns = self._namespace(tracing.NAMESPACE, args.context)
         jaeger_deps: list[pulumi.Resource] = [tracing_ns]
-        if storage.backend == "badger":
+        if args.badger_claim is not None:
             jaeger_deps.append(
                 k8s.core.v1.PersistentVolumeClaim(
                     "jaeger-badger-claim",
                     metadata={"name": tracing.BADGER_CLAIM, "namespace": tracing.NAMESPACE, "labels": common},
-                    spec=tracing.badger_claim_spec(storage),
+                    spec=args.badger_claim,
                     opts=self._after(tracing_ns),
                 )
             )
         jaeger = helm.release(
             tracing.RELEASE,
             Chart(tracing.CHART, tracing.REPOSITORY),
-            cfg.charts.jaeger,
+            args.jaeger_version,
             tracing.NAMESPACE,
-            tracing.jaeger_values(storage),
+            args.jaeger_values,
             self._after(*jaeger_deps),
             create_namespace=False,
         )
@@ -129,14 +221,14 @@ class Observability(pulumi.ComponentResource):
                 "apiVersion": "telemetry.istio.io/v1",
                 "kind": "Telemetry",
                 "metadata": {"name": "mesh-default", "namespace": MESH_ROOT_NAMESPACE, "labels": common},
-                "spec": tracing.mesh_telemetry_spec(obs.sampling_percent(cfg.environment)),
+                "spec": tracing.mesh_telemetry_spec(args.sampling_percent),
             },
             self._after(*args.mesh_crds, jaeger),
         )
         return jaeger
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
-        cfg, obs, context, common = args.cfg, args.cfg.observability, args.context, args.context.common()
+        context, common = args.context, args.context.common()
         monitoring_ns = self._namespace(monitors.NAMESPACE, context)
         grafana_password = random.RandomPassword(
             "grafana-admin-password", length=32, special=False, opts=self._after()
@@ -154,17 +246,9 @@ class Observability(pulumi.ComponentResource):
         stack = helm.release(
             monitors.RELEASE,
             Chart(monitors.CHART, monitors.REPOSITORY),
-            cfg.charts.kube_prometheus_stack,
+            args.prometheus_stack_version,
             monitors.NAMESPACE,
-            monitors.stack_values(
-                environment=cfg.environment,
-                retention=obs.metrics.retention,
-                retention_size=obs.metrics.retention_size,
-                volume_size=obs.metrics.volume_size,
-                storage_class=obs.metrics.storage_class,
-                grafana_admin_secret=GRAFANA_ADMIN_SECRET,
-                dashboard_label=dashboards.LABEL,
-            ),
+            args.prometheus_stack_values,
             self._after(monitoring_ns, grafana_secret),
             create_namespace=False,
         )
@@ -173,50 +257,17 @@ class Observability(pulumi.ComponentResource):
         in_app_with_crds = self._after(args.namespace, stack)
         in_monitoring = self._after(monitoring_ns)
 
-        enabled = cfg.enabled()
-        for workload, _ in enabled:
-            selector = context.selector(workload.name)
-            labels = context.workload(workload.name, _version(cfg, workload), workload.role)
-            custom_resource(
-                f"{workload.name}-sidecar-monitor",
-                monitors.sidecar_pod_monitor(workload, cfg.namespace, selector, labels),
-                in_app_with_crds,
-            )
-            app_monitor = monitors.app_service_monitor(workload, cfg.namespace, selector, labels)
-            if app_monitor is not None:
-                custom_resource(f"{workload.name}-app-monitor", app_monitor, in_app_with_crds)
-            groups = [alerts.service_group(workload.name, cfg.namespace, obs.alerts, obs.runbook_url)]
-            custom_resource(
-                f"{workload.name}-alerts",
-                alerts.prometheus_rule(f"{workload.name}-alerts", cfg.namespace, labels, groups),
-                in_app_with_crds,
-            )
-            endpoint = env.database_endpoint(workload, cfg.namespace)
-            if endpoint is not None:
-                db_groups = [
-                    alerts.database_group(
-                        endpoint.cluster, workload.name, cfg.namespace, obs.alerts, obs.runbook_url
-                    )
-                ]
-                custom_resource(
-                    f"{endpoint.cluster}-alerts",
-                    alerts.prometheus_rule(f"{endpoint.cluster}-alerts", cfg.namespace, labels, db_groups),
-                    in_app_with_crds,
-                )
-            k8s.core.v1.ConfigMap(
-                f"{workload.name}-dashboard",
-                **_config_map(dashboards.service_dashboard(workload, cfg.namespace), workload.name, common),
-                opts=in_monitoring,
-            )
-        k8s.core.v1.ConfigMap(
-            "migration-dashboard",
-            **_config_map(
-                dashboards.migration_dashboard([w for w, _ in enabled if w.role == "service"]),
-                "migration",
-                common,
-            ),
-            opts=in_monitoring,
-        )
+        for signals in args.workloads:
+            name = signals.name
+            custom_resource(f"{name}-sidecar-monitor", signals.sidecar_monitor, in_app_with_crds)
+            if signals.app_monitor is not None:
+                custom_resource(f"{name}-app-monitor", signals.app_monitor, in_app_with_crds)
+            custom_resource(f"{name}-alerts", signals.alerts, in_app_with_crds)
+            if signals.database_alerts is not None:
+                rule = signals.database_alerts
+                custom_resource(rule["metadata"]["name"], rule, in_app_with_crds)
+            k8s.core.v1.ConfigMap(f"{name}-dashboard", **signals.dashboard, opts=in_monitoring)
+        k8s.core.v1.ConfigMap("migration-dashboard", **args.migration_dashboard, opts=in_monitoring)
         custom_resource(
             "jaeger-monitor", monitors.jaeger_service_monitor(common), self._after(stack, self.jaeger)
         )
