@@ -439,7 +439,7 @@ def test_the_chart_namespaces_are_declared_retained_and_no_release_creates_one(s
     namespaces = {
         r.inputs["metadata"]["name"]: r for r in run.registrations if r.type == "kubernetes:core/v1:Namespace"
     }
-    for name in ("istio-system", "istio-ingress", "cnpg-system"):
+    for name in ("istio-system", "istio-ingress", "cnpg-system", "consul"):
         assert namespaces[name].retain_on_delete, name
     releases = [r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"]
     assert releases
