@@ -25,14 +25,10 @@ from infra.stack_secrets import StackSecrets
 from infra.targets.docker import plan
 from infra.targets.docker.databases import LocalDatabases
 from infra.targets.docker.events import LocalEventBus, LocalEventBusArgs, client_env, event_bus, event_specs
-from infra.targets.docker.platform import (
-    LocalObservability,
-    LocalPlatform,
-    LocalPlatformArgs,
-    LocalRegistry,
-    platform_specs,
-)
+from infra.targets.docker.observability import LocalObservability
+from infra.targets.docker.platform import LocalPlatform, LocalPlatformArgs, platform_specs
 from infra.targets.docker.prometheus_scrape import Endpoint
+from infra.targets.docker.registry import LocalRegistry
 from infra.targets.docker.schema import initial_schema_sql
 from infra.targets.docker.workloads import LocalWorkloads, LocalWorkloadsArgs, version_of, workload_spec
 

@@ -1,4 +1,6 @@
-"""The platform services of the docker target: Consul, Jaeger, Prometheus and its blackbox exporter."""
+"""The docker target's platform: the bridge network and the shared JWT secret (``LocalPlatform``),
+and the specs of the platform services (Consul, Jaeger, Prometheus and its blackbox exporter),
+which ``registry.LocalRegistry`` and ``observability.LocalObservability`` register."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import pulumi_docker as docker
 import pulumi_random as random
 import yaml
 
-from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
 from components.options import child_opts
 from infra import events
@@ -20,8 +21,6 @@ from infra.targets.docker import plan, prometheus_scrape, registry
 from infra.targets.docker.prometheus_scrape import Endpoint, PlatformProbe, SelfMetrics
 
 PLATFORM_TYPE = "vinylhound:platform:LocalPlatform"
-REGISTRY_TYPE = "vinylhound:registry:LocalRegistry"
-OBSERVABILITY_TYPE = "vinylhound:observability:LocalObservability"
 
 
 def platform_probes(cfg: PlatformConfig) -> list[PlatformProbe]:
@@ -165,31 +164,3 @@ class LocalPlatform(pulumi.ComponentResource):
         self.network_name = self.network.name
         self.jwt_secret = pulumi.Output.secret(jwt.result)
         self.register_outputs({"network": self.network_name})
-
-
-class LocalRegistry(pulumi.ComponentResource):
-    """Consul (dev mode) with every workload declared; ``consul`` is its container."""
-
-    consul: ContainerService
-
-    def __init__(self, name: str, args: ContainerSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(REGISTRY_TYPE, name, None, opts)
-        # Named by its container, as every ContainerService: its children are named after it.
-        self.consul = ContainerService(args.name, args, child_opts(self, moved_from_root=True))
-        self.register_outputs({})
-
-
-class LocalObservability(pulumi.ComponentResource):
-    """Jaeger, Prometheus and the blackbox exporter it probes the workloads through, by name."""
-
-    containers: dict[str, ContainerService]
-
-    def __init__(
-        self, name: str, args: Sequence[ContainerSpec], opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__(OBSERVABILITY_TYPE, name, None, opts)
-        self.containers = {
-            spec.name: ContainerService(spec.name, spec, child_opts(self, moved_from_root=True))
-            for spec in args
-        }
-        self.register_outputs({})
