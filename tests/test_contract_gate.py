@@ -46,11 +46,13 @@ def run_with(
     return run_config(stack, raw)
 
 
-@pytest.fixture
-def moved(monkeypatch: pytest.MonkeyPatch) -> Run:
-    """prod with catalog-service serving its album list alike and taking 10 % of it."""
-    serving_alike(monkeypatch, "catalog-service", ALBUMS)
-    return run_with("prod", {"catalog-service": 10})
+@pytest.fixture(scope="module")
+def moved() -> Run:
+    """prod with catalog-service serving its album list alike and taking 10 % of it; rendered once
+    for the module (a run is pure data, and every test here only reads it)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        serving_alike(monkeypatch, "catalog-service", ALBUMS)
+        return run_with("prod", {"catalog-service": 10})
 
 
 def of_type(run: Run, type_: str) -> dict[str, Registration]:
