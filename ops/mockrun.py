@@ -42,6 +42,8 @@ _COMPUTED_OUTPUTS: dict[str, dict[str, Any]] = {
 #: none of them reaches any rendered file unmasked.
 _SECRET_OUTPUTS: dict[str, tuple[str, ...]] = {
     "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
+    # Both encodings of the bytes are sensitive in the provider's schema.
+    "random:index/randomBytes:RandomBytes": ("base64", "hex"),
 }
 
 #: Every generated secret value starts with this; nothing rendered may contain it.

@@ -305,7 +305,19 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
     "consul": (
         "kubernetes:helm.sh/v3:Release",
         "consul",
-        lambda: _release("consul", "consul", "1.8.2", {"syncCatalog": {"enabled": True}}),
+        lambda: _release(
+            "consul",
+            "consul",
+            "1.8.2",
+            {
+                "global": {
+                    "acls": {"manageSystemACLs": True},
+                    "tls": {"enabled": True},
+                    "gossipEncryption": {"secretName": "consul-gossip", "secretKey": "key"},
+                },
+                "syncCatalog": {"enabled": True},
+            },
+        ),
     ),
     "jaeger": ("kubernetes:helm.sh/v3:Release", "jaeger", lambda: _release("jaeger", "jaeger", "3.4.1")),
     "prometheus": (

@@ -255,8 +255,8 @@ def test_every_backend_gets_the_registry_address_and_may_reach_it(stack: str) ->
         if catalog.workload(name).role == "frontend":
             assert "SERVICE_REGISTRY" not in env_of(deployment)
             continue
-        assert env_of(deployment)["SERVICE_REGISTRY"] == "consul-server.consul.svc.cluster.local:8500"
-        assert egress_to(netpols[name], "consul", 8500)
+        assert env_of(deployment)["SERVICE_REGISTRY"] == "consul-server.consul.svc.cluster.local:8501"
+        assert egress_to(netpols[name], "consul", 8501)
 
 
 # --- Consul -----------------------------------------------------------------------------------

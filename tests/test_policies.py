@@ -385,6 +385,17 @@ CASES = [
         _container("image", "ghcr.io/vinylhound/user-service:1.6.1"),
     ),
     Case("pinned-images", "docker latest", "container", _set("image", "postgres:latest")),
+    Case("consul-security", "acls off", "consul", _set("values.global.acls.manageSystemACLs", False)),
+    Case("consul-security", "tls off", "consul", _set("values.global.tls", None)),
+    Case("consul-security", "plain http port", "consul", _set("values.global.tls.httpsOnly", False)),
+    Case("consul-security", "rpc unverified", "consul", _set("values.global.tls.verify", "false")),
+    Case("consul-security", "gossip in clear", "consul", _set("values.global.gossipEncryption", None)),
+    Case(
+        "consul-security",
+        "gossip key half set",
+        "consul",
+        _set("values.global.gossipEncryption.secretKey", ""),
+    ),
     Case("pinned-charts", "range", "consul", _set("version", "~1.8")),
     Case("pinned-charts", "unpinned", "consul", _set("version", None)),
     Case(
@@ -662,10 +673,20 @@ def test_a_database_shared_by_two_services_is_reported(pack: PolicyPackProcess) 
     assert any("shared by catalog-service, user-service" in m for m in messages)
 
 
-def test_dev_reports_as_advisory_what_prod_reports_as_mandatory(pack: PolicyPackProcess) -> None:
-    broken = mutated(baseline(), "deployment", _container("readinessProbe", None))
+@pytest.mark.parametrize(
+    ("policy", "key", "change"),
+    [
+        ("health-probes", "deployment", _container("readinessProbe", None)),
+        # Consul's ACLs off: fails staging and prod.
+        ("consul-security", "consul", _set("values.global.acls.manageSystemACLs", False)),
+    ],
+)
+def test_dev_reports_as_advisory_what_prod_reports_as_mandatory(
+    pack: PolicyPackProcess, policy: str, key: str, change: Change
+) -> None:
+    broken = mutated(baseline(), key, change)
     levels = {
-        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == "health-probes"}
+        stack: {d.level for d in analyze(pack, broken, stack) if d.policy == policy}
         for stack in ("dev", "staging", "prod")
     }
     assert levels == {"dev": {"advisory"}, "staging": {"mandatory"}, "prod": {"mandatory"}}

@@ -37,6 +37,7 @@ STACKS = PROJECT.stacks()
 ADDED_SINCE: tuple[tuple[str, ...], ...] = (
     ("traffic", "retiredEndpoints"),
     ("traffic", "contractCheckImage"),
+    ("traffic", "registry", "cliImage"),
     ("services", "*", "cutover", "endpoints"),
     ("services", "*", "startupWritesDisabled"),
 )

@@ -72,6 +72,10 @@ class RegistryConfig(Model):
     """The Consul service registry. ``serverReplicas`` default: 1 in dev, 3 in staging and prod."""
 
     server_replicas: int | None = Field(default=None, ge=1)
+    #: The Consul image whose CLI creates Prometheus' ACL token after the chart installs (the
+    #: release the consul 1.8.2 chart runs). Where policy requires digests (prod), pin
+    #: ``<tag>@sha256:<digest>``.
+    cli_image: PinnedImage = "hashicorp/consul:1.21.5"
 
 
 class TrafficConfig(Model):

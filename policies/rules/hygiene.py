@@ -66,8 +66,14 @@ _registries = Rule(
     knobs={
         "allowed": string_list(
             # docker.io/library/python: the official image the contract-check Job runs its
-            # stdlib-only script in (infra/targets/kubernetes/contract.py).
-            ["ghcr.io/vinylhound/", "ghcr.io/cloudnative-pg/", "docker.io/library/python"],
+            # stdlib-only script in (infra/targets/kubernetes/contract.py); docker.io/hashicorp/
+            # consul: the official image whose CLI makes Prometheus' Consul token (registry.py).
+            [
+                "ghcr.io/vinylhound/",
+                "ghcr.io/cloudnative-pg/",
+                "docker.io/library/python",
+                "docker.io/hashicorp/consul",
+            ],
             "Allowed image repositories: an exact repository (docker.io/library/postgres) or a prefix "
             "ending in '/' (ghcr.io/vinylhound/). Docker Hub short names are read as docker.io/...",
         )

@@ -1,10 +1,16 @@
-"""Service registry (Consul): every service registered.
+"""Service registry (Consul): every service registered, and Consul secured.
 
-Applicability: the rule applies when the stack installs Consul (the ``consul`` chart). Registration
+``service-registry`` applies when the stack installs Consul (the ``consul`` chart). Registration
 is catalog sync (``syncCatalog.enabled``) covering the workload's namespace, with either
 ``syncCatalog.default`` (true unless set) or the Service annotated
 ``consul.hashicorp.com/service-sync: "true"``; or Consul service-mesh injection
 (``connectInject.enabled`` with the pod annotated ``consul.hashicorp.com/connect-inject: "true"``).
+
+``consul-security`` reads a consul release's values the way hashicorp/consul-k8s's chart (v1.8)
+does: ACLs only with ``global.acls.manageSystemACLs``; TLS with ``global.tls.enabled``, where
+``verify`` and ``httpsOnly`` default to true (false reopens unverified RPC or the plain HTTP port);
+gossip encryption with ``global.gossipEncryption.autoGenerate`` or both ``secretName`` and
+``secretKey``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ._support import (
     Rule,
     Workload,
     dig,
+    is_release,
     items,
     mapping,
     releases,
@@ -75,4 +82,35 @@ def _registry_problems(
             yield w.urn, f"{w.name} is not registered in Consul"
 
 
-POLICIES = [_registry.stack(_registry_problems)]
+_security = Rule(
+    name="consul-security",
+    description="Consul runs with ACLs (default deny), verified TLS with the HTTP API on HTTPS only, "
+    "and gossip encryption: without them any pod that reaches it can rewrite the catalog, and its "
+    "traffic crosses the cluster in clear text.",
+    remediation="set global.acls.manageSystemACLs, global.tls.enabled (verify and httpsOnly not false) "
+    "and global.gossipEncryption (secretName + secretKey, or autoGenerate) in the consul release values",
+    severity=Severity.HIGH,
+)
+
+
+def _security_problems(token: str, props: Mapping[str, Any], _config: Mapping[str, Any]) -> Iterator[str]:
+    if not is_release(token) or text(props.get("chart")).rsplit("/", 1)[-1] != "consul":
+        return
+    values = mapping(props.get("values"))
+    if not truthy(dig(values, "global", "acls", "manageSystemACLs")):
+        yield "Consul ACLs are off (global.acls.manageSystemACLs)"
+    tls = mapping(dig(values, "global", "tls"))
+    if not truthy(tls.get("enabled")):
+        yield "Consul TLS is off (global.tls.enabled)"
+    else:
+        for knob in ("verify", "httpsOnly"):
+            if tls.get(knob) is False or text(tls.get(knob)).lower() == "false":
+                yield f"Consul TLS is weakened (global.tls.{knob}: false)"
+    gossip = mapping(dig(values, "global", "gossipEncryption"))
+    if not truthy(gossip.get("autoGenerate")) and not (
+        text(gossip.get("secretName")) and text(gossip.get("secretKey"))
+    ):
+        yield "Consul gossip is not encrypted (global.gossipEncryption)"
+
+
+POLICIES = [_registry.stack(_registry_problems), _security.resource(_security_problems)]

@@ -30,7 +30,17 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     context = LabelContext(environment=cfg.environment)
     platform = Platform("platform", platform_args(cfg, context, extra_mesh_config=tracing.mesh_config()))
     namespace = platform.namespace
-    registry = Registry("registry", RegistryArgs(cfg.namespace, cfg.charts.consul, cfg.registry_replicas()))
+    registry = Registry(
+        "registry",
+        RegistryArgs(
+            cfg.namespace,
+            cfg.charts.consul,
+            cfg.registry_replicas(),
+            cfg.traffic.registry.cli_image,
+            context,
+            monitoring_namespace=monitors.NAMESPACE,
+        ),
+    )
     observability = Observability(
         "observability",
         observability_args(
@@ -38,7 +48,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             context,
             namespace,
             mesh_crds=[platform.base],
-            consul=[registry.release],
+            consul=[registry.metrics_token],
             ingress_gateway=[platform.gateway],
         ),
     )

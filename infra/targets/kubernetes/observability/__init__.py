@@ -65,7 +65,7 @@ class ObservabilityArgs:
 
     ``namespace``: the workloads' namespace (the monitors and alerts live there). ``mesh_crds``:
     the release that installs Istio's CRDs; the mesh ``Telemetry`` waits for it. ``consul``: what
-    creates the consul namespace and servers; the Consul PodMonitor waits for it.
+    makes Prometheus' Consul token (after the servers); the Consul PodMonitor waits for it.
     ``ingress_gateway``: what creates the edge namespace and gateway pods; the edge PodMonitor
     waits for it. ``versions``: each enabled workload's image version (``service.version`` of its
     traces). ``badger_claim``: the spec of Jaeger's volume claim, ``None`` unless it stores on

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from components.kubernetes.specs import HTTP_PORT_NAME, KubeObject
 from infra.catalog import Workload
+from infra.targets.kubernetes import registry
 from infra.targets.kubernetes.network import NAMESPACE_NAME_LABEL
 from infra.targets.kubernetes.observability import tracing
 
@@ -28,12 +29,6 @@ SIDECAR_PORT_NAME = "http-envoy-prom"
 SIDECAR_PORT = 15090
 SIDECAR_PATH = "/stats/prometheus"
 SCRAPE_INTERVAL = "30s"
-
-#: Namespace and pod labels of Consul's servers as the official consul chart (hashicorp/consul)
-#: sets them (``app: consul``, ``component: server``); the mesh feature installs that release.
-CONSUL_NAMESPACE = "consul"
-CONSUL_SERVER_LABELS = {"app": "consul", "component": "server"}
-CONSUL_HTTP_PORT_NAME = "http"
 
 
 def _object(kind: str, name: str, namespace: str, labels: Mapping[str, str], spec: KubeObject) -> KubeObject:
@@ -100,22 +95,34 @@ def jaeger_service_monitor(labels: Mapping[str, str]) -> KubeObject:
 def consul_pod_monitor(labels: Mapping[str, str]) -> KubeObject:
     """Consul servers' telemetry on ``/v1/agent/metrics?format=prometheus``.
 
-    Needs ``global.metrics.enabled`` and ``global.metrics.enableAgentMetrics`` on the consul release
-    (the mesh feature's), and an ACL token with ``agent:read`` if ACLs are on.
+    Needs ``global.metrics.enabled`` and ``global.metrics.enableAgentMetrics`` on the consul
+    release (the registry's). With TLS the API is HTTPS only: the scrape verifies the servers with
+    the chart's CA, under the name their certificate carries (pods are scraped by IP). With ACLs
+    the endpoint needs ``agent:read``: the registry's Job makes that token, whose Secret lives
+    beside this monitor (the operator reads Secrets from the monitor's namespace only).
     """
     return _object(
         "PodMonitor",
         "consul-server",
-        CONSUL_NAMESPACE,
+        registry.CONSUL_NAMESPACE,
         labels,
         {
-            "selector": {"matchLabels": dict(CONSUL_SERVER_LABELS)},
+            "selector": {"matchLabels": dict(registry.SERVER_POD_LABELS)},
             "podMetricsEndpoints": [
                 {
-                    "port": CONSUL_HTTP_PORT_NAME,
+                    "port": registry.CONSUL_HTTPS_PORT_NAME,
+                    "scheme": "https",
                     "path": "/v1/agent/metrics",
                     "params": {"format": ["prometheus"]},
                     "interval": SCRAPE_INTERVAL,
+                    "authorization": {
+                        "type": "Bearer",
+                        "credentials": {"name": registry.METRICS_TOKEN_SECRET, "key": registry.TOKEN_KEY},
+                    },
+                    "tlsConfig": {
+                        "ca": {"secret": {"name": registry.CA_CERT_SECRET, "key": registry.CA_CERT_KEY}},
+                        "serverName": registry.SERVER_HOST,
+                    },
                 }
             ],
         },
