@@ -31,8 +31,9 @@ from infra.migration import Step
 
 BIN = Path(_commands.POSTGRES_BIN_PATH)
 NOBODY = 65534
-#: Marks the tests that need the server: `--dist loadgroup` (the Makefile) runs them in one xdist
-#: worker, so a session starts one server and builds each template once instead of once per worker.
+#: Marks the fast lane's tests that need the server: `--dist loadgroup` (the Makefile) runs them in
+#: one xdist worker, so a session starts one server and builds each template once, not once per
+#: worker. (The slow lane's cut-over fault suite stays spread over both workers.)
 ONE_SERVER = pytest.mark.xdist_group("postgres")
 
 

@@ -26,7 +26,7 @@ from ops import migration_sql
 from tests import pg
 
 #: Cutovers and rollbacks of a real PostgreSQL pair under traffic, killed mid-way: end to end.
-pytestmark = [pytest.mark.slow, pg.ONE_SERVER]
+pytestmark = pytest.mark.slow
 
 USERS = 200
 TEMPLATE = "faults_monolith_template"
