@@ -129,9 +129,11 @@ def test_the_job_runs_in_the_mesh_as_non_root_with_a_read_only_root(moved: Run) 
     assert "--quit-sidecar" in container["command"]
 
 
-def test_a_new_service_image_changes_the_job_so_the_check_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_service_image_changes_the_job_so_the_check_runs_again(
+    moved: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     serving_alike(monkeypatch, "catalog-service", ALBUMS)
-    before = objects(run_with("prod", {"catalog-service": 10}), "Job")["catalog-service-contract-check"]
+    before = objects(moved, "Job")["catalog-service-contract-check"]
     newer = run_with("prod", {"catalog-service": 10}, image={"catalog-service": "1.4.4"})
     after = objects(newer, "Job")["catalog-service-contract-check"]
     annotation = "vinylhound.dev/contract-sha256"
