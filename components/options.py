@@ -35,16 +35,25 @@ def child_opts(
     after: Sequence[pulumi.Resource] = (),
     *,
     moved_from_root: bool = False,
+    renamed_from: str | None = None,
     **options: Any,
 ) -> pulumi.ResourceOptions:
     """Options of a child of ``parent`` that waits for ``after``.
 
     ``moved_from_root``: the resource was registered at the stack root before; it keeps that
-    identity through an alias. ``options`` are any other ``ResourceOptions`` fields.
+    identity through an alias. ``renamed_from``: its Pulumi name before it was named after its
+    component (``f"{name}-{role}"``); it keeps the identity it had under that name, under
+    ``parent`` and, with ``moved_from_root``, at the stack root. ``options`` are any other
+    ``ResourceOptions`` fields.
     """
+    aliases: list[pulumi.Alias] = []
+    if renamed_from is not None:
+        aliases.append(pulumi.Alias(name=renamed_from))
+    if moved_from_root:
+        aliases.append(pulumi.Alias(name=renamed_from, parent=None) if renamed_from else FROM_STACK_ROOT)
     return pulumi.ResourceOptions(
         parent=parent,
         depends_on=list(after) or None,
-        aliases=[FROM_STACK_ROOT] if moved_from_root else None,
+        aliases=aliases or None,
         **options,
     )

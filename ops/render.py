@@ -4,7 +4,7 @@ Output directory layout (deterministic: two renders of one tree are byte-identic
 
 - ``resources.json``: every registered resource, components included, sorted by URN;
 - ``manifests/<namespace or _cluster>/<kind>-<name>.yaml``: each Kubernetes object as applied;
-- ``releases/<name>.yaml``: each Helm release (chart, version, repository, values);
+- ``releases/<release name>.yaml``: each Helm release (chart, version, repository, values);
 - ``outputs.json``: the stack's exports (secrets masked);
 - ``docker/``: for a docker stack, a summary of every container and the files copied into them
   (see ``ops/docker_summary.py``).
@@ -137,7 +137,9 @@ def write(run: Run, out: Path) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(dump_yaml(obj))
         elif reg.type == HELM_RELEASE:
-            path = out / "releases" / f"{reg.name}.yaml"
+            # By the Helm release's own name, not the Pulumi resource's: renaming a resource (with
+            # an alias) moves nothing in the cluster, so it moves nothing here either.
+            path = out / "releases" / f"{reg.inputs.get('name') or reg.name}.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(dump_yaml(reg.inputs))
     if docker_summary.containers(run):

@@ -120,7 +120,7 @@ def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -
 @WHOLE_PROD
 def test_prod_without_its_default_deny_fails(pack: PolicyPackProcess) -> None:
     run = _drop(rendered("prod"), "NetworkPolicy", "default-deny")
-    assert ("namespace-default-deny", "mandatory", "namespace") in _check_prod(pack, run)
+    assert ("namespace-default-deny", "mandatory", "platform-namespace") in _check_prod(pack, run)
 
 
 def _findings_about(findings: set[tuple[str, str, str]], policy: str, subject: str) -> list[str]:
@@ -157,7 +157,9 @@ def test_prod_without_its_durable_consumer_fails_for_the_consuming_workload(pack
 @WHOLE_PROD
 def test_prod_with_a_single_replica_stream_fails_stream_replicas(pack: PolicyPackProcess) -> None:
     run = _edit(rendered("prod"), "Stream", "vinylhound-user", lambda i: i["spec"].update(replicas=1))
-    assert ("events-stream-replicas", "mandatory", "stream-vinylhound-user") in _check_prod(pack, run)
+    assert ("events-stream-replicas", "mandatory", "event-bus-stream-vinylhound-user") in _check_prod(
+        pack, run
+    )
 
 
 @pytest.mark.slow

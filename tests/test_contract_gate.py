@@ -229,5 +229,5 @@ def test_prods_policy_refuses_a_contract_job_image_without_a_digest(
 ) -> None:
     refused = [d for d in prod_check(moved, policy_pack).diagnostics if d.mandatory]
     assert [(d.policy, d.urn.rsplit("::", 1)[1]) for d in refused] == [
-        ("pinned-images", "catalog-service-contract-check")
+        ("pinned-images", "contract-gate-catalog-service")
     ]

@@ -376,7 +376,7 @@ def test_every_cluster_is_scraped_by_a_pod_monitor_selecting_its_pods() -> None:
 
 def test_every_cnpg_resource_depends_on_the_operator_release() -> None:
     run = rendered("prod")
-    operator = registration(run, "cloudnative-pg")
+    operator = registration(run, "databases-cloudnative-pg")
     cnpg = [r for r in run.registrations if r.type.startswith("kubernetes:postgresql.cnpg.io/")]
     assert cnpg and all(operator.urn in r.dependencies for r in cnpg)
 
@@ -387,9 +387,9 @@ def test_a_replicating_service_publishes_exactly_its_tables_and_subscribes_after
     publication = of_kind(objects, "Publication")["user-service-db-publication"]
     tables = {o["table"]["name"] for o in publication["spec"]["target"]["objects"]}
     assert tables == set(catalog.workload("user-service").database.tables)  # type: ignore[union-attr]
-    subscription = registration(run, "user-service-db-subscription")
-    assert registration(run, "user-service-db-schema").urn in subscription.dependencies
-    assert registration(run, "user-service-db-publication").urn in subscription.dependencies
+    subscription = registration(run, "user-service-migration-subscription")
+    assert registration(run, "user-service-migration-schema").urn in subscription.dependencies
+    assert registration(run, "user-service-migration-publication").urn in subscription.dependencies
 
 
 def test_a_service_not_started_has_no_replication_resources() -> None:
@@ -432,8 +432,8 @@ def test_a_services_schema_job_reads_the_monolith_after_the_monolith_schema_job(
         "MONOLITH_URI": "monolith-db-credentials",
         "SERVICE_URI": "user-service-db-credentials",
     }
-    schema = registration(run, "user-service-db-schema")
-    assert registration(run, "monolith-db-schema").urn in schema.dependencies
+    schema = registration(run, "user-service-migration-schema")
+    assert registration(run, "monolith-migration-schema").urn in schema.dependencies
 
 
 @functools.cache

@@ -73,8 +73,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     edit(dev, OLD_CIPHERTEXT, NEW_CIPHERTEXT)
     edit(
         root / "infra" / "targets" / "kubernetes" / "workloads.py",
-        '"jwt-secret", JWT_SECRET_NAME',
-        '"jwt-signing-secret", JWT_SECRET_NAME',
+        'f"{name}-jwt-secret",\n            JWT_SECRET_NAME',
+        'f"{name}-jwt-signing-secret",\n            JWT_SECRET_NAME',
     )
     return root
 
@@ -101,7 +101,8 @@ def test_a_new_service_is_reported_as_added_resources_and_nothing_else_is_added(
 def test_a_rename_is_reported_as_a_replacement_of_the_same_kubernetes_object(dev: StackDiff) -> None:
     (replaced,) = dev.replaced
     assert replaced.label == "Secret vinylhound/vinylhound-jwt"
-    assert replaced.old_urn.endswith("::jwt-secret") and replaced.urn.endswith("::jwt-signing-secret")
+    assert replaced.old_urn.endswith("::workloads-jwt-secret")
+    assert replaced.urn.endswith("::workloads-jwt-signing-secret")
     assert replaced.fields == ()
 
 
@@ -240,7 +241,7 @@ def test_an_unknown_base_revision_is_one_clear_error(tmp_path: Path) -> None:
 def test_the_yaml_format_notes_a_rename_that_changes_no_field(dev: StackDiff) -> None:
     text = unified([dev], "HEAD")
     note = "# dev: v1.Secret.vinylhound.vinylhound-jwt replaced: "
-    assert f"{note}renamed from jwt-secret; add an alias to keep it\n" in text
+    assert f"{note}renamed from workloads-jwt-secret; add an alias to keep it\n" in text
     assert "# dev: secret setting vinylhound:spotifyClientSecret changed (value masked)\n" in text
     assert OLD_CIPHERTEXT not in text and NEW_CIPHERTEXT not in text
 

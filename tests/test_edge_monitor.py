@@ -17,7 +17,7 @@ CHART_METRICS_PORT = ("http-envoy-prom", 15090)
 
 
 def release(stack: str, name: str) -> Registration:
-    (r,) = [r for r in rendered(stack).registrations if r.type == HELM_RELEASE and r.name == name]
+    (r,) = [r for r in rendered(stack).registrations if r.type == HELM_RELEASE and r.inputs["name"] == name]
     return r
 
 
@@ -76,7 +76,7 @@ def test_prometheus_selects_pod_monitors_in_the_gateway_namespace(stack: str) ->
 
 @pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_the_edge_monitor_waits_for_the_operator_and_the_gateway(stack: str) -> None:
-    (reg,) = [r for r in rendered(stack).registrations if r.name == "ingress-gateway-monitor"]
+    (reg,) = [r for r in rendered(stack).registrations if r.name == "observability-ingress-gateway-monitor"]
     needed = {release(stack, "kube-prometheus-stack").urn, release(stack, "istio-ingressgateway").urn}
     assert needed <= set(reg.dependencies)
 

@@ -60,7 +60,7 @@ def rendered_authorization() -> dict[str, Any]:
     (release,) = [
         r
         for r in rendered("dev").registrations
-        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "nats"
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "nats"
     ]
     authorization: dict[str, Any] = release.inputs["values"]["config"]["merge"]["authorization"]
     return authorization

@@ -104,7 +104,7 @@ def test_every_published_event_lands_in_exactly_one_file_stream(stack: str) -> N
 @pytest.mark.parametrize(("stack", "servers"), [("dev", 1), ("staging", 3), ("prod", 3)])
 def test_streams_are_replicated_across_the_whole_nats_cluster(stack: str, servers: int) -> None:
     run = rendered(stack)
-    values = _registration(run, RELEASE, "nats").inputs["values"]
+    values = _registration(run, RELEASE, "event-bus-nats").inputs["values"]
     assert values["config"]["cluster"]["replicas"] == servers
     assert values["config"]["cluster"]["enabled"] is (servers > 1)
     assert {s["spec"]["replicas"] for s in _kind(run, "Stream")} == {servers}
@@ -113,7 +113,7 @@ def test_streams_are_replicated_across_the_whole_nats_cluster(stack: str, server
 @pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_every_jetstream_resource_depends_on_the_release_that_installs_its_crds(stack: str) -> None:
     run = rendered(stack)
-    nack = _registration(run, RELEASE, "nack").urn
+    nack = _registration(run, RELEASE, "event-bus-nack").urn
     jetstream = [r for r in run.registrations if r.type.startswith(JETSTREAM)]
     assert {r.type.rsplit(":", 1)[1] for r in jetstream} >= {"Stream", "Consumer", "Account"}
     assert all(nack in r.dependencies for r in jetstream)
@@ -221,7 +221,7 @@ def test_exactly_the_connected_workloads_may_reach_nats_through_both_network_pol
 def test_the_nats_values_hold_no_password_only_placeholders_the_server_fills_from_a_secret(
     stack: str,
 ) -> None:
-    values = _registration(rendered(stack), RELEASE, "nats").inputs["values"]
+    values = _registration(rendered(stack), RELEASE, "event-bus-nats").inputs["values"]
     users = values["config"]["merge"]["authorization"]["users"]
     env = values["container"]["env"]
     for user in users:

@@ -526,7 +526,7 @@ def test_the_local_users_and_permissions_are_the_kubernetes_ones() -> None:
     (release,) = [
         r
         for r in rendered("dev").registrations
-        if r.type == "kubernetes:helm.sh/v3:Release" and r.name == "nats"
+        if r.type == "kubernetes:helm.sh/v3:Release" and r.inputs["name"] == "nats"
     ]
     kube = {
         u["user"]: u["permissions"]

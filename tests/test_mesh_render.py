@@ -21,7 +21,8 @@ INGRESS = "cluster.local/ns/istio-ingress/sa/istio-ingressgateway"
 
 
 def releases(run: Run) -> dict[str, Registration]:
-    return {r.name: r for r in run.registrations if r.type == HELM_RELEASE}
+    """By the Helm release's name."""
+    return {r.inputs["name"]: r for r in run.registrations if r.type == HELM_RELEASE}
 
 
 def objects(stack: str, kind: str) -> dict[str, dict[str, Any]]:

@@ -396,8 +396,8 @@ def test_mesh_resources_wait_for_what_the_mesh_feature_passes_in() -> None:
         )
 
     regs = {r.name: r for r in run_program(program)}
-    assert regs["istio-base"].urn in regs["mesh-telemetry"].dependencies
-    assert regs["consul"].urn in regs["consul-monitor"].dependencies
+    assert regs["istio-base"].urn in regs["observability-mesh-telemetry"].dependencies
+    assert regs["consul"].urn in regs["observability-consul-monitor"].dependencies
 
 
 def test_the_mesh_config_fragment_declares_the_provider_the_telemetry_uses() -> None:

@@ -32,7 +32,8 @@ RANDOM_BYTES = "random:index/randomBytes:RandomBytes"
 
 
 def consul_release(stack: str) -> Registration:
-    (release,) = [r for r in rendered(stack).registrations if r.type == HELM_RELEASE and r.name == "consul"]
+    registrations = rendered(stack).registrations
+    (release,) = [r for r in registrations if r.type == HELM_RELEASE and r.inputs.get("name") == "consul"]
     return release
 
 

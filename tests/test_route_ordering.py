@@ -23,7 +23,8 @@ def virtual_services(run: Run) -> dict[str, Registration]:
 
 
 def jobs(run: Run) -> dict[str, Registration]:
-    return {r.name: r for r in run.registrations if r.type == JOB}
+    """By the Job's name."""
+    return {manifest(r)["metadata"]["name"]: r for r in run.registrations if r.type == JOB}
 
 
 def routes_writes_of(vs: Registration, service: str) -> bool:
@@ -156,7 +157,7 @@ def test_a_cutover_job_waits_for_its_reverse_subscription_which_does_not_wait_fo
     # The reverse slot exists before the Job decides and the routes move: no write is missed.
     regs = by_name(dev_cut_over())
     for service in ("user-service", "catalog-service"):
-        job, sub = regs[f"{service}-db-cutover"], regs[f"{service}-db-reverse-subscription"]
+        job, sub = regs[f"{service}-migration-cutover"], regs[f"{service}-migration-reverse-subscription"]
         assert sub.urn in job.dependencies, service
         assert job.urn not in sub.dependencies, service
 
@@ -164,13 +165,16 @@ def test_a_cutover_job_waits_for_its_reverse_subscription_which_does_not_wait_fo
 def test_the_reverse_subscription_waits_until_its_publication_is_applied() -> None:
     # A slot made before its publication exists cannot decode the changes in between.
     regs = by_name(dev_cut_over())
-    pub, sub = regs["user-service-db-reverse-publication"], regs["user-service-db-reverse-subscription"]
+    pub, sub = (
+        regs["user-service-migration-reverse-publication"],
+        regs["user-service-migration-reverse-subscription"],
+    )
     assert manifest(pub)["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.applied}=true"
     assert pub.urn in sub.dependencies
 
 
 def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
-    job = manifest(by_name(dev_cut_over())["user-service-db-cutover"])
+    job = manifest(by_name(dev_cut_over())["user-service-migration-cutover"])
     configmap = next(
         manifest(r)
         for r in dev_cut_over().registrations
@@ -186,7 +190,7 @@ def test_the_cutover_job_waits_until_the_reverse_replication_streams() -> None:
 def test_a_cutover_job_waits_for_the_cutover_of_the_workloads_writing_into_its_tables() -> None:
     # Deleting a user cascades into albums: catalog-service's Job runs after user-service's.
     regs = by_name(dev_cut_over())
-    user, catalog_job = regs["user-service-db-cutover"], regs["catalog-service-db-cutover"]
+    user, catalog_job = regs["user-service-migration-cutover"], regs["catalog-service-migration-cutover"]
     assert user.urn in catalog_job.dependencies
     assert catalog_job.urn not in user.dependencies
 

@@ -9,6 +9,7 @@ asks (``ops.urns``): is it a new URN, or an alias of one?
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from components.options import child_opts
 from ops.diff import render_tree
 from ops.gitrepo import has_commit, temporary_worktree
 from ops.urns import STACK_TYPE, Engine
-from tests.conftest import KUBE_STACKS, PROJECT, ROOT, rendered, run_program
+from tests.conftest import PROJECT, ROOT, rendered, run_program
 
 # Slow lane: renders the program before the areas and this one, for every stack.
 pytestmark = pytest.mark.slow
@@ -54,13 +55,13 @@ def _strip(node: Any, path: tuple[str, ...]) -> None:
         _strip(node.get(key), tuple(rest))
 
 
-def as_before_the_areas(tree: Path) -> None:
-    """This tree's stack files, without ``ADDED_SINCE``, into the old tree: both programs render
+def as_before_the_areas(tree: Path, added_since: tuple[tuple[str, ...], ...] = ADDED_SINCE) -> None:
+    """This tree's stack files, without ``added_since``, into the old tree: both programs render
     the same stacks, so what the comparison finds is what the restructure changed."""
     for stack in STACKS:
         document = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
         raw = document["config"]["vinylhound:platform"]
-        for path in ADDED_SINCE:
+        for path in added_since:
             _strip(raw, path)
         (tree / "stacks" / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
 
@@ -78,19 +79,79 @@ def renders() -> dict[str, dict[str, Any]]:
     return {"before": before, "after": after}
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_resource_of_the_program_before_the_areas_keeps_its_identity(
-    renders: dict[str, dict[str, Any]], stack: str
-) -> None:
-    before, after = renders["before"][stack], renders["after"][stack]
+def lost(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The URNs of ``before``'s resources that no resource of ``after`` answers to."""
     assert before["error"] is None and after["error"] is None
     old_engine = Engine(before["records"])
     old = {old_engine.urn_of(r) for r in before["records"]}
     assert old, "the old program rendered nothing"
-    assert sorted(old - Engine(after["records"]).all_identities()) == []
+    return sorted(old - Engine(after["records"]).all_identities())
 
 
-@pytest.mark.parametrize("stack", KUBE_STACKS)
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_of_the_program_before_the_areas_keeps_its_identity(
+    renders: dict[str, dict[str, Any]], stack: str
+) -> None:
+    assert lost(renders["before"][stack], renders["after"][stack]) == []
+
+
+#: The last commit before the children were named after their components (``f"{name}-{role}"``).
+BEFORE_RENAMES = "65cfaf308130dc44847fe904afe37c2027832034"
+#: Stack settings added after ``BEFORE_RENAMES`` (as ``ADDED_SINCE``).
+ADDED_SINCE_RENAMES: tuple[tuple[str, ...], ...] = (("traffic", "registry", "cliImage"),)
+
+
+@pytest.fixture(scope="module")
+def before_renames() -> dict[str, Any]:
+    """Each stack's records, rendered by the program before the renames from this tree's stack files."""
+    if not has_commit(ROOT, BEFORE_RENAMES):
+        pytest.skip(f"{BEFORE_RENAMES[:12]} is not in this clone (fetch the full history)")
+    with temporary_worktree(ROOT, BEFORE_RENAMES) as tree:
+        as_before_the_areas(tree, ADDED_SINCE_RENAMES)
+        return render_tree(tree, STACKS, name="before the renames")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_before_the_renames_keeps_its_identity(
+    before_renames: dict[str, Any], renders: dict[str, dict[str, Any]], stack: str
+) -> None:
+    assert lost(before_renames[stack], renders["after"][stack]) == []
+
+
+#: Components a workload (or a platform container) gets in an area keep its name: their own
+#: children are named after them, so renaming them would rename every child too.
+PER_WORKLOAD = {
+    "vinylhound:kubernetes:Microservice",
+    "vinylhound:kubernetes:ServiceDatabase",
+    "vinylhound:databases:ServiceMigration",
+    "vinylhound:mesh:ServiceTraffic",
+    "vinylhound:docker:ContainerService",
+    "vinylhound:docker:PostgresDatabase",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_an_area_registers_is_named_after_the_area(stack: str) -> None:
+    run = rendered(stack)
+    by_urn = {r.urn: r for r in run.registrations}
+    misnamed = [
+        f"{parent.name}/{r.name}"
+        for r in run.registrations
+        if (parent := by_urn.get(r.parent)) is not None
+        and parent.type.startswith("vinylhound:")
+        and r.type not in PER_WORKLOAD
+        and not r.name.startswith(f"{parent.name}-")
+    ]
+    assert misnamed == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_component_type_is_vinylhound_area_class(stack: str) -> None:
+    types = {r.type for r in rendered(stack).registrations if not r.custom and r.type != STACK_TYPE}
+    assert types and [t for t in types if not re.fullmatch(r"vinylhound:[a-z]+:[A-Z][A-Za-z]+", t)] == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_the_stack_root_holds_components_only(stack: str) -> None:
     at_root = [r for r in rendered(stack).registrations if r.parent.split("::")[2] == STACK_TYPE]
     assert at_root and [r.name for r in at_root if r.custom] == []

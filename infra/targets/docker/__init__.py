@@ -13,11 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-import pulumi_docker as docker
-import pulumi_random as random
 
-from components.docker.postgres import PostgresArgs, PostgresDatabase
-from components.docker.service import ContainerService
+from components.docker.postgres import PostgresArgs
+from components.docker.specs import ContainerSpec
 from components.labels import LabelContext
 from components.values import SecretKeyRef
 from infra import catalog, env
@@ -25,11 +23,14 @@ from infra.catalog import Workload
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.docker import plan
-from infra.targets.docker.events import client_env, deploy_events
-from infra.targets.docker.platform import deploy_platform, platform_specs
+from infra.targets.docker.databases import LocalDatabases
+from infra.targets.docker.events import LocalEventBus, LocalEventBusArgs, client_env, event_bus, event_specs
+from infra.targets.docker.observability import LocalObservability
+from infra.targets.docker.platform import LocalPlatform, LocalPlatformArgs, platform_specs
 from infra.targets.docker.prometheus_scrape import Endpoint
+from infra.targets.docker.registry import LocalRegistry
 from infra.targets.docker.schema import initial_schema_sql
-from infra.targets.docker.workloads import version_of, workload_spec
+from infra.targets.docker.workloads import LocalWorkloads, LocalWorkloadsArgs, version_of, workload_spec
 
 #: Keys under which the target keeps secret values the env resolvers refer to (no Secret objects).
 JWT_SECRET = SecretKeyRef("vinylhound-jwt", "secret")
@@ -48,51 +49,53 @@ def _localhost(port: int) -> str:
 
 
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
-    """Declare the local platform for one stack; return the stack's exports."""
+    """Declare the local platform for one stack; return the stack's exports.
+
+    One component per area, as on Kubernetes; the stack root holds nothing else. Each area's args
+    are built here, from the config, once what they refer to (the network, the passwords) exists.
+    """
     context = LabelContext(environment=cfg.environment)
     settings = cfg.docker_settings()
     ports = plan.PortPlan(settings.published_port_base)
     prefix = f"{settings.network}-"
     enabled = cfg.enabled()
 
-    network = docker.Network(
-        "network",
-        name=settings.network,
-        driver="bridge",
-        labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(context.common().items())],
-    )
+    platform = LocalPlatform("platform", LocalPlatformArgs(settings.network, context.common()))
+    network = platform.network_name
 
-    databases: dict[str, PostgresDatabase] = {}
     endpoints: dict[str, env.DatabaseEndpoint] = {}
+    database_args: dict[str, PostgresArgs] = {}
     for workload, _ in enabled:
         endpoint = plan.database_endpoint(workload)
         if endpoint is None:
             continue
         endpoints[workload.name] = endpoint
-        databases[workload.name] = PostgresDatabase(
-            endpoint.cluster,
-            PostgresArgs(
-                name=endpoint.cluster,
-                image=settings.images.postgres,
-                network=network.name,
-                name_prefix=prefix,
-                database=endpoint.name,
-                user=endpoint.user,
-                init_sql=initial_schema_sql(workload),
-                published_port=ports.database(workload),
-                labels=context.workload(
-                    endpoint.cluster, settings.images.postgres.split(":")[-1], "database"
-                ),
-            ),
+        database_args[workload.name] = PostgresArgs(
+            name=endpoint.cluster,
+            image=settings.images.postgres,
+            network=network,
+            name_prefix=prefix,
+            database=endpoint.name,
+            user=endpoint.user,
+            init_sql=initial_schema_sql(workload),
+            published_port=ports.database(workload),
+            labels=context.workload(endpoint.cluster, settings.images.postgres.split(":")[-1], "database"),
         )
+    databases = LocalDatabases("databases", database_args).databases
 
-    jwt = random.RandomPassword("jwt-secret", length=48, special=False)
-    secret_values: dict[SecretKeyRef, pulumi.Input[str]] = {JWT_SECRET: pulumi.Output.secret(jwt.result)}
+    secret_values: dict[SecretKeyRef, pulumi.Input[str]] = {JWT_SECRET: platform.jwt_secret}
     for name, database in databases.items():
         secret_values[SecretKeyRef(endpoints[name].secret, "password")] = database.password
         secret_values[SecretKeyRef(endpoints[name].secret, "uri")] = database.url
-    bus = deploy_events(cfg, network.name, context.common())
-    secret_values.update(bus.secret_values)
+    bus = event_bus(cfg)
+    event_bus_area = LocalEventBus(
+        "event-bus",
+        LocalEventBusArgs(
+            bus if cfg.events.enabled else None,
+            event_specs(cfg, bus, network, context.common()) if cfg.events.enabled else None,
+        ),
+    )
+    secret_values.update(event_bus_area.secret_values)
     if secrets.spotify_client_secret is not None:
         secret_values[SPOTIFY_SECRET] = pulumi.Output.secret(secrets.spotify_client_secret)
 
@@ -107,18 +110,26 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     )
     versions = {w.name: version_of(s) for w, s in enabled}
     probe_endpoints = [Endpoint(w, w.name, w.port) for w, _ in enabled]
-    deploy_platform(platform_specs(cfg, network.name, probe_endpoints, versions, context.common()))
+    tools = platform_specs(cfg, network, probe_endpoints, versions, context.common())
+    LocalRegistry("registry", tools[plan.CONSUL])
+    LocalObservability("observability", [tools[plan.JAEGER], tools[plan.PROMETHEUS], tools[plan.BLACKBOX]])
 
-    containers: dict[str, ContainerService] = {}
+    specs: list[ContainerSpec] = []
+    waits: dict[str, list[pulumi.Resource]] = {}
+    after: dict[str, list[str]] = {}
+    declared: list[Workload] = []
     for workload, workload_settings in sorted(enabled, key=lambda pair: _ROLE_ORDER[pair[0].role]):
-        nats = client_env(workload, bus.bus)
-        spec = workload_spec(
-            workload, workload_settings, cfg, wiring, secret_values, network.name, context, extra_env=nats
+        nats = client_env(workload, bus)
+        specs.append(
+            workload_spec(
+                workload, workload_settings, cfg, wiring, secret_values, network, context, extra_env=nats
+            )
         )
-        after = _start_after(workload, databases, containers, wiring) + (bus.ready if nats else [])
-        containers[workload.name] = ContainerService(
-            workload.name, spec, opts=pulumi.ResourceOptions(depends_on=after)
-        )
+        own = [databases[workload.name].server.container] if workload.name in databases else []
+        waits[workload.name] = own + (event_bus_area.ready if nats else [])
+        after[workload.name] = _start_after(workload, [w.name for w in declared], wiring)
+        declared.append(workload)
+    LocalWorkloads("workloads", LocalWorkloadsArgs(specs, waits, after))
 
     return {
         "environment": cfg.environment,
@@ -134,20 +145,12 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     }
 
 
-def _start_after(
-    workload: Workload,
-    databases: dict[str, PostgresDatabase],
-    started: dict[str, ContainerService],
-    wiring: env.Wiring,
-) -> list[pulumi.Resource]:
-    """What must be healthy before ``workload`` starts: its own database; for the edge, the
-    workloads its URLs point at; for the front end, the edge."""
-    after: list[pulumi.Resource] = []
-    if workload.name in databases:
-        after.append(databases[workload.name].server.container)
+def _start_after(workload: Workload, started: list[str], wiring: env.Wiring) -> list[str]:
+    """The workloads (declared before it) that must be healthy before ``workload`` starts: for the
+    edge, those its URLs point at; for the front end, the edge. (Its own database is its area's.)"""
     if workload.role == "gateway":
         upstreams = {name for name in wiring.addresses if name in workload.calls or name == "monolith"}
-        after += [started[name].container for name in sorted(upstreams) if name in started]
+        return [name for name in sorted(upstreams) if name in started]
     if workload.role == "frontend":
-        after += [started[GATEWAY].container] if GATEWAY in started else []
-    return after
+        return [GATEWAY] if GATEWAY in started else []
+    return []

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_random as random
 
 from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
+from components.options import child_opts
 from components.values import EnvVar, SecretKeyRef
 from infra import events
 from infra.catalog import Workload
 from infra.config import PlatformConfig, quantity_bytes
 from infra.events import EventBus
 from infra.targets.docker import plan
+
+EVENT_BUS_TYPE = "vinylhound:events:LocalEventBus"
 
 NATS = plan.NATS
 SETUP = "nats-setup"
@@ -120,11 +123,11 @@ class EventSpecs:
 def event_specs(
     cfg: PlatformConfig,
     bus: EventBus,
-    passwords: Mapping[str, pulumi.Input[str]],
     network: pulumi.Input[str],
     labels: Mapping[str, str],
 ) -> EventSpecs:
-    """The NATS server and the one-shot container that creates its streams and consumers."""
+    """The NATS server and the one-shot container that creates its streams and consumers, without
+    their passwords (``with_passwords`` adds them where they are generated)."""
     settings = cfg.docker_settings()
     ports = plan.PortPlan(settings.published_port_base)
     prefix = f"{settings.network}-"
@@ -133,7 +136,6 @@ def event_specs(
         image=settings.images.nats,
         command=("nats-server", "--config", CONFIG_PATH),
         files={CONFIG_PATH: server_conf(bus, cfg)},
-        secret_env=events.server_environment(bus, passwords),
         volumes=[VolumeMount("nats-data", DATA_PATH)],
         ports=[
             PublishedPort(events.CLIENT_PORT, ports.platform(plan.NATS)),
@@ -150,7 +152,6 @@ def event_specs(
         command=("sh", SETUP_SCRIPT),
         files=setup_files(bus),
         env={"NATS_URL": nats_url(), "NATS_USER": events.CONTROLLER_USER},
-        secret_env={"NATS_PASSWORD": passwords[events.CONTROLLER_USER]},
         network=network,
         name_prefix=prefix,
         labels=labels,
@@ -160,37 +161,63 @@ def event_specs(
     return EventSpecs(server=server, setup=setup)
 
 
-@dataclass(frozen=True)
-class EventBusContainers:
-    """What ``deploy_events`` registered: what clients start after, and their secret values."""
+def with_passwords(
+    specs: EventSpecs, bus: EventBus, passwords: Mapping[str, pulumi.Input[str]]
+) -> EventSpecs:
+    """``specs`` with the generated passwords: every user's for the server (``$NATS_PASSWORD_<USER>``
+    in its config), the controller's for the setup container."""
+    return EventSpecs(
+        server=replace(specs.server, secret_env=events.server_environment(bus, passwords)),
+        setup=replace(specs.setup, secret_env={"NATS_PASSWORD": passwords[events.CONTROLLER_USER]}),
+    )
 
-    bus: EventBus
+
+@dataclass(frozen=True)
+class LocalEventBusArgs:
+    """``bus``: streams, consumers and users (``None``: the stack runs no event bus); ``specs``: its
+    two containers without passwords (``event_specs``)."""
+
+    bus: EventBus | None
+    specs: EventSpecs | None
+
+
+def _password(name: str, opts: pulumi.ResourceOptions) -> random.RandomPassword:
+    # Letters only, as on Kubernetes: the server substitutes the value into its configuration
+    # unquoted, where a value that starts like a number or a size could be parsed as one.
+    return random.RandomPassword(name, length=32, special=False, numeric=False, opts=opts)
+
+
+class LocalEventBus(pulumi.ComponentResource):
+    """NATS with JetStream and the one-shot container that declares its streams and consumers.
+
+    ``ready``: what a client starts after (the setup container); ``secret_values``: each client's
+    credentials, by the secret reference its environment names.
+    """
+
     ready: list[pulumi.Resource]
     secret_values: dict[SecretKeyRef, pulumi.Input[str]]
 
+    def __init__(
+        self, name: str, args: LocalEventBusArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(EVENT_BUS_TYPE, name, None, opts)
+        self.ready, self.secret_values = [], {}
+        if args.bus is not None and args.specs is not None:
+            self._declare(name, args.bus, args.specs)
+        self.register_outputs({})
 
-def _password(name: str) -> random.RandomPassword:
-    # Letters only, as on Kubernetes: the server substitutes the value into its configuration
-    # unquoted, where a value that starts like a number or a size could be parsed as one.
-    return random.RandomPassword(name, length=32, special=False, numeric=False)
-
-
-def deploy_events(
-    cfg: PlatformConfig, network: pulumi.Input[str], labels: Mapping[str, str]
-) -> EventBusContainers:
-    """Declare the bus of a docker stack; nothing when ``events.enabled`` is off."""
-    bus = event_bus(cfg)
-    if not cfg.events.enabled:
-        return EventBusContainers(bus=bus, ready=[], secret_values={})
-    generated = {u.name: _password(f"nats-{u.name}-password") for u in bus.users}
-    passwords: dict[str, pulumi.Input[str]] = {
-        name: pulumi.Output.secret(p.result) for name, p in generated.items()
-    }
-    specs = event_specs(cfg, bus, passwords, network, labels)
-    server = ContainerService(NATS, specs.server)
-    setup = ContainerService(SETUP, specs.setup, opts=pulumi.ResourceOptions(depends_on=[server.container]))
-    secret_values: dict[SecretKeyRef, pulumi.Input[str]] = {}
-    for user in bus.workload_users():
-        secret_values[SecretKeyRef(client_secret(user.name), "user")] = user.name
-        secret_values[SecretKeyRef(client_secret(user.name), "password")] = passwords[user.name]
-    return EventBusContainers(bus=bus, ready=[setup.container], secret_values=secret_values)
+    def _declare(self, name: str, bus: EventBus, specs: EventSpecs) -> None:
+        passwords: dict[str, pulumi.Input[str]] = {}
+        for user in bus.users:
+            old = f"nats-{user.name}-password"
+            generated = _password(f"{name}-{old}", child_opts(self, moved_from_root=True, renamed_from=old))
+            passwords[user.name] = pulumi.Output.secret(generated.result)
+        specs = with_passwords(specs, bus, passwords)
+        server = ContainerService(NATS, specs.server, child_opts(self, moved_from_root=True))
+        setup = ContainerService(
+            SETUP, specs.setup, child_opts(self, [server.container], moved_from_root=True)
+        )
+        for user in bus.workload_users():
+            self.secret_values[SecretKeyRef(client_secret(user.name), "user")] = user.name
+            self.secret_values[SecretKeyRef(client_secret(user.name), "password")] = passwords[user.name]
+        self.ready = [setup.container]

@@ -1,4 +1,6 @@
-"""The platform services of the docker target: Consul, Jaeger, Prometheus and its blackbox exporter."""
+"""The docker target's platform: the bridge network and the shared JWT secret (``LocalPlatform``),
+and the specs of the platform services (Consul, Jaeger, Prometheus and its blackbox exporter),
+which ``registry.LocalRegistry`` and ``observability.LocalObservability`` register."""
 
 from __future__ import annotations
 
@@ -7,24 +9,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
 import yaml
 
-from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, VolumeMount, http_check
+from components.options import child_opts
 from infra import events
 from infra.config import PlatformConfig
 from infra.targets.docker import plan, prometheus_scrape, registry
 from infra.targets.docker.prometheus_scrape import Endpoint, PlatformProbe, SelfMetrics
 
-
-@dataclass(frozen=True)
-class Platform:
-    """The platform containers, by role."""
-
-    consul: ContainerService
-    jaeger: ContainerService
-    prometheus: ContainerService
-    blackbox: ContainerService
+PLATFORM_TYPE = "vinylhound:platform:LocalPlatform"
 
 
 def platform_probes(cfg: PlatformConfig) -> list[PlatformProbe]:
@@ -130,12 +126,41 @@ def platform_specs(
     }
 
 
-def deploy_platform(specs: Mapping[str, ContainerSpec]) -> Platform:
-    """Register the platform containers."""
-    made = {name: ContainerService(name, spec) for name, spec in specs.items()}
-    return Platform(
-        consul=made[plan.CONSUL],
-        jaeger=made[plan.JAEGER],
-        prometheus=made[plan.PROMETHEUS],
-        blackbox=made[plan.BLACKBOX],
-    )
+@dataclass(frozen=True)
+class LocalPlatformArgs:
+    """``network``: the bridge network's name; ``labels``: its labels."""
+
+    network: str
+    labels: Mapping[str, str]
+
+
+class LocalPlatform(pulumi.ComponentResource):
+    """The bridge network every container joins, and the JWT signing secret the workloads share.
+
+    ``network_name``: the network's name as an Output, so a container given it waits for it.
+    """
+
+    network: docker.Network
+    network_name: pulumi.Output[str]
+    jwt_secret: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: LocalPlatformArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(PLATFORM_TYPE, name, None, opts)
+        self.network = docker.Network(
+            f"{name}-network",
+            name=args.network,
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(label=k, value=v) for k, v in sorted(args.labels.items())],
+            opts=child_opts(self, moved_from_root=True, renamed_from="network"),
+        )
+        jwt = random.RandomPassword(
+            f"{name}-jwt-secret",
+            length=48,
+            special=False,
+            opts=child_opts(self, moved_from_root=True, renamed_from="jwt-secret"),
+        )
+        self.network_name = self.network.name
+        self.jwt_secret = pulumi.Output.secret(jwt.result)
+        self.register_outputs({"network": self.network_name})

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pulumi
+
+from components.docker.service import ContainerService
+from components.docker.specs import ContainerSpec
+from components.options import child_opts
 from infra.targets.docker.prometheus_scrape import Endpoint
+
+TYPE = "vinylhound:registry:LocalRegistry"
 
 
 def service_definitions(
@@ -46,3 +53,15 @@ def telemetry() -> dict[str, Any]:
     """Consul agent configuration that serves its own metrics in Prometheus format."""
     # Without a retention time /v1/agent/metrics?format=prometheus answers with nothing.
     return {"telemetry": {"prometheus_retention_time": "60s", "disable_hostname": True}}
+
+
+class LocalRegistry(pulumi.ComponentResource):
+    """Consul (dev mode) with every workload declared; ``consul`` is its container."""
+
+    consul: ContainerService
+
+    def __init__(self, name: str, args: ContainerSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE, name, None, opts)
+        # Named by its container, as every ContainerService: its children are named after it.
+        self.consul = ContainerService(args.name, args, child_opts(self, moved_from_root=True))
+        self.register_outputs({})

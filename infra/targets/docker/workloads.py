@@ -8,17 +8,22 @@ secret Output: it stays encrypted in the state and masked in every render.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 
+from components.docker.service import ContainerService
 from components.docker.specs import ContainerSpec, PublishedPort, cpus, http_check, memory_mb
 from components.labels import LabelContext
+from components.options import child_opts
 from components.values import EnvVar, SecretKeyRef
 from infra import catalog, env
 from infra.catalog import Workload
 from infra.config import PlatformConfig, WorkloadConfig
 from infra.targets.docker import plan
+
+TYPE = "vinylhound:workloads:LocalWorkloads"
 
 #: Where ``docker.buildContexts`` paths that are relative are taken from: the repository root.
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
@@ -108,3 +113,36 @@ def workload_spec(
         memory_mb=memory_mb(settings.resources.limits.memory),
         cpus=cpus(settings.resources.limits.cpu),
     )
+
+
+@dataclass(frozen=True)
+class LocalWorkloadsArgs:
+    """``specs``: one container per enabled workload, in start order. ``waits``: per workload, what
+    outside this area it starts after (its database, the event bus); ``after``: per workload, the
+    workloads declared before it that it starts after."""
+
+    specs: Sequence[ContainerSpec]
+    waits: Mapping[str, Sequence[pulumi.Resource]]
+    after: Mapping[str, Sequence[str]]
+
+
+class LocalWorkloads(pulumi.ComponentResource):
+    """Every enabled workload's container, each started once what it needs is healthy
+    (``containers``, by name)."""
+
+    containers: dict[str, ContainerService]
+
+    def __init__(
+        self, name: str, args: LocalWorkloadsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(TYPE, name, None, opts)
+        self.containers = {}
+        for spec in args.specs:
+            after = [
+                *args.waits.get(spec.name, ()),
+                *(self.containers[w].container for w in args.after.get(spec.name, ())),
+            ]
+            self.containers[spec.name] = ContainerService(
+                spec.name, spec, child_opts(self, after, moved_from_root=True)
+            )
+        self.register_outputs({})

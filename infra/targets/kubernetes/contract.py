@@ -231,36 +231,39 @@ class ContractGate(pulumi.ComponentResource):
         super().__init__(TYPE, name, None, opts)
         self.read_route_gates = {}
         if args.jobs:
-            self._declare(args)
+            self._declare(name, args)
         self.register_outputs({"gated": sorted(self.read_route_gates)})
 
-    def _declare(self, args: ContractGateArgs) -> None:
+    def _declare(self, name: str, args: ContractGateArgs) -> None:
         meta = {"namespace": args.app_namespace, "labels": args.context.common()}
         account = k8s.core.v1.ServiceAccount(
-            f"{NAME}-account",
+            f"{name}-account",
             metadata={"name": NAME, **meta},
             automount_service_account_token=False,
-            opts=child_opts(self, [args.namespace]),
+            opts=child_opts(self, [args.namespace], renamed_from=f"{NAME}-account"),
         )
         script = k8s.core.v1.ConfigMap(
-            f"{NAME}-script",
+            f"{name}-script",
             metadata={"name": NAME, **meta},
             data={SCRIPT: SCRIPT_TEXT},
-            opts=child_opts(self, [args.namespace]),
+            opts=child_opts(self, [args.namespace], renamed_from=f"{NAME}-script"),
         )
         policy = k8s.networking.v1.NetworkPolicy(
-            f"{NAME}-network",
+            f"{name}-network",
             metadata={"name": NAME, **meta},
             spec=args.network_policy,
-            opts=child_opts(self, [args.namespace]),
+            opts=child_opts(self, [args.namespace], renamed_from=f"{NAME}-network"),
         )
         for service, spec in args.jobs.items():
             after = [account, script, policy, args.servers[args.monolith], args.servers[service]]
             self.read_route_gates[service] = k8s.batch.v1.Job(
-                f"{service}-{NAME}",
+                f"{name}-{service}",
                 metadata={"name": f"{service}-{NAME}", **meta, "labels": dict(args.pod_labels)},
                 spec=spec,
                 opts=child_opts(
-                    self, after, custom_timeouts=pulumi.CustomTimeouts(create=TIMEOUT, update=TIMEOUT)
+                    self,
+                    after,
+                    renamed_from=f"{service}-{NAME}",
+                    custom_timeouts=pulumi.CustomTimeouts(create=TIMEOUT, update=TIMEOUT),
                 ),
             )

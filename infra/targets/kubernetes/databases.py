@@ -84,11 +84,11 @@ def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoin
 
 
 def cnpg_operator(
-    version: str, replicas: int, opts: pulumi.ResourceOptions | None = None
+    resource_name: str, version: str, replicas: int, opts: pulumi.ResourceOptions | None = None
 ) -> k8s.helm.v3.Release:
     """The CloudNativePG operator from its official chart, which also installs its CRDs."""
     return helm.release(
-        "cloudnative-pg",
+        resource_name,
         CNPG_CHART,
         version,
         OPERATOR_NAMESPACE,
@@ -350,7 +350,10 @@ class Databases(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         self.operator = cnpg_operator(
-            args.operator_version, args.operator_replicas, child_opts(self, moved_from_root=True)
+            f"{name}-cloudnative-pg",
+            args.operator_version,
+            args.operator_replicas,
+            child_opts(self, moved_from_root=True, renamed_from="cloudnative-pg"),
         )
         self.endpoints = dict(args.endpoints)
         self.clusters = {
@@ -387,10 +390,10 @@ class Databases(pulumi.ComponentResource):
         }
         for k8s_name, spec in args.network_policies.items():
             k8s.networking.v1.NetworkPolicy(
-                f"{k8s_name}-netpol",
+                f"{name}-{k8s_name}-netpol",
                 metadata={"name": k8s_name, "namespace": args.app_namespace, "labels": args.context.common()},
                 spec=spec,
-                opts=child_opts(self, [args.namespace]),
+                opts=child_opts(self, [args.namespace], renamed_from=f"{k8s_name}-netpol"),
             )
         endpoints, readers = self.endpoints, args.read_host_readers
         self.extras = WorkloadExtras(
@@ -600,21 +603,24 @@ class ServiceMigration(pulumi.ComponentResource):
         self._args = args
         self._plan = plan = args.plan
         self.write_gate = None
+        self._prefix = name
         self._configmap = k8s.core.v1.ConfigMap(
-            f"{plan.workload}-db-migration",
+            f"{name}-scripts",
             metadata={
                 "name": f"{plan.own.cluster}-migration",
                 "namespace": plan.namespace,
                 "labels": dict(plan.labels),
             },
             data=dict(plan.scripts),
-            opts=self._opts(),
+            opts=self._opts(f"{plan.workload}-db-migration"),
         )
         self._declare()
         self.register_outputs({})
 
-    def _opts(self, *after: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
-        return child_opts(self, [*self._after, *after], moved_from_root=True, **options)
+    def _opts(self, renamed_from: str, *after: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
+        return child_opts(
+            self, [*self._after, *after], moved_from_root=True, renamed_from=renamed_from, **options
+        )
 
     def _job(
         self,
@@ -629,7 +635,7 @@ class ServiceMigration(pulumi.ComponentResource):
         annotations = {"pulumi.com/skipAwait": "true"} if skip_await else None
         timeouts = pulumi.CustomTimeouts(create=timeout, update=timeout) if timeout else None
         return k8s.batch.v1.Job(
-            f"{plan.workload}-db-{role}",
+            f"{self._prefix}-{role}",
             metadata={
                 "name": f"{own.cluster}-{role}",
                 "namespace": plan.namespace,
@@ -645,7 +651,7 @@ class ServiceMigration(pulumi.ComponentResource):
                 env_vars,
                 dict(plan.labels),
             ),
-            opts=self._opts(self._configmap, *after, custom_timeouts=timeouts),
+            opts=self._opts(f"{plan.workload}-db-{role}", self._configmap, *after, custom_timeouts=timeouts),
         )
 
     def _cnpg(
@@ -659,7 +665,7 @@ class ServiceMigration(pulumi.ComponentResource):
         """A CNPG ``Publication`` or ``Subscription``; it waits for the operator's CRDs."""
         plan = self._plan
         return custom_resource(
-            f"{plan.workload}-db-{role}",
+            f"{self._prefix}-{role}",
             {
                 "apiVersion": CNPG_API,
                 "kind": kind,
@@ -671,7 +677,7 @@ class ServiceMigration(pulumi.ComponentResource):
                 },
                 "spec": spec,
             },
-            self._opts(self._args.operator, *after),
+            self._opts(f"{plan.workload}-db-{role}", self._args.operator, *after),
         )
 
     def _declare(self) -> None:

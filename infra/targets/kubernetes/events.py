@@ -314,6 +314,7 @@ class EventBus(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EventBusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
+        self._prefix = name
         self.nats_release = self.nack_release = None
         self.streams, self.consumers = {}, {}
         self.extras = WorkloadExtras()
@@ -339,42 +340,51 @@ class EventBus(pulumi.ComponentResource):
             "consumers": [f"{c.stream}/{c.durable}" for c in self.bus.consumers],
         }
 
-    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return child_opts(self, after, moved_from_root=True)
+    def _child(
+        self, role: str, *after: pulumi.Resource, from_root: bool = True
+    ) -> tuple[str, pulumi.ResourceOptions]:
+        """A child's name (``<component>-<role>``) and options; ``role`` was its name before, at
+        the stack root too unless not ``from_root`` (declared since the areas)."""
+        return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=from_root, renamed_from=role)
 
     def _declare(self, args: EventBusArgs) -> None:
         bus, ns = self.bus, args.nats_namespace
         common = args.context.common()
+        name, opts = self._child("nats-namespace")
         namespace = k8s.core.v1.Namespace(
-            "nats-namespace",
+            name,
             metadata={
                 "name": ns,
                 "labels": {**common, "istio-injection": "enabled", **pod_security.labels(ns)},
             },
-            opts=self._after(),
+            opts=opts,
         )
         self._isolate(args, namespace)
-        passwords = {u.name: _password(f"nats-{u.name}-password", self._after()) for u in bus.users}
+        passwords = {u.name: _password(*self._child(f"nats-{u.name}-password")) for u in bus.users}
+        name, opts = self._child("nats-users-secret", namespace)
         server_secret = k8s.core.v1.Secret(
-            "nats-users-secret",
+            name,
             metadata={"name": SERVER_SECRET, "namespace": ns, "labels": common},
             type="Opaque",
             string_data={user: pulumi.Output.secret(p.result) for user, p in passwords.items()},
-            opts=self._after(namespace),
+            opts=opts,
         )
+        name, opts = self._child("nats-jetstream-controller-secret", namespace)
         controller_secret = k8s.core.v1.Secret(
-            "nats-jetstream-controller-secret",
+            name,
             metadata={"name": CONTROLLER_SECRET, "namespace": ns, "labels": common},
             type="Opaque",
             string_data={
                 "user": events.CONTROLLER_USER,
                 "password": pulumi.Output.secret(passwords[events.CONTROLLER_USER].result),
             },
-            opts=self._after(namespace),
+            opts=opts,
         )
-        client_secrets = tuple(
-            k8s.core.v1.Secret(
-                f"nats-{user.name}-credentials",
+
+        def credentials(user: events.NatsUser) -> k8s.core.v1.Secret:
+            name, opts = self._child(f"nats-{user.name}-credentials", args.namespace)
+            return k8s.core.v1.Secret(
+                name,
                 metadata={
                     "name": client_secret(user.name),
                     "namespace": args.app_namespace,
@@ -385,39 +395,39 @@ class EventBus(pulumi.ComponentResource):
                     "user": user.name,
                     "password": pulumi.Output.secret(passwords[user.name].result),
                 },
-                opts=self._after(args.namespace),
+                opts=opts,
             )
-            for user in bus.workload_users()
-        )
 
+        client_secrets = tuple(credentials(user) for user in bus.workload_users())
+
+        name, opts = self._child(NATS_RELEASE, namespace, server_secret)
         nats_release = helm.release(
-            NATS_RELEASE,
+            name,
             NATS_CHART,
             args.nats_version,
             ns,
             nats_values(bus, args.cluster_size, args.storage_size),
-            self._after(namespace, server_secret),
+            opts,
+            release_name=NATS_RELEASE,
         )
+        name, opts = self._child(NACK_RELEASE, namespace, nats_release)
         nack_release = helm.release(
-            NACK_RELEASE,
-            NACK_CHART,
-            args.nack_version,
-            ns,
-            nack_values(ns),
-            self._after(namespace, nats_release),
+            name, NACK_CHART, args.nack_version, ns, nack_values(ns), opts, release_name=NACK_RELEASE
         )
         self.nats_release, self.nack_release = nats_release, nack_release
+        name, opts = self._child("nats-netpol", namespace)
         k8s.networking.v1.NetworkPolicy(
-            "nats-netpol",
+            name,
             metadata={"name": "nats", "namespace": ns, "labels": common},
             spec=nats_ingress(bus, args.app_namespace, args.monitoring_namespace),
-            opts=self._after(namespace),
+            opts=opts,
         )
 
         def jetstream(
-            resource_name: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
+            role: str, kind: str, name: str, spec: KubeObject, after: Sequence[pulumi.Resource]
         ) -> k8s.apiextensions.CustomResource:
             """A NACK object in the NATS namespace; it waits for the release that installs the CRDs."""
+            resource_name, opts = self._child(role, nack_release, *after)
             return custom_resource(
                 resource_name,
                 {
@@ -426,7 +436,7 @@ class EventBus(pulumi.ComponentResource):
                     "metadata": {"name": name, "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                self._after(nack_release, *after),
+                opts,
             )
 
         account = jetstream(
@@ -467,32 +477,38 @@ class EventBus(pulumi.ComponentResource):
     def _isolate(self, args: EventBusArgs, namespace: pulumi.Resource) -> None:
         """Default deny, the servers' and the controller's exceptions, STRICT mutual TLS."""
         ns, common = args.nats_namespace, args.context.common()
-        default_deny(self, "nats-default-deny", ns, args.context, [namespace])
-        for name, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
+        default_deny(
+            self, f"{self._prefix}-nats-default-deny", ns, args.context, [namespace], "nats-default-deny"
+        )
+        for policy, spec in (("nats-egress", nats_egress()), ("nack", controller_policy())):
+            name, opts = self._child(f"{policy}-netpol", namespace, from_root=False)
             k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol",
-                metadata={"name": name, "namespace": ns, "labels": common},
+                name,
+                metadata={"name": policy, "namespace": ns, "labels": common},
                 spec=spec,
-                opts=child_opts(self, [namespace]),
+                opts=opts,
             )
-        for name, spec in peer_authentications(ns).items():
+        for policy, spec in peer_authentications(ns).items():
+            name, opts = self._child(
+                f"nats-{policy}-peerauthentication", namespace, *args.mesh_crds, from_root=False
+            )
             custom_resource(
-                f"nats-{name}-peerauthentication",
+                name,
                 {
                     "apiVersion": SECURITY_API,
                     "kind": "PeerAuthentication",
-                    "metadata": {"name": name, "namespace": ns, "labels": common},
+                    "metadata": {"name": policy, "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                child_opts(self, [namespace, *args.mesh_crds]),
+                opts,
             )
 
     def _monitoring(self, args: EventBusArgs, nats_release: pulumi.Resource) -> None:
         ns, common = args.nats_namespace, args.context.common()
-        after_monitoring = self._after(nats_release, *args.monitoring)
         monitor_meta = {"namespace": ns, "labels": {**common, **args.monitor_labels}}
+        name, opts = self._child("nats-podmonitor", nats_release, *args.monitoring)
         custom_resource(
-            "nats-podmonitor",
+            name,
             {
                 "apiVersion": MONITORING_API,
                 "kind": "PodMonitor",
@@ -502,17 +518,18 @@ class EventBus(pulumi.ComponentResource):
                     "podMetricsEndpoints": [{"port": events.METRICS_PORT_NAME, "path": "/metrics"}],
                 },
             },
-            after_monitoring,
+            opts,
         )
         rules = list(args.alert_rules)
         if rules:
+            name, opts = self._child("nats-alerts", nats_release, *args.monitoring)
             custom_resource(
-                "nats-alerts",
+                name,
                 {
                     "apiVersion": MONITORING_API,
                     "kind": "PrometheusRule",
                     "metadata": {"name": "nats-event-bus", **monitor_meta},
                     "spec": {"groups": [{"name": "vinylhound-event-bus", "rules": rules}]},
                 },
-                after_monitoring,
+                opts,
             )

@@ -78,9 +78,11 @@ class FrontendUpstream(pulumi.ComponentResource):
         self.service = None
         if spec is not None and host is not None:
             self.service = k8s.core.v1.Service(
-                "frontend-api-upstream",
+                f"{name}-service",
                 metadata={"name": host, "namespace": args.namespace_name, "labels": args.context.common()},
                 spec=spec,
-                opts=child_opts(self, [args.namespace], moved_from_root=True),
+                opts=child_opts(
+                    self, [args.namespace], moved_from_root=True, renamed_from="frontend-api-upstream"
+                ),
             )
         self.register_outputs({"host": host or ""})

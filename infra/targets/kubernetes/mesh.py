@@ -276,17 +276,22 @@ class Mesh(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MeshArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
+        self._prefix = name
         self._edge_gateway(args)
         self._mesh_policy(args)
         self._routes(args)
         self.register_outputs({})
 
-    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return child_opts(self, after, moved_from_root=True)
+    def _named(self, role: str) -> str:
+        return f"{self._prefix}-{role}"
+
+    def _after(self, role: str, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        """Options of the child that was called ``role`` before it was named after the mesh."""
+        return child_opts(self, after, moved_from_root=True, renamed_from=role)
 
     def _edge_gateway(self, args: MeshArgs) -> None:
         custom_resource(
-            "edge-gateway",
+            self._named("edge-gateway"),
             {
                 "apiVersion": istio.NETWORKING,
                 "kind": "Gateway",
@@ -298,7 +303,7 @@ class Mesh(pulumi.ComponentResource):
                 },
                 "spec": args.edge_gateway,
             },
-            self._after(args.crds, args.gateway),
+            self._after("edge-gateway", args.crds, args.gateway),
         )
 
     def _routes(self, args: MeshArgs) -> None:
@@ -309,31 +314,31 @@ class Mesh(pulumi.ComponentResource):
         gates += [args.read_route_gates[name] for name in sorted(args.read_route_gates)]
         edge_after = [*installed, *gates] if args.edge_carries_writes else installed
         custom_resource(
-            "edge-routes",
+            self._named("edge-routes"),
             {
                 "apiVersion": istio.NETWORKING,
                 "kind": "VirtualService",
                 "metadata": {"name": "edge", "namespace": ns, "labels": common},
                 "spec": args.edge_routes,
             },
-            self._after(*edge_after),
+            self._after("edge-routes", *edge_after),
         )
         for service, spec in args.mesh_routes.items():
             custom_resource(
-                f"{service}-mesh-routes",
+                self._named(f"{service}-mesh-routes"),
                 {
                     "apiVersion": istio.NETWORKING,
                     "kind": "VirtualService",
                     "metadata": {"name": f"{service}-routes", "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                self._after(*installed, *gates),
+                self._after(f"{service}-mesh-routes", *installed, *gates),
             )
 
     def _mesh_policy(self, args: MeshArgs) -> None:
         requires = [args.namespace, args.crds]
         custom_resource(
-            "mesh-mtls",
+            self._named("mtls"),
             {
                 "apiVersion": istio.SECURITY,
                 "kind": "PeerAuthentication",
@@ -344,7 +349,12 @@ class Mesh(pulumi.ComponentResource):
                 },
                 "spec": args.mtls,
             },
-            self._after(*requires),
+            # Named ``<mesh>-mtls`` already: only the parent moved.
+            child_opts(self, requires, moved_from_root=True),
         )
         for traffic_args in args.traffic:
-            ServiceTraffic(f"{traffic_args.name}-traffic", traffic_args, self._after(*requires))
+            ServiceTraffic(
+                f"{traffic_args.name}-traffic",
+                traffic_args,
+                child_opts(self, requires, moved_from_root=True),
+            )

@@ -19,11 +19,13 @@ def default_deny(
     namespace: str,
     context: LabelContext,
     after: Sequence[pulumi.Resource],
+    renamed_from: str | None = None,
 ) -> k8s.networking.v1.NetworkPolicy:
-    """A NetworkPolicy named ``default-deny`` in ``namespace`` that isolates every pod both ways."""
+    """A NetworkPolicy named ``default-deny`` in ``namespace`` that isolates every pod both ways.
+    ``renamed_from``: its Pulumi name before (``child_opts``)."""
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata={"name": "default-deny", "namespace": namespace, "labels": context.common()},
         spec=network.default_deny(),
-        opts=child_opts(parent, after),
+        opts=child_opts(parent, after, renamed_from=renamed_from),
     )

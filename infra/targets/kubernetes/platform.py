@@ -77,7 +77,7 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         self.namespace = k8s.core.v1.Namespace(
-            "namespace",
+            f"{name}-namespace",
             metadata={
                 "name": args.namespace,
                 # Every pod in the namespace gets an Istio sidecar: mTLS, metrics and traces for free.
@@ -87,48 +87,54 @@ class Platform(pulumi.ComponentResource):
                     **pod_security.labels(args.namespace),
                 },
             },
-            opts=child_opts(self, moved_from_root=True),
+            opts=child_opts(self, moved_from_root=True, renamed_from="namespace"),
         )
-        default_deny(self, "default-deny", args.namespace, args.context, [self.namespace])
+        default_deny(
+            self, f"{name}-default-deny", args.namespace, args.context, [self.namespace], "default-deny"
+        )
         version = args.istio_version
         # The CNI plugin sets up each pod's traffic redirection, so the injected init container
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
         # DaemonSet needs hostPath: istio-system stays at the cluster's default level.
         self.cni = helm.release(
-            "istio-cni",
+            f"{name}-istio-cni",
             ISTIO_CNI,
             version,
             ISTIO_NAMESPACE,
             {},
-            child_opts(self),
+            child_opts(self, renamed_from="istio-cni"),
+            release_name="istio-cni",
             create_namespace=True,
         )
         self.base = helm.release(
-            "istio-base",
+            f"{name}-istio-base",
             ISTIO_BASE,
             version,
             ISTIO_NAMESPACE,
             {"defaultRevision": "default"},
-            child_opts(self, moved_from_root=True),
+            child_opts(self, moved_from_root=True, renamed_from="istio-base"),
+            release_name="istio-base",
             create_namespace=True,
         )
         self.istiod = helm.release(
-            "istiod",
+            f"{name}-istiod",
             ISTIOD,
             version,
             ISTIO_NAMESPACE,
             args.istiod_values,
             # Pods injected before the CNI plugin runs on their node would not start.
-            child_opts(self, [self.base, self.cni], moved_from_root=True),
+            child_opts(self, [self.base, self.cni], moved_from_root=True, renamed_from="istiod"),
+            release_name="istiod",
             create_namespace=True,
         )
         self.gateway = helm.release(
-            traffic.INGRESS_RELEASE,
+            f"{name}-{traffic.INGRESS_RELEASE}",
             ISTIO_GATEWAY,
             version,
             traffic.INGRESS_NAMESPACE,
             args.gateway_values,
-            child_opts(self, [self.istiod], moved_from_root=True),
+            child_opts(self, [self.istiod], moved_from_root=True, renamed_from=traffic.INGRESS_RELEASE),
+            release_name=traffic.INGRESS_RELEASE,
             create_namespace=True,
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))

@@ -338,13 +338,14 @@ class Registry(pulumi.ComponentResource):
         self._isolate(name, args, namespace)
         secrets = self._secrets(name, common, namespace)
         self.release = helm.release(
-            "consul",
+            f"{name}-consul",
             CONSUL_CHART,
             args.chart_version,
             CONSUL_NAMESPACE,
             consul_values(args),
             # The servers and server-acl-init read both Secrets when they start.
-            child_opts(self, [namespace, *secrets[:2]], moved_from_root=True),
+            child_opts(self, [namespace, *secrets[:2]], moved_from_root=True, renamed_from="consul"),
+            release_name="consul",
             # The namespace is the program's (above): the chart's would have no default deny.
             create_namespace=False,
         )

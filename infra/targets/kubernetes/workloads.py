@@ -152,21 +152,30 @@ class Workloads(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         ns, context = args.app_namespace, args.context
-        in_namespace = child_opts(self, [args.namespace], moved_from_root=True)
         jwt = random.RandomPassword(
-            "jwt-secret", length=48, special=False, opts=child_opts(self, moved_from_root=True)
+            f"{name}-jwt-secret",
+            length=48,
+            special=False,
+            opts=child_opts(self, moved_from_root=True, renamed_from="jwt-secret"),
         )
-        jwt_secret = _secret("jwt-secret", JWT_SECRET_NAME, ns, context, {"secret": jwt.result}, in_namespace)
+        jwt_secret = _secret(
+            f"{name}-jwt-secret",
+            JWT_SECRET_NAME,
+            ns,
+            context,
+            {"secret": jwt.result},
+            child_opts(self, [args.namespace], moved_from_root=True, renamed_from="jwt-secret"),
+        )
         depends: list[pulumi.Resource] = [args.namespace, jwt_secret, *args.depends_on]
         if args.spotify_client_secret is not None:
             depends.append(
                 _secret(
-                    "spotify-secret",
+                    f"{name}-spotify-secret",
                     SPOTIFY_SECRET_NAME,
                     ns,
                     context,
                     {"client-secret": args.spotify_client_secret},
-                    in_namespace,
+                    child_opts(self, [args.namespace], moved_from_root=True, renamed_from="spotify-secret"),
                 )
             )
         self.services = {

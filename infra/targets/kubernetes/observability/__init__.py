@@ -170,6 +170,7 @@ class Observability(pulumi.ComponentResource):
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__(TYPE, name, None, opts)
+        self._prefix = name
         self.collector = f"{tracing.COLLECTOR_HOST}:{tracing.OTLP_GRPC_PORT}"
         self.jaeger = self._tracing(args)
         self.prometheus_stack = self._metrics(args)
@@ -181,16 +182,18 @@ class Observability(pulumi.ComponentResource):
         )
         self.register_outputs({"collector": self.collector})
 
-    def _after(self, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        return child_opts(self, after, moved_from_root=True)
+    def _child(self, role: str, *after: pulumi.Resource) -> tuple[str, pulumi.ResourceOptions]:
+        """A child's name (``<component>-<role>``) and options; ``role`` was its name before."""
+        return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=True, renamed_from=role)
 
     def _namespace(self, name: str, context: LabelContext) -> k8s.core.v1.Namespace:
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
+        resource_name, opts = self._child(f"{name}-namespace")
         return k8s.core.v1.Namespace(
-            f"{name}-namespace",
+            resource_name,
             metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
-            opts=self._after(),
+            opts=opts,
         )
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
@@ -198,90 +201,100 @@ class Observability(pulumi.ComponentResource):
         tracing_ns = self._namespace(tracing.NAMESPACE, args.context)
         jaeger_deps: list[pulumi.Resource] = [tracing_ns]
         if args.badger_claim is not None:
+            name, opts = self._child("jaeger-badger-claim", tracing_ns)
             jaeger_deps.append(
                 k8s.core.v1.PersistentVolumeClaim(
-                    "jaeger-badger-claim",
+                    name,
                     metadata={"name": tracing.BADGER_CLAIM, "namespace": tracing.NAMESPACE, "labels": common},
                     spec=args.badger_claim,
-                    opts=self._after(tracing_ns),
+                    opts=opts,
                 )
             )
+        name, opts = self._child(tracing.RELEASE, *jaeger_deps)
         jaeger = helm.release(
-            tracing.RELEASE,
+            name,
             Chart(tracing.CHART, tracing.REPOSITORY),
             args.jaeger_version,
             tracing.NAMESPACE,
             args.jaeger_values,
-            self._after(*jaeger_deps),
+            opts,
+            release_name=tracing.RELEASE,
             create_namespace=False,
         )
+        name, opts = self._child("mesh-telemetry", *args.mesh_crds, jaeger)
         custom_resource(
-            "mesh-telemetry",
+            name,
             {
                 "apiVersion": "telemetry.istio.io/v1",
                 "kind": "Telemetry",
                 "metadata": {"name": "mesh-default", "namespace": MESH_ROOT_NAMESPACE, "labels": common},
                 "spec": tracing.mesh_telemetry_spec(args.sampling_percent),
             },
-            self._after(*args.mesh_crds, jaeger),
+            opts,
         )
         return jaeger
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         context, common = args.context, args.context.common()
         monitoring_ns = self._namespace(monitors.NAMESPACE, context)
-        grafana_password = random.RandomPassword(
-            "grafana-admin-password", length=32, special=False, opts=self._after()
-        )
+        name, opts = self._child("grafana-admin-password")
+        grafana_password = random.RandomPassword(name, length=32, special=False, opts=opts)
+        name, opts = self._child("grafana-admin-secret", monitoring_ns)
         grafana_secret = k8s.core.v1.Secret(
-            "grafana-admin-secret",
+            name,
             metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": monitors.NAMESPACE, "labels": common},
             type="Opaque",
             string_data={
                 "admin-user": "admin",
                 "admin-password": pulumi.Output.secret(grafana_password.result),
             },
-            opts=self._after(monitoring_ns),
+            opts=opts,
         )
+        name, opts = self._child(monitors.RELEASE, monitoring_ns, grafana_secret)
         stack = helm.release(
-            monitors.RELEASE,
+            name,
             Chart(monitors.CHART, monitors.REPOSITORY),
             args.prometheus_stack_version,
             monitors.NAMESPACE,
             args.prometheus_stack_values,
-            self._after(monitoring_ns, grafana_secret),
+            opts,
+            release_name=monitors.RELEASE,
             create_namespace=False,
         )
+
         # Custom resources wait for the chart that installs their CRDs; app-namespace ones also
         # for the namespace.
-        in_app_with_crds = self._after(args.namespace, stack)
-        in_monitoring = self._after(monitoring_ns)
+        def in_app_with_crds(role: str, obj: KubeObject) -> None:
+            name, opts = self._child(role, args.namespace, stack)
+            custom_resource(name, obj, opts)
+
+        def in_monitoring(role: str, obj: KubeObject) -> None:
+            name, opts = self._child(role, monitoring_ns)
+            k8s.core.v1.ConfigMap(name, metadata=obj["metadata"], data=obj["data"], opts=opts)
 
         for signals in args.workloads:
-            name = signals.name
-            custom_resource(f"{name}-sidecar-monitor", signals.sidecar_monitor, in_app_with_crds)
+            workload = signals.name
+            in_app_with_crds(f"{workload}-sidecar-monitor", signals.sidecar_monitor)
             if signals.app_monitor is not None:
-                custom_resource(f"{name}-app-monitor", signals.app_monitor, in_app_with_crds)
-            custom_resource(f"{name}-alerts", signals.alerts, in_app_with_crds)
+                in_app_with_crds(f"{workload}-app-monitor", signals.app_monitor)
+            in_app_with_crds(f"{workload}-alerts", signals.alerts)
             if signals.database_alerts is not None:
-                rule = signals.database_alerts
-                custom_resource(rule["metadata"]["name"], rule, in_app_with_crds)
-            k8s.core.v1.ConfigMap(f"{name}-dashboard", **signals.dashboard, opts=in_monitoring)
-        k8s.core.v1.ConfigMap("migration-dashboard", **args.migration_dashboard, opts=in_monitoring)
-        custom_resource(
-            "jaeger-monitor", monitors.jaeger_service_monitor(common), self._after(stack, self.jaeger)
-        )
+                in_app_with_crds(signals.database_alerts["metadata"]["name"], signals.database_alerts)
+            in_monitoring(f"{workload}-dashboard", signals.dashboard)
+        in_monitoring("migration-dashboard", args.migration_dashboard)
+        name, opts = self._child("jaeger-monitor", stack, self.jaeger)
+        custom_resource(name, monitors.jaeger_service_monitor(common), opts)
         # The consul namespace and release belong to the registry.
-        custom_resource(
-            "consul-monitor", monitors.consul_pod_monitor(common), self._after(stack, *args.consul)
-        )
+        name, opts = self._child("consul-monitor", stack, *args.consul)
+        custom_resource(name, monitors.consul_pod_monitor(common), opts)
         # The edge's own metrics (the migration dashboard's source). The gateway chart renders no
         # NetworkPolicy unless ``global.networkPolicy.enabled`` (the platform leaves it off), so
         # Prometheus reaches :15090 there without an exception.
+        name, opts = self._child("ingress-gateway-monitor", stack, *args.ingress_gateway)
         custom_resource(
-            "ingress-gateway-monitor",
+            name,
             monitors.ingress_gateway_pod_monitor(traffic.INGRESS_NAMESPACE, traffic.INGRESS_SELECTOR, common),
-            self._after(stack, *args.ingress_gateway),
+            opts,
         )
         return stack
 
