@@ -30,7 +30,7 @@ test-all: test test-slow
 
 ## test-slow: the end-to-end lane (tests marked slow); .ci/run runs it after `make test`.
 test-slow: $(BIN)/vinylhound tools
-	$(BIN)/pytest -n 2 --dist loadgroup -m slow
+	$(BIN)/pytest -n 2 -m slow
 
 lint: $(BIN)/vinylhound
 	$(BIN)/ruff check .
@@ -39,10 +39,8 @@ lint: $(BIN)/vinylhound
 typecheck: $(BIN)/vinylhound
 	$(BIN)/mypy
 
-# --dist loadgroup: the tests marked with one xdist_group (those on the real PostgreSQL) share one
-# worker, and so one server; every other test is distributed on its own.
 unit: $(BIN)/vinylhound tools
-	$(BIN)/pytest -n 2 --dist loadgroup -m "not slow"
+	$(BIN)/pytest -n 2 -m "not slow"
 
 ## tools: system binaries the tests run for real (promtool, nats-server); installed when root.
 tools:

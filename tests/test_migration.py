@@ -17,8 +17,6 @@ from infra import catalog, migration, schema
 from infra.catalog import Workload
 from tests import pg
 
-pytestmark = pg.ONE_SERVER
-
 SERVICES = [w for w in catalog.WORKLOADS if w.role == "service" and w.database is not None]
 USERS = 600  # about 10,000 rows over the 17 tables
 TEMPLATE = "monolith_template"

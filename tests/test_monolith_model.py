@@ -21,8 +21,6 @@ import pytest
 from infra import migration
 from tests import pg
 
-pytestmark = pg.ONE_SERVER
-
 Conn = psycopg.Connection[tuple[Any, ...]]
 _counter = itertools.count()
 
