@@ -163,6 +163,64 @@ def load_config(path: Path) -> dict[str, Any]:
     return data
 
 
+def policies_of(info: Any) -> list[PolicyInfo]:
+    """The policies an ``AnalyzerInfo`` (``GetAnalyzerInfo``'s answer) describes."""
+    return [
+        PolicyInfo(
+            name=p.name,
+            description=p.description,
+            level=LEVEL_NAMES.get(p.enforcementLevel, "advisory"),
+            kind="stack" if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK else "resource",
+            schema=json_format.MessageToDict(p.configSchema.properties),
+            required=tuple(p.configSchema.required),
+            remediation=p.remediation_steps,
+        )
+        for p in info.policies
+    ]
+
+
+def configure_request(resolved: Mapping[str, ResolvedPolicy]) -> Any:
+    """``Configure``'s request: every policy's resolved level and properties."""
+    request = analyzer_pb2.ConfigureAnalyzerRequest()
+    for name, policy in resolved.items():
+        request.policyConfig[name].CopyFrom(
+            analyzer_pb2.PolicyConfig(
+                enforcementLevel=analyzer_pb2.EnforcementLevel.ValueType(LEVELS[policy.level]),
+                properties=_struct(policy.properties),
+            )
+        )
+    return request
+
+
+def analyze_request(resource: Resource) -> Any:
+    """``Analyze``'s request for one resource, as the engine sends it."""
+    return analyzer_pb2.AnalyzeRequest(
+        type=resource.type,
+        properties=_struct(resource.properties),
+        urn=resource.urn,
+        name=resource.name,
+        options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent),
+    )
+
+
+def analyze_stack_request(resources: Iterable[Resource]) -> Any:
+    """``AnalyzeStack``'s request over every resource, as the engine sends it."""
+    return analyzer_pb2.AnalyzeStackRequest(
+        resources=[
+            analyzer_pb2.AnalyzerResource(
+                type=r.type,
+                properties=_struct(r.properties),
+                urn=r.urn,
+                name=r.name,
+                options=analyzer_pb2.AnalyzerResourceOptions(parent=r.parent),
+                parent=r.parent,
+                dependencies=list(r.dependencies),
+            )
+            for r in resources
+        ]
+    )
+
+
 class PolicyPackProcess:
     """A running policy pack and a client of its analyzer service. Use as a context manager."""
 
@@ -281,30 +339,11 @@ class PolicyPackProcess:
 
         info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
         self.name = info.name
-        self.policies = [
-            PolicyInfo(
-                name=p.name,
-                description=p.description,
-                level=LEVEL_NAMES.get(p.enforcementLevel, "advisory"),
-                kind="stack" if p.policy_type == analyzer_pb2.POLICY_TYPE_STACK else "resource",
-                schema=json_format.MessageToDict(p.configSchema.properties),
-                required=tuple(p.configSchema.required),
-                remediation=p.remediation_steps,
-            )
-            for p in info.policies
-        ]
+        self.policies = policies_of(info)
 
     def configure(self, resolved: Mapping[str, ResolvedPolicy]) -> None:
         """Send the fully resolved policy config (every policy: level and properties)."""
-        request = analyzer_pb2.ConfigureAnalyzerRequest()
-        for name, policy in resolved.items():
-            request.policyConfig[name].CopyFrom(
-                analyzer_pb2.PolicyConfig(
-                    enforcementLevel=analyzer_pb2.EnforcementLevel.ValueType(LEVELS[policy.level]),
-                    properties=_struct(policy.properties),
-                )
-            )
-        self._call("Configure", request)
+        self._call("Configure", configure_request(resolved))
 
     def configure_stack(self, project: str, stack: str) -> None:
         """Tell the pack which stack it analyses (optional in the protocol)."""
@@ -329,32 +368,11 @@ class PolicyPackProcess:
 
     def analyze(self, resource: Resource) -> list[Diagnostic]:
         """``Analyze`` one resource."""
-        request = analyzer_pb2.AnalyzeRequest(
-            type=resource.type,
-            properties=_struct(resource.properties),
-            urn=resource.urn,
-            name=resource.name,
-            options=analyzer_pb2.AnalyzerResourceOptions(parent=resource.parent),
-        )
-        return self._diagnostics(self._call("Analyze", request), resource.urn)
+        return self._diagnostics(self._call("Analyze", analyze_request(resource)), resource.urn)
 
     def analyze_stack(self, resources: Iterable[Resource]) -> list[Diagnostic]:
         """``AnalyzeStack`` once over every resource."""
-        request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[
-                analyzer_pb2.AnalyzerResource(
-                    type=r.type,
-                    properties=_struct(r.properties),
-                    urn=r.urn,
-                    name=r.name,
-                    options=analyzer_pb2.AnalyzerResourceOptions(parent=r.parent),
-                    parent=r.parent,
-                    dependencies=list(r.dependencies),
-                )
-                for r in resources
-            ]
-        )
-        return self._diagnostics(self._call("AnalyzeStack", request), "")
+        return self._diagnostics(self._call("AnalyzeStack", analyze_stack_request(resources)), "")
 
     def run(self, resources: list[Resource], resolved: Mapping[str, ResolvedPolicy]) -> list[Diagnostic]:
         """Configure, analyze each resource, then the stack; what a preview with the pack does."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +178,33 @@ def test_a_schema_error_fails_the_check(pack: PolicyPackProcess) -> None:
     report = check_run(run, pack, load_config(config_path(PROJECT, "prod")), "prod.json")
     assert [(s.kind, s.name) for s in report.schema_errors] == [("Service", "vinylhound/user-service")]
     assert not report.passed
+
+
+def _models_built(api_version: str, kind: str) -> list[str]:
+    """The generated model modules a fresh process builds to check one ``kind`` object."""
+    script = (
+        "import sys\n"
+        "from ops.crds import model_for\n"
+        f"assert model_for({api_version!r}, {kind!r}) is not None\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('cloudcoil.models.') and '.v' in m))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()
+
+
+def test_checking_a_custom_resource_builds_only_its_api_versions_models() -> None:
+    # The generated packages' __init__s would build every version of every Istio group.
+    assert _models_built("networking.istio.io/v1", "VirtualService") == [
+        "cloudcoil.models.istio.networking.v1"
+    ]
+
+
+def test_a_custom_resource_of_another_version_is_still_checked_against_its_models() -> None:
+    assert _models_built("networking.istio.io/v1beta1", "Sidecar") == [
+        "cloudcoil.models.istio.networking.v1beta1"
+    ]
 
 
 # --- prod, broken in its stack config ---------------------------------------------------------

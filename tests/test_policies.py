@@ -457,6 +457,47 @@ CASES = [
         _set("spec.policyTypes", ["Ingress"]),
         reported="namespace",
     ),
+    Case("namespace-resource-quota", "no quota", removed=("resourcequota",), reported="namespace"),
+    Case(
+        "namespace-resource-quota",
+        "quota leaves ephemeral storage unbounded",
+        "resourcequota",
+        lambda p: p["spec"]["hard"].pop("limits.ephemeral-storage"),
+        reported="namespace",
+    ),
+    Case("namespace-resource-quota", "no limit range", removed=("limitrange",), reported="namespace"),
+    Case(
+        "namespace-resource-quota",
+        "limit range defaults no ephemeral storage",
+        "limitrange",
+        _set("spec.limits.0.default.ephemeral-storage", None),
+        reported="namespace",
+    ),
+    Case(
+        "ephemeral-storage-limits",
+        "no ephemeral-storage limit",
+        "deployment",
+        _container("resources.limits.ephemeral-storage", None),
+    ),
+    Case(
+        "ephemeral-storage-limits",
+        "no ephemeral-storage request",
+        "deployment",
+        _container("resources.requests.ephemeral-storage", None),
+    ),
+    Case(
+        "ephemeral-storage-limits",
+        "database instances without ephemeral-storage limit",
+        "database",
+        lambda p: p["spec"]["resources"]["limits"].pop("ephemeral-storage"),
+    ),
+    Case(
+        "ephemeral-storage-limits",
+        "job without ephemeral-storage limit",
+        "deployment",
+        _both(_as_job, _container("resources.limits.ephemeral-storage", None)),
+        retype="kubernetes:batch/v1:Job",
+    ),
     Case(
         "pod-security-admission",
         "nothing enforced",
@@ -796,13 +837,14 @@ def test_the_rules_import_nothing_but_the_policy_sdk_and_the_standard_library() 
     allowed = {"pulumi_policy", "pulumi", *sys.stdlib_module_names}
     rules = ROOT / "policies" / "rules"
     imported = set()
-    for path in [*rules.glob("*.py"), ROOT / "policies" / "__main__.py"]:
+    for path in [*rules.glob("*.py"), ROOT / "policies" / "__main__.py", ROOT / "policies" / "servicer.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
             elif isinstance(node, ast.Import):
                 imported.update(alias.name.split(".")[0] for alias in node.names)
-    assert imported - allowed == {"rules"}  # __main__ imports the pack's own rules package
+    # __main__ imports the pack's own rules package and servicer module
+    assert imported - allowed == {"rules", "servicer"}
 
 
 def test_knob_values_read_as_the_numbers_they_are_in_messages(pack: PolicyPackProcess) -> None:

@@ -8,6 +8,7 @@ property is present. Resources are matched by Kubernetes API group and kind, wha
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,16 +63,23 @@ class TypeToken:
     @classmethod
     def parse(cls, token: str) -> TypeToken:
         """Split a Pulumi type token; unknown shapes give empty parts rather than errors."""
-        parts = token.split(":")
-        if len(parts) != 3:
-            return cls(parts[0] if parts else "", "", "", parts[-1] if parts else "")
-        provider, module, kind = parts
-        group, _, version = module.partition("/")
-        return cls(provider, group, version, kind)
+        return _parse_token(token)
 
     def is_(self, group: str, *kinds: str) -> bool:
         """Whether this is a Kubernetes object of ``group`` and one of ``kinds`` (any version)."""
         return self.provider == "kubernetes" and self.group == group and self.kind in kinds
+
+
+@functools.cache
+def _parse_token(token: str) -> TypeToken:
+    # Every rule parses every resource's token; a stack has a few dozen distinct ones, and a
+    # TypeToken is immutable, so one parse each serves the pack's whole life.
+    parts = token.split(":")
+    if len(parts) != 3:
+        return TypeToken(parts[0] if parts else "", "", "", parts[-1] if parts else "")
+    provider, module, kind = parts
+    group, _, version = module.partition("/")
+    return TypeToken(provider, group, version, kind)
 
 
 def kube(token: str, group: str, *kinds: str) -> bool:
