@@ -18,6 +18,12 @@ PREFIX = "pod-security.kubernetes.io"
 
 #: Why a namespace enforces less than ``restricted``: one place, also quoted in docs/security.md.
 EXCEPTIONS: dict[str, tuple[Level, str]] = {
+    "istio-system": (
+        "privileged",
+        "the istio-cni agent DaemonSet runs as root with NET_ADMIN, NET_RAW, SYS_ADMIN, SYS_PTRACE "
+        "and DAC_OVERRIDE and writes the CNI plugin to the host (hostPath): what lets every other "
+        "namespace's pods run without privileges",
+    ),
     "monitoring": (
         "privileged",
         "kube-prometheus-stack's node-exporter DaemonSet reads the host (hostNetwork, hostPID, "

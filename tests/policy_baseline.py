@@ -82,8 +82,8 @@ def deployment() -> dict[str, Any]:
                             "image": IMAGE,
                             "env": env,
                             "resources": {
-                                "requests": {"cpu": "100m", "memory": "128Mi"},
-                                "limits": {"cpu": "500m", "memory": "256Mi"},
+                                "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+                                "limits": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
                             },
                             "readinessProbe": _probe(),
                             "livenessProbe": _probe(),
@@ -209,6 +209,40 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             "metadata": {"name": NS, "labels": {"istio-injection": "enabled", **PSA_RESTRICTED}},
         },
     ),
+    "resourcequota": (
+        "kubernetes:core/v1:ResourceQuota",
+        "quota",
+        lambda: {
+            "metadata": _meta("quota", labels={}),
+            "spec": {
+                "hard": {
+                    "requests.cpu": "4",
+                    "requests.memory": "8Gi",
+                    "limits.cpu": "16",
+                    "limits.memory": "16Gi",
+                    "requests.ephemeral-storage": "4Gi",
+                    "limits.ephemeral-storage": "16Gi",
+                    "pods": "40",
+                }
+            },
+        },
+    ),
+    "limitrange": (
+        "kubernetes:core/v1:LimitRange",
+        "limits",
+        lambda: {
+            "metadata": _meta("limits", labels={}),
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "default": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
+                        "defaultRequest": {"cpu": "50m", "memory": "64Mi", "ephemeral-storage": "64Mi"},
+                    }
+                ]
+            },
+        },
+    ),
     "defaultdeny": (
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
         "default-deny",
@@ -271,6 +305,10 @@ _BASELINE: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             "spec": {
                 "instances": 3,
                 "backup": {"barmanObjectStore": {"destinationPath": "s3://backups/user-service"}},
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "512Mi", "ephemeral-storage": "256Mi"},
+                    "limits": {"cpu": "1", "memory": "1Gi", "ephemeral-storage": "2Gi"},
+                },
             },
         },
     ),

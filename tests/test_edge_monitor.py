@@ -11,6 +11,7 @@ import pytest
 from ops.mockrun import Registration
 from ops.render import HELM_RELEASE
 from tests.conftest import KUBE_STACKS, manifests_of, rendered
+from tests.netpol import Cluster, Pod
 
 #: The container port the gateway chart declares on its ``istio-proxy`` container.
 CHART_METRICS_PORT = ("http-envoy-prom", 15090)
@@ -82,13 +83,21 @@ def test_the_edge_monitor_waits_for_the_operator_and_the_gateway(stack: str) -> 
 
 
 @pytest.mark.parametrize("stack", KUBE_STACKS)
-def test_nothing_blocks_prometheus_from_the_gateway_pods(stack: str) -> None:
+def test_the_network_policies_let_prometheus_reach_the_gateway_pods_stats_port(stack: str) -> None:
     gateway = release(stack, "istio-ingressgateway")
     values = gateway.inputs.get("values") or {}
-    # The chart renders its NetworkPolicy only with global.networkPolicy.enabled.
+    # The chart renders its own NetworkPolicy only with global.networkPolicy.enabled: the
+    # platform's policies (evaluated below) are the only ones.
     assert not ((values.get("global") or {}).get("networkPolicy") or {}).get("enabled")
+    objects = manifests_of(rendered(stack))
     namespaces = {
-        m["metadata"]["namespace"] for m in manifests_of(rendered(stack)) if m["kind"] == "NetworkPolicy"
+        o["metadata"]["name"]: o["metadata"].get("labels") or {} for o in objects if o["kind"] == "Namespace"
     }
+    cluster = Cluster(namespaces, [o for o in objects if o["kind"] == "NetworkPolicy"])
+    name, port = CHART_METRICS_PORT
+    pod = Pod("gateway", gateway.inputs["namespace"], gateway_pod_labels(gateway), {name: port})
+    # kube-prometheus-stack's Prometheus pods, as the Prometheus Operator labels them.
     prometheus_ns = release(stack, "kube-prometheus-stack").inputs["namespace"]
-    assert {gateway.inputs["namespace"], prometheus_ns}.isdisjoint(namespaces)
+    prometheus = Pod("prometheus", prometheus_ns, {"app.kubernetes.io/name": "prometheus"})
+    assert cluster.allowed(prometheus, pod, port)
+    assert not cluster.allowed(prometheus, pod, 15000)  # the pod is isolated: Envoy's admin port is not open

@@ -87,7 +87,8 @@ def test_secret_values_only_arrive_through_secret_key_refs() -> None:
 def test_requests_and_limits_are_set_by_default() -> None:
     resources = container(registered())["resources"]
     assert set(resources) == {"requests", "limits"}
-    assert set(resources["limits"]) == {"cpu", "memory"}
+    assert set(resources["limits"]) == {"cpu", "memory", "ephemeral-storage"}
+    assert set(resources["requests"]) == {"cpu", "memory", "ephemeral-storage"}
 
 
 def test_service_account_token_is_not_mounted() -> None:

@@ -3,14 +3,13 @@ objects each Kubernetes stack renders: every path the platform needs is allowed,
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from infra.env import DatabaseEndpoint
 from infra.targets.kubernetes import network
-from tests.conftest import ROOT, manifests_of, rendered
+from tests.conftest import manifests_of, rendered
 from tests.netpol import Cluster, External, Pod, pods_of
 
 # --- the evaluator's own semantics (Kubernetes NetworkPolicy reference) ------------------------
@@ -126,13 +125,6 @@ def jobs_of(pods: dict[str, Pod], service: str) -> list[Pod]:
     ]
 
 
-def not_yet_denying(stack: str) -> set[str]:
-    """The namespaces the stack's policy config exempts from default deny (docs/security.md says
-    why: their charts' traffic is not modelled yet)."""
-    config = json.loads((ROOT / "policies" / "config" / f"{stack}.json").read_text())
-    return set(config["namespace-default-deny"]["exemptNamespaces"])
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_namespace_the_stack_declares_denies_by_default(stack: str) -> None:
     objects = manifests_of(rendered(stack))
@@ -146,8 +138,8 @@ def test_every_namespace_the_stack_declares_denies_by_default(stack: str) -> Non
         and not o["spec"].get("ingress")
         and not o["spec"].get("egress")
     }
-    assert {NS, "nats"} <= denying
-    assert declared - not_yet_denying(stack) <= denying
+    charts = {"istio-system", "istio-ingress", "cnpg-system", "consul"}
+    assert {NS, "nats", "monitoring", "observability"} | charts <= declared <= denying
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -273,3 +265,198 @@ def test_with_an_external_monolith_the_jobs_and_the_subscriber_still_reach_it() 
     assert cluster.allowed(job, managed, 5432) and cluster.allowed(job, db, 5432)
     assert cluster.allowed(db, managed, 5432)  # the subscription
     assert not cluster.allowed(job, managed, 443)
+
+
+# --- monitoring and observability: what their charts need, nothing else --------------------------
+
+#: kube-prometheus-stack 79.5.0's pods with the labels its templates (and the Prometheus Operator,
+#: for Prometheus and Alertmanager) give them, and their container ports.
+KPS = "kube-prometheus-stack"
+PROM = Pod("prometheus-0", "monitoring", {"app.kubernetes.io/name": "prometheus"}, {"http-web": 9090})
+PROM_PEER = Pod("prometheus-1", "monitoring", dict(PROM.labels), dict(PROM.ports))
+ALERTMANAGER = Pod("alertmanager-0", "monitoring", {"app.kubernetes.io/name": "alertmanager"})
+ALERTMANAGER_PEER = Pod("alertmanager-1", "monitoring", dict(ALERTMANAGER.labels))
+GRAFANA = Pod(
+    "grafana", "monitoring", {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": KPS}
+)
+OPERATOR_KPS = Pod(
+    "prometheus-operator",
+    "monitoring",
+    {
+        "app": f"{KPS}-operator",
+        "app.kubernetes.io/name": f"{KPS}-prometheus-operator",
+        "app.kubernetes.io/component": "prometheus-operator",
+        "release": KPS,
+    },
+)
+WEBHOOK_JOB = Pod(
+    "admission-create",
+    "monitoring",
+    {
+        "app": f"{KPS}-admission-create",
+        "app.kubernetes.io/name": f"{KPS}-prometheus-operator",
+        "app.kubernetes.io/component": "prometheus-operator-webhook",
+    },
+)
+KSM = Pod("kube-state-metrics", "monitoring", {"app.kubernetes.io/name": "kube-state-metrics"})
+#: jaeger chart: ``jaeger.selectorLabels`` plus the all-in-one component.
+JAEGER = Pod(
+    "jaeger",
+    "observability",
+    {
+        "app.kubernetes.io/name": "jaeger",
+        "app.kubernetes.io/instance": "jaeger",
+        "app.kubernetes.io/component": "all-in-one",
+    },
+)
+#: A node's address: the kubelet, node-exporter (hostNetwork) and the control plane's endpoints.
+NODE = External("10.0.3.7")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_scrapes_every_target_its_monitors_name(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(PROM, pods["user-service"], 15090)  # the sidecar
+    assert cluster.allowed(PROM, pods["user-service-db"], 9187)
+    assert cluster.allowed(PROM, NATS, 7777) and cluster.allowed(PROM, JAEGER, 8888)
+    consul_server = Pod("consul-server-0", "consul", {"app": "consul", "component": "server"})
+    assert cluster.allowed(PROM, consul_server, 8501)  # its metrics, on the HTTPS API
+    assert cluster.allowed(PROM, KSM, 8080) and cluster.allowed(PROM, ALERTMANAGER, 9093)
+    assert cluster.allowed(PROM, OPERATOR_KPS, 10250) and cluster.allowed(PROM, GRAFANA, 3000)
+    assert cluster.allowed(PROM, PROM_PEER, 9090)
+    for port in (10250, 9100, 10257, 10259, 2381, 10249):  # kubelet, node-exporter, control plane
+        assert cluster.allowed(PROM, NODE, port), port
+    assert cluster.allowed(PROM, API_SERVER, 6443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_prometheus_reaches_no_database_port_and_not_the_internet_beyond_its_scrape_ports(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert not cluster.allowed(PROM, pods["user-service-db"], 5432)
+    assert not cluster.allowed(PROM, pods["user-service"], 8080)  # the app port, no metrics there
+    assert not cluster.allowed(PROM, INTERNET, 80) and not cluster.allowed(PROM, INTERNET, 25)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_grafana_and_alertmanager_reach_their_data_and_nothing_else_reaches_them(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(GRAFANA, PROM, 9090) and cluster.allowed(GRAFANA, ALERTMANAGER, 9093)
+    assert cluster.allowed(GRAFANA, API_SERVER, 443)  # the dashboards sidecar watches ConfigMaps
+    assert not cluster.allowed(GRAFANA, pods["user-service-db"], 5432)
+    assert not cluster.allowed(pods["user-service"], GRAFANA, 3000)
+    assert not cluster.allowed(pods["user-service"], PROM, 9090)
+    assert cluster.allowed(ALERTMANAGER, ALERTMANAGER_PEER, 9094, "UDP")
+    assert not cluster.allowed(ALERTMANAGER, INTERNET, 443)  # no receiver configured
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_operator_takes_the_api_servers_webhook_calls_and_reaches_only_the_api(stack: str) -> None:
+    cluster, _ = world(stack)
+    assert cluster.allowed(API_SERVER, OPERATOR_KPS, 10250)
+    assert cluster.allowed(OPERATOR_KPS, API_SERVER, 443) and cluster.allowed(WEBHOOK_JOB, API_SERVER, 443)
+    assert cluster.allowed(KSM, API_SERVER, 6443)
+    assert not cluster.allowed(OPERATOR_KPS, PROM, 9090) and not cluster.allowed(WEBHOOK_JOB, KSM, 8080)
+    assert not cluster.allowed(STRANGER, OPERATOR_KPS, 10250)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_jaeger_takes_spans_from_every_namespace_and_its_scrape_and_reaches_nothing(stack: str) -> None:
+    cluster, pods = world(stack)
+    # Envoy traces HTTP and gRPC only: the sidecars of the services and the gateway report spans,
+    # NATS' (plain TCP) none. Any pod may send; its own egress decides (a stranger in a
+    # namespace without policies here).
+    for sender in (pods["user-service"], GATEWAY, Pod("sdk-client", "default", {"app": "x"})):
+        assert cluster.allowed(sender, JAEGER, 4317) and cluster.allowed(sender, JAEGER, 4318)
+    assert cluster.allowed(PROM, JAEGER, 8888) and not cluster.allowed(pods["user-service"], JAEGER, 8888)
+    assert not cluster.allowed(pods["user-service"], JAEGER, 16686)  # the UI: port-forward only
+    assert not cluster.allowed(pods["user-service"], JAEGER, 9411)  # no Zipkin receiver
+    assert not cluster.allowed(JAEGER, INTERNET, 443) and not cluster.allowed(
+        JAEGER, pods["user-service"], 8080
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_pod_nothing_allows_in_monitoring_or_observability_is_isolated(stack: str) -> None:
+    cluster, pods = world(stack)
+    for ns in ("monitoring", "observability"):
+        stray = Pod("stray", ns, {"app.kubernetes.io/name": "debug-shell"})
+        assert not cluster.allowed(stray, INTERNET, 443) and not cluster.allowed(stray, API_SERVER, 443)
+        assert not cluster.allowed(pods["user-service"], stray, 8080)
+
+
+# --- the chart namespaces: declared by the program, isolated, each chart's paths allowed ------------
+
+ISTIOD = Pod("istiod", "istio-system", {"app": "istiod", "istio": "pilot"})
+ISTIO_CNI = Pod("istio-cni-node", "istio-system", {"k8s-app": "istio-cni-node"})
+#: The cloudnative-pg chart's selector labels (release "cnpg").
+CNPG = Pod(
+    "cnpg-operator",
+    "cnpg-system",
+    {"app.kubernetes.io/name": "cloudnative-pg", "app.kubernetes.io/instance": "cnpg"},
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_istiod_serves_every_sidecar_and_the_api_servers_webhook_calls_only(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(pods["user-service"], ISTIOD, 15012) and cluster.allowed(GATEWAY, ISTIOD, 15012)
+    assert cluster.allowed(NATS, ISTIOD, 15012)
+    assert cluster.allowed(API_SERVER, ISTIOD, 15017)
+    assert not cluster.allowed(pods["user-service"], ISTIOD, 15017)
+    assert not cluster.allowed(pods["user-service"], ISTIOD, 15014)
+    assert cluster.allowed(ISTIOD, API_SERVER, 443) and not cluster.allowed(ISTIOD, INTERNET, 80)
+    assert cluster.allowed(ISTIO_CNI, API_SERVER, 6443) and not cluster.allowed(ISTIO_CNI, INTERNET, 80)
+    assert not cluster.allowed(Pod("stray", "istio-system", {"app": "debug"}), API_SERVER, 443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_gateway_takes_clients_anywhere_and_reaches_the_mesh_not_the_databases(stack: str) -> None:
+    cluster, pods = world(stack)
+    assert cluster.allowed(INTERNET, GATEWAY, 443) and cluster.allowed(INTERNET, GATEWAY, 80)
+    assert cluster.allowed(INTERNET, GATEWAY, 15021)  # the load balancer's health check
+    assert not cluster.allowed(INTERNET, GATEWAY, 15000)  # Envoy's admin port
+    assert cluster.allowed(PROM, GATEWAY, 15090)
+    assert cluster.allowed(GATEWAY, pods["web-frontend"], pods["web-frontend"].ports["http"])
+    assert cluster.allowed(GATEWAY, pods["user-service"], pods["user-service"].ports["http"])
+    assert cluster.allowed(GATEWAY, JAEGER, 4317)
+    assert not cluster.allowed(GATEWAY, pods["user-service-db"], 5432)
+    assert not cluster.allowed(GATEWAY, INTERNET, 443)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_cnpg_operator_takes_its_webhook_calls_and_reaches_the_instances_and_the_api(stack: str) -> None:
+    cluster, pods = world(stack)
+    db = pods["user-service-db"]
+    assert cluster.allowed(API_SERVER, CNPG, 9443) and not cluster.allowed(pods["user-service"], CNPG, 9443)
+    assert cluster.allowed(CNPG, db, 8000) and cluster.allowed(CNPG, db, 5432)
+    assert cluster.allowed(CNPG, API_SERVER, 443) and not cluster.allowed(CNPG, INTERNET, 80)
+    assert not cluster.allowed(CNPG, pods["user-service"], pods["user-service"].ports["http"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_chart_namespaces_are_declared_retained_and_no_release_creates_one(stack: str) -> None:
+    run = rendered(stack)
+    namespaces = {
+        r.inputs["metadata"]["name"]: r for r in run.registrations if r.type == "kubernetes:core/v1:Namespace"
+    }
+    for name in ("istio-system", "istio-ingress", "cnpg-system", "consul"):
+        assert namespaces[name].retain_on_delete, name
+    releases = [r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"]
+    assert releases
+    for release in releases:
+        assert not release.inputs.get("createNamespace"), release.name
+        namespace = namespaces[release.inputs["namespace"]]
+        assert namespace.urn in release.dependencies, release.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_chart_in_a_namespace_this_change_isolates_waits_for_the_namespaces_policies(stack: str) -> None:
+    run = rendered(stack)
+    policies: dict[str, set[str]] = {}
+    for r in run.registrations:
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            policies.setdefault(r.inputs["metadata"]["namespace"], set()).add(r.urn)
+    for release in (r for r in run.registrations if r.type == "kubernetes:helm.sh/v3:Release"):
+        namespace = release.inputs["namespace"]
+        if namespace in ("istio-system", "istio-ingress", "cnpg-system", "monitoring", "observability"):
+            assert policies[namespace] <= set(release.dependencies), release.name

@@ -17,6 +17,8 @@ KubeObject = dict[str, Any]
 
 #: Named container port used by the Service, the probes and Istio's protocol detection.
 HTTP_PORT_NAME = "http"
+#: Extra pods a Deployment runs while a rollout replaces its pods (``maxSurge``).
+ROLLOUT_SURGE = 1
 
 
 def env_entry(var: EnvVar) -> KubeObject:
@@ -29,18 +31,34 @@ def env_entry(var: EnvVar) -> KubeObject:
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """Container requests and limits (Kubernetes quantities)."""
+    """Container requests and limits (Kubernetes quantities).
+
+    Ephemeral storage (logs, the writable layer, disk-backed emptyDirs) defaults to a 64Mi request
+    and a 512Mi limit: above the pod's emptyDir size limits (64Mi per writable path) plus the
+    kubelet's rotated logs, so a container that fills its scratch space is evicted on its own
+    instead of filling the node's disk.
+    """
 
     cpu_request: str = "100m"
     memory_request: str = "128Mi"
     cpu_limit: str = "500m"
     memory_limit: str = "256Mi"
+    ephemeral_request: str = "64Mi"
+    ephemeral_limit: str = "512Mi"
 
     def to_kube(self) -> KubeObject:
         """The container ``resources`` block."""
         return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+            "requests": {
+                "cpu": self.cpu_request,
+                "memory": self.memory_request,
+                "ephemeral-storage": self.ephemeral_request,
+            },
+            "limits": {
+                "cpu": self.cpu_limit,
+                "memory": self.memory_limit,
+                "ephemeral-storage": self.ephemeral_limit,
+            },
         }
 
 
@@ -165,7 +183,10 @@ def deployment_spec(spec: WorkloadSpec) -> KubeObject:
         "selector": {"matchLabels": dict(spec.selector)},
         "revisionHistoryLimit": 5,
         # Never drop below the wanted count during a rollout; surge one pod at a time.
-        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": ROLLOUT_SURGE, "maxUnavailable": 0},
+        },
         "template": pod_template(spec),
     }
     if spec.autoscaling is None:

@@ -12,13 +12,14 @@ from typing import Any
 from components.labels import LabelContext
 from infra.config import PlatformConfig
 from infra.stack_secrets import StackSecrets
-from infra.targets.kubernetes import traffic
+from infra.targets.kubernetes import namespaces, network, traffic
 from infra.targets.kubernetes.contract import ContractGate, contract_extras, contract_gate_args
 from infra.targets.kubernetes.databases import Databases, databases_args
 from infra.targets.kubernetes.events import EventBus, event_bus_args
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.frontend import FrontendUpstream, FrontendUpstreamArgs
 from infra.targets.kubernetes.mesh import Mesh, mesh_args, mesh_extras
+from infra.targets.kubernetes.namespaces import ChartNamespaces, ChartNamespacesArgs
 from infra.targets.kubernetes.observability import Observability, monitors, observability_args, tracing
 from infra.targets.kubernetes.platform import Platform, platform_args
 from infra.targets.kubernetes.registry import Registry, RegistryArgs
@@ -28,7 +29,22 @@ from infra.targets.kubernetes.workloads import Workloads, workloads_args
 def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
     """Declare the whole platform for one stack; return the stack's exports."""
     context = LabelContext(environment=cfg.environment)
-    platform = Platform("platform", platform_args(cfg, context, extra_mesh_config=tracing.mesh_config()))
+    charts = ChartNamespaces(
+        "chart-namespaces",
+        ChartNamespacesArgs(
+            context,
+            app_namespace=cfg.namespace,
+            monitoring_namespace=monitors.NAMESPACE,
+            gateway_selector=traffic.INGRESS_SELECTOR,
+            cnpg_operator_labels=network.CNPG_OPERATOR_LABELS,
+            gateway_egress=(tracing.collector_egress(),),
+        ),
+    )
+    platform = Platform(
+        "platform",
+        platform_args(cfg, context, extra_mesh_config=tracing.mesh_config()),
+        charts.wait_for(namespaces.ISTIO_SYSTEM, namespaces.ISTIO_INGRESS),
+    )
     namespace = platform.namespace
     registry = Registry(
         "registry",
@@ -72,6 +88,7 @@ def deploy(cfg: PlatformConfig, secrets: StackSecrets) -> dict[str, Any]:
             monitoring_crds=[observability.prometheus_stack],
             monitoring_namespace=monitors.NAMESPACE,
         ),
+        charts.wait_for(namespaces.CNPG_SYSTEM),
     )
     # The order of contributions is the order of each workload's env and rules.
     extras = WorkloadExtras.combine(

@@ -31,7 +31,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import labels
-from components.kubernetes.specs import KubeObject
+from components.kubernetes.specs import KubeObject, ResourceSpec
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import catalog, contract_check, endpoints
@@ -52,6 +52,8 @@ DEADLINE_SECONDS = 300
 TIMEOUT = f"{DEADLINE_SECONDS // 60 + 5}m"
 #: Pod annotation with the hash of what the check runs against (see the module docstring).
 CHECK_HASH = "vinylhound.dev/contract-sha256"
+#: The check's container (a Python script, no emptyDir: its logs are all it writes to disk).
+RESOURCES = ResourceSpec("50m", "64Mi", "200m", "128Mi", "64Mi", "256Mi")
 #: The uid the Job runs as (``nobody``; the python image would run as root).
 RUN_AS = 65534
 
@@ -127,10 +129,7 @@ def job_spec(
                         "command": command,
                         # The image's site-packages are read-only here: no bytecode to write.
                         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
-                        "resources": {
-                            "requests": {"cpu": "50m", "memory": "64Mi"},
-                            "limits": {"cpu": "200m", "memory": "128Mi"},
-                        },
+                        "resources": RESOURCES.to_kube(),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True,

@@ -65,6 +65,17 @@ POSTGRES_UID = 26
 #: The external cluster name under which service clusters see the monolith.
 MONOLITH_SOURCE = "monolith"
 
+#: Each migration Job's container: psql and a shell script; one 64Mi emptyDir and its logs on disk.
+MIGRATION_JOB_RESOURCES = ResourceSpec("50m", "64Mi", "500m", "256Mi", "64Mi", "256Mi")
+
+
+def instance_resources(cfg: PlatformConfig) -> ResourceSpec:
+    """Each database instance's container: the stack's CPU and memory. Ephemeral storage: the
+    data and WAL live on the volume, but CloudNativePG keeps scratch files (WAL being archived or
+    restored) in an emptyDir and PostgreSQL logs to stdout, hence more than a service's."""
+    r = cfg.databases.resources
+    return ResourceSpec(r.requests.cpu, r.requests.memory, r.limits.cpu, r.limits.memory, "256Mi", "2Gi")
+
 
 def endpoint_for(cfg: PlatformConfig, workload: Workload) -> env.DatabaseEndpoint | None:
     """The workload's own database endpoint: CNPG naming, or the configured external monolith."""
@@ -95,7 +106,6 @@ def cnpg_operator(
         {"crds": {"create": True}, "replicaCount": replicas},
         opts,
         release_name="cnpg",
-        create_namespace=True,
     )
 
 
@@ -197,12 +207,7 @@ def _database_args(
         instances=dbs.instances_for(cfg.environment),
         storage_size=dbs.storage.size,
         storage_class=dbs.storage.storage_class,
-        resources=ResourceSpec(
-            cpu_request=dbs.resources.requests.cpu,
-            memory_request=dbs.resources.requests.memory,
-            cpu_limit=dbs.resources.limits.cpu,
-            memory_limit=dbs.resources.limits.memory,
-        ),
+        resources=instance_resources(cfg),
         parameters=dbs.parameters,
         extensions=w.database.extensions,
         anti_affinity="required" if cfg.environment == "prod" else "preferred",
@@ -349,11 +354,12 @@ class Databases(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabasesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
+        # cnpg-system is declared by the program (``ChartNamespaces``), which this waits for.
         self.operator = cnpg_operator(
             f"{name}-cloudnative-pg",
             args.operator_version,
             args.operator_replicas,
-            child_opts(self, moved_from_root=True, renamed_from="cloudnative-pg"),
+            child_opts(self, waits(opts), moved_from_root=True, renamed_from="cloudnative-pg"),
         )
         self.endpoints = dict(args.endpoints)
         self.clusters = {
@@ -486,7 +492,7 @@ def job_spec(
                         "image": image,
                         "command": ["sh", f"/scripts/{script}"],
                         "env": [env_entry(e) for e in env_vars],
-                        "resources": ResourceSpec("50m", "64Mi", "500m", "256Mi").to_kube(),
+                        "resources": MIGRATION_JOB_RESOURCES.to_kube(),
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "readOnlyRootFilesystem": True,

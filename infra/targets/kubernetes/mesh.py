@@ -24,7 +24,7 @@ from components.kubernetes import istio
 from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.istio import BreakerSpec
 from components.kubernetes.service_traffic import ServiceTraffic, ServiceTrafficArgs
-from components.kubernetes.specs import KubeObject
+from components.kubernetes.specs import KubeObject, ResourceSpec
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import catalog
@@ -42,6 +42,10 @@ ISTIOD = Chart("istiod", ISTIO_REPOSITORY)
 ISTIO_GATEWAY = Chart("gateway", ISTIO_REPOSITORY)
 ISTIO_CNI = Chart("cni", ISTIO_REPOSITORY)
 ISTIO_NAMESPACE = "istio-system"
+#: Every injected sidecar's container (the injector copies ``global.proxy.resources``). Its
+#: ephemeral storage equals the app namespace's LimitRange default, so the quota counts the same
+#: whether the injector passes it through or the LimitRange fills it in.
+PROXY_RESOURCES = ResourceSpec("50m", "64Mi", "1", "256Mi")
 #: The port sidecars reach istiod on for configuration (xDS) and certificates. (15017 is the
 #: injection webhook, called by the API server, never by pods.)
 ISTIOD_XDS_PORT = 15012
@@ -86,10 +90,7 @@ def istiod_values(cfg: PlatformConfig, extra_mesh_config: Mapping[str, Any] | No
             "istioNamespace": ISTIO_NAMESPACE,
             "logAsJson": True,
             "proxy": {
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "1", "memory": "256Mi"},
-                }
+                "resources": PROXY_RESOURCES.to_kube(),
             },
         },
     }
@@ -101,9 +102,16 @@ def gateway_values(cfg: PlatformConfig) -> dict[str, Any]:
     values: dict[str, Any] = {
         "service": {"type": "LoadBalancer"},
         "autoscaling": {"enabled": True, "minReplicas": replicas, "maxReplicas": max(replicas, 5)},
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"cpu": "2", "memory": "1Gi"},
+        # Envoy writes only its logs (stdout) to disk: the program's default ephemeral storage.
+        "resources": ResourceSpec("100m", "128Mi", "2", "1Gi").to_kube(),
+        # The chart's default pod security context is only the sysctl that lets Envoy bind 80
+        # and 443 unprivileged; with the seccomp profile added, the gateway's pods (non-root, all
+        # capabilities dropped, read-only root: the chart's container defaults) pass the
+        # "restricted" level istio-ingress enforces. Setting the field replaces the chart's
+        # default, so the sysctl is repeated.
+        "securityContext": {
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
         },
     }
     if replicas > 1:

@@ -48,6 +48,26 @@ def default_deny() -> Rule:
     return {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
+def isolated(pods: Mapping[str, str], ingress: list[Rule], egress: list[Rule]) -> Rule:
+    """A policy selecting ``pods`` (by labels) that allows exactly ``ingress`` in and ``egress`` out."""
+    return {
+        "podSelector": {"matchLabels": dict(pods)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+
+
+def tcp(*ports: int) -> list[Rule]:
+    """NetworkPolicy ``ports`` entries for TCP ``ports``."""
+    return [{"protocol": "TCP", "port": p} for p in ports]
+
+
+def api_server_egress() -> Rule:
+    """Egress to the Kubernetes API: its ports on any address (see ``API_AND_OBJECT_STORE_PORTS``)."""
+    return {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": tcp(*API_AND_OBJECT_STORE_PORTS)}
+
+
 def migration_selector(cluster: str) -> dict[str, str]:
     """The pod labels shared by the migration Jobs of the service whose database is ``cluster``."""
     return {labels.NAME: f"{cluster}-migration"}

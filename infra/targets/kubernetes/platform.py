@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.labels import LabelContext
-from components.options import child_opts
+from components.options import child_opts, waits
 from infra import pod_security
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm, traffic
@@ -32,6 +32,7 @@ from infra.targets.kubernetes.mesh import (
     sidecar_egress,
 )
 from infra.targets.kubernetes.netpol import default_deny
+from infra.targets.kubernetes.quota import Footprint, app_namespace_footprint, budget
 
 TYPE = "vinylhound:platform:Platform"
 
@@ -39,13 +40,16 @@ TYPE = "vinylhound:platform:Platform"
 @dataclass(frozen=True)
 class PlatformArgs:
     """``namespace``: the workloads' namespace. ``istio_version``: the version of the four Istio
-    charts; ``istiod_values``/``gateway_values`` their values (``platform_args`` builds them)."""
+    charts; ``istiod_values``/``gateway_values`` their values (``platform_args`` builds them).
+    ``quota``: what the workloads' namespace may run at once (its ResourceQuota, with a
+    LimitRange); default: no quota."""
 
     namespace: str
     context: LabelContext
     istio_version: str
     istiod_values: Mapping[str, Any]
     gateway_values: Mapping[str, Any]
+    quota: Footprint | None = None
 
 
 def platform_args(
@@ -59,6 +63,7 @@ def platform_args(
         istio_version=cfg.charts.istio,
         istiod_values=istiod_values(cfg, extra_mesh_config),
         gateway_values=gateway_values(cfg),
+        quota=app_namespace_footprint(cfg),
     )
 
 
@@ -92,19 +97,23 @@ class Platform(pulumi.ComponentResource):
         default_deny(
             self, f"{name}-default-deny", args.namespace, args.context, [self.namespace], "default-deny"
         )
+        if args.quota is not None:
+            budget(self, name, args.namespace, args.context, args.quota, [self.namespace])
         version = args.istio_version
+        # The Istio namespaces are declared by the program (``ChartNamespaces``), which the
+        # platform is told to wait for; the releases no longer create them.
+        chart_namespaces = waits(opts)
         # The CNI plugin sets up each pod's traffic redirection, so the injected init container
         # needs no NET_ADMIN/NET_RAW and the workloads' namespace can enforce "restricted". Its
-        # DaemonSet needs hostPath: istio-system stays at the cluster's default level.
+        # DaemonSet needs hostPath: istio-system enforces "privileged" (infra/pod_security.py).
         self.cni = helm.release(
             f"{name}-istio-cni",
             ISTIO_CNI,
             version,
             ISTIO_NAMESPACE,
             {},
-            child_opts(self, renamed_from="istio-cni"),
+            child_opts(self, chart_namespaces, renamed_from="istio-cni"),
             release_name="istio-cni",
-            create_namespace=True,
         )
         self.base = helm.release(
             f"{name}-istio-base",
@@ -112,9 +121,8 @@ class Platform(pulumi.ComponentResource):
             version,
             ISTIO_NAMESPACE,
             {"defaultRevision": "default"},
-            child_opts(self, moved_from_root=True, renamed_from="istio-base"),
+            child_opts(self, chart_namespaces, moved_from_root=True, renamed_from="istio-base"),
             release_name="istio-base",
-            create_namespace=True,
         )
         self.istiod = helm.release(
             f"{name}-istiod",
@@ -123,9 +131,10 @@ class Platform(pulumi.ComponentResource):
             ISTIO_NAMESPACE,
             args.istiod_values,
             # Pods injected before the CNI plugin runs on their node would not start.
-            child_opts(self, [self.base, self.cni], moved_from_root=True, renamed_from="istiod"),
+            child_opts(
+                self, [*chart_namespaces, self.base, self.cni], moved_from_root=True, renamed_from="istiod"
+            ),
             release_name="istiod",
-            create_namespace=True,
         )
         self.gateway = helm.release(
             f"{name}-{traffic.INGRESS_RELEASE}",
@@ -133,9 +142,13 @@ class Platform(pulumi.ComponentResource):
             version,
             traffic.INGRESS_NAMESPACE,
             args.gateway_values,
-            child_opts(self, [self.istiod], moved_from_root=True, renamed_from=traffic.INGRESS_RELEASE),
+            child_opts(
+                self,
+                [*chart_namespaces, self.istiod],
+                moved_from_root=True,
+                renamed_from=traffic.INGRESS_RELEASE,
+            ),
             release_name=traffic.INGRESS_RELEASE,
-            create_namespace=True,
         )
         self.extras = WorkloadExtras(egress=(sidecar_egress,), depends_on=(self.istiod,))
         self.register_outputs({"namespace": args.namespace})

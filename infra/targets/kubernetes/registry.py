@@ -333,7 +333,9 @@ class Registry(pulumi.ComponentResource):
                 "name": CONSUL_NAMESPACE,
                 "labels": {**common, **pod_security.labels(CONSUL_NAMESPACE)},
             },
-            opts=child_opts(self),
+            # Retained like the other chart namespaces (namespaces.py): a rollback to a commit that
+            # did not declare it must not delete Consul with its namespace.
+            opts=child_opts(self, retain_on_delete=True),
         )
         self._isolate(name, args, namespace)
         secrets = self._secrets(name, common, namespace)

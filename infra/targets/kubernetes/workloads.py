@@ -16,7 +16,7 @@ from components.options import child_opts
 from components.values import SecretKeyRef
 from infra import env
 from infra.catalog import Workload
-from infra.config import PlatformConfig, WorkloadConfig
+from infra.config import PlatformConfig, Resources, WorkloadConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes import network
 from infra.targets.kubernetes.databases import endpoint_for
@@ -42,6 +42,12 @@ def _secret(
         string_data={k: pulumi.Output.secret(v) for k, v in data.items()},
         opts=opts,
     )
+
+
+def container_resources(resources: Resources) -> ResourceSpec:
+    """A workload container's resources: the stack's CPU and memory, ephemeral storage by default."""
+    r = resources
+    return ResourceSpec(r.requests.cpu, r.requests.memory, r.limits.cpu, r.limits.memory)
 
 
 def address(workload: Workload, namespace: str) -> str:
@@ -76,12 +82,7 @@ def workload_spec(
             if scaling
             else None
         ),
-        resources=ResourceSpec(
-            cpu_request=settings.resources.requests.cpu,
-            memory_request=settings.resources.requests.memory,
-            cpu_limit=settings.resources.limits.cpu,
-            memory_limit=settings.resources.limits.memory,
-        ),
+        resources=container_resources(settings.resources),
         writable_paths=workload.writable_paths,
         run_as_user=workload.run_as_user,
         pod_annotations=extras.annotations_for(workload),

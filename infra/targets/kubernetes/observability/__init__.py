@@ -32,7 +32,8 @@ from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm, traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
 from infra.targets.kubernetes.helm import Chart
-from infra.targets.kubernetes.observability import alerts, dashboards, monitors, tracing
+from infra.targets.kubernetes.netpol import default_deny
+from infra.targets.kubernetes.observability import alerts, dashboards, monitors, network, tracing
 
 #: The namespace Istio's mesh-wide configuration lives in (the mesh feature installs istiod there).
 TYPE = "vinylhound:observability:Observability"
@@ -69,7 +70,8 @@ class ObservabilityArgs:
     ``ingress_gateway``: what creates the edge namespace and gateway pods; the edge PodMonitor
     waits for it. ``versions``: each enabled workload's image version (``service.version`` of its
     traces). ``badger_claim``: the spec of Jaeger's volume claim, ``None`` unless it stores on
-    badger.
+    badger. ``tracing_policies``/``monitoring_policies``: the NetworkPolicies (name -> spec) of the
+    two namespaces, under their default deny (``observability.network``).
     """
 
     environment: str
@@ -84,6 +86,8 @@ class ObservabilityArgs:
     workloads: Sequence[WorkloadSignals]
     migration_dashboard: KubeObject
     versions: Mapping[str, str]
+    tracing_policies: Mapping[str, KubeObject]
+    monitoring_policies: Mapping[str, KubeObject]
     mesh_crds: Sequence[pulumi.Resource]
     consul: Sequence[pulumi.Resource] = ()
     ingress_gateway: Sequence[pulumi.Resource] = ()
@@ -150,6 +154,8 @@ def observability_args(
             context.common(),
         ),
         versions={w.name: _version(cfg, w) for w in enabled},
+        tracing_policies=network.tracing_policies(storage, monitors.NAMESPACE),
+        monitoring_policies=network.monitoring_policies([w.port for w in enabled if w.metrics_path]),
         mesh_crds=mesh_crds,
         consul=consul,
         ingress_gateway=ingress_gateway,
@@ -186,20 +192,37 @@ class Observability(pulumi.ComponentResource):
         """A child's name (``<component>-<role>``) and options; ``role`` was its name before."""
         return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=True, renamed_from=role)
 
-    def _namespace(self, name: str, context: LabelContext) -> k8s.core.v1.Namespace:
+    def _namespace(
+        self, name: str, context: LabelContext, policies: Mapping[str, KubeObject]
+    ) -> tuple[k8s.core.v1.Namespace, list[pulumi.Resource]]:
+        """The namespace, and its default deny with ``policies`` (name -> NetworkPolicy spec): the
+        chart's release waits for both, so no pod of it starts denied what it needs."""
         # No sidecar injection: Jaeger and Prometheus stay outside the mesh so that scraping and
         # span export do not depend on the mesh they observe.
         resource_name, opts = self._child(f"{name}-namespace")
-        return k8s.core.v1.Namespace(
+        namespace = k8s.core.v1.Namespace(
             resource_name,
             metadata={"name": name, "labels": {**context.common(), **pod_security.labels(name)}},
             opts=opts,
         )
+        isolation: list[pulumi.Resource] = [
+            default_deny(self, f"{self._prefix}-{name}-default-deny", name, context, [namespace])
+        ]
+        for policy, spec in policies.items():
+            isolation.append(
+                k8s.networking.v1.NetworkPolicy(
+                    f"{self._prefix}-{name}-{policy}-netpol",
+                    metadata={"name": policy, "namespace": name, "labels": context.common()},
+                    spec=spec,
+                    opts=child_opts(self, [namespace]),
+                )
+            )
+        return namespace, isolation
 
     def _tracing(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         common = args.context.common()
-        tracing_ns = self._namespace(tracing.NAMESPACE, args.context)
-        jaeger_deps: list[pulumi.Resource] = [tracing_ns]
+        tracing_ns, tracing_network = self._namespace(tracing.NAMESPACE, args.context, args.tracing_policies)
+        jaeger_deps: list[pulumi.Resource] = [tracing_ns, *tracing_network]
         if args.badger_claim is not None:
             name, opts = self._child("jaeger-badger-claim", tracing_ns)
             jaeger_deps.append(
@@ -236,7 +259,9 @@ class Observability(pulumi.ComponentResource):
 
     def _metrics(self, args: ObservabilityArgs) -> k8s.helm.v3.Release:
         context, common = args.context, args.context.common()
-        monitoring_ns = self._namespace(monitors.NAMESPACE, context)
+        monitoring_ns, monitoring_network = self._namespace(
+            monitors.NAMESPACE, context, args.monitoring_policies
+        )
         name, opts = self._child("grafana-admin-password")
         grafana_password = random.RandomPassword(name, length=32, special=False, opts=opts)
         name, opts = self._child("grafana-admin-secret", monitoring_ns)
@@ -250,7 +275,7 @@ class Observability(pulumi.ComponentResource):
             },
             opts=opts,
         )
-        name, opts = self._child(monitors.RELEASE, monitoring_ns, grafana_secret)
+        name, opts = self._child(monitors.RELEASE, monitoring_ns, *monitoring_network, grafana_secret)
         stack = helm.release(
             name,
             Chart(monitors.CHART, monitors.REPOSITORY),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.kubernetes.specs import KubeObject
+from components.kubernetes.specs import KubeObject, ResourceSpec
 from components.values import EnvVar
 from infra.catalog import Workload
 from infra.config import TraceStorage
@@ -159,10 +159,8 @@ def jaeger_values(storage: TraceStorage) -> dict[str, Any]:
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"cpu": "1", "memory": "1Gi"},
-        },
+        # Traces live in memory or on the badger volume; only logs reach the node's disk.
+        "resources": ResourceSpec("100m", "256Mi", "1", "1Gi").to_kube(),
     }
     if storage.backend == "badger":
         jaeger["extraVolumes"] = [{"name": "badger", "persistentVolumeClaim": {"claimName": BADGER_CLAIM}}]
