@@ -32,17 +32,18 @@ from ops.analyzer import (
     load_config,
     resolve_config,
 )
-from ops.crds import ResultCache, validate_custom
+from ops.crds import validate_custom
 from ops.mockrun import ProgramError, Run
 from ops.output import Output, dump, is_tty, print_table, say
 from ops.project import Project, ProjectError, find_root
 from ops.render import is_manifest, manifest, run_stack
 from ops.schemas import SchemaResult, validate_objects
+from ops.verdicts import ResultCache
 
 PACK_DIR = "policies"
-#: Custom resources found valid by earlier runs (see ``ops.crds.ResultCache``); ``make clean``
-#: removes it with the rest of build/.
-CACHE_FILE = "build/crd-valid.json"
+#: Objects found valid by earlier runs (see ``ops.verdicts``); ``make clean`` removes it with the
+#: rest of build/.
+CACHE_FILE = "build/valid-objects.json"
 
 
 def config_path(project: Project, stack: str) -> Path:
@@ -68,12 +69,18 @@ def resources_of(run: Run) -> list[Resource]:
 def validate_schemas(
     objects: Iterable[dict[str, Any]], cache: ResultCache | None = None
 ) -> list[SchemaResult]:
-    """Core objects against the Kubernetes schemas, custom resources against their CRDs (those
-    ``cache`` already holds as valid are not validated again)."""
+    """Core objects against the Kubernetes schemas, custom resources against their CRDs (objects
+    ``cache`` holds as valid are not validated again)."""
     objects = list(objects)
+    return _validate(objects) if cache is None else cache.validate(objects, _validate)
+
+
+def _validate(objects: list[dict[str, Any]]) -> list[SchemaResult]:
     results = validate_objects(objects)
-    custom = cache.validate if cache is not None else validate_custom
-    return [custom(obj) if r.status == "unchecked" else r for obj, r in zip(objects, results, strict=True)]
+    return [
+        validate_custom(obj) if r.status == "unchecked" else r
+        for obj, r in zip(objects, results, strict=True)
+    ]
 
 
 def resource_label(urn: str) -> str:

@@ -11,17 +11,11 @@ Python source of their schemas exists here, and passing them silently would be a
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
-import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
-from importlib import metadata
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -135,86 +129,3 @@ def validate_custom(obj: dict[str, Any]) -> SchemaResult:
     if extra:
         return SchemaResult(kind, name, "invalid", f"{extra[0]}: field not defined by the CRD")
     return SchemaResult(kind, name, "ok")
-
-
-#: What a cached verdict depends on besides the object: the schemas' sources and pydantic.
-_DISTRIBUTIONS = (
-    "cloudcoil",
-    "cloudcoil-models-istio",
-    "cloudcoil-models-prometheus-operator",
-    "pydantic",
-    "pydantic-core",
-)
-
-
-def fingerprint() -> str:
-    """The installed versions of the models and pydantic, and this module's own code: a cached
-    verdict is only reused while all of them are unchanged."""
-    parts = [f"{d}=={metadata.version(d)}" for d in _DISTRIBUTIONS]
-    parts.append(hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
-    return "\n".join(parts)
-
-
-def object_key(obj: dict[str, Any]) -> str | None:
-    """A digest of the whole object (``None`` if it is not plain JSON)."""
-    try:
-        text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-#: Verdicts kept at most (a few MB of digests); beyond it only the last run's are kept.
-CACHE_LIMIT = 50_000
-
-
-class ResultCache:
-    """Custom resources already found valid, by content, kept in a file between runs.
-
-    Building the models costs ~2 s of CPU per process while validating an object costs
-    microseconds, so a ``check`` whose custom resources are all known valid never builds them.
-    Only ``ok`` verdicts are kept (an invalid object is validated again and reported afresh), and
-    the whole file is dropped when :func:`fingerprint` differs from the one it was written with."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fingerprint = fingerprint()
-        self.valid: set[str] = set()
-        self.seen: set[str] = set()
-        self.dirty = False
-        try:
-            saved = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        if isinstance(saved, dict) and saved.get("fingerprint") == self.fingerprint:
-            keys = saved.get("valid")
-            if isinstance(keys, list):
-                self.valid = {k for k in keys if isinstance(k, str)}
-
-    def validate(self, obj: dict[str, Any]) -> SchemaResult:
-        """:func:`validate_custom`, skipped for an object already found valid."""
-        key = object_key(obj)
-        if key is not None:
-            self.seen.add(key)
-        if key is not None and key in self.valid:
-            return SchemaResult(str(obj.get("kind")), object_name(obj), "ok")
-        result = validate_custom(obj)
-        if key is not None and result.status == "ok":
-            self.valid.add(key)
-            self.dirty = True
-        return result
-
-    def save(self) -> None:
-        """Write the file (atomically: a concurrent ``check`` reads the old or the new one)."""
-        if not self.dirty:
-            return
-        if len(self.valid) > CACHE_LIMIT:
-            # Objects edited away accumulate; keep what this run saw.
-            self.valid &= self.seen
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"fingerprint": self.fingerprint, "valid": sorted(self.valid)})
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w") as out:
-            out.write(body)
-        os.replace(tmp, self.path)
-        self.dirty = False
