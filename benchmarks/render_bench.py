@@ -3,7 +3,10 @@
 For each count of extra services (copies of catalog-service added to the dev stack, see
 ``ops/scale.py``) this measures, in one process:
 
-- render: the program under the mock runtime (``ops.mockrun``), and its floor: the same resources
+- render: the program under the mock runtime (``ops.mockrun``), per resource on average and per
+  resource of the services added since the previous count (a service's objects are larger than
+  the base stack's average, so the average rises towards the added cost even when that is flat),
+  and its floor: the same resources
   (type, name, inputs) registered as plain, flat ``CustomResource``s under the same runtime, i.e.
   what the Pulumi SDK itself costs;
 - check: what ``vinylhound check`` adds to the render: every object against its schema and the
@@ -107,19 +110,29 @@ class Row:
     diff: float
     load: float
 
-    def cells(self, base: Row) -> list[str]:
+    def cells(self, base: Row, previous: Row | None, first_step: float | None) -> list[str]:
         per = self.render / self.resources
+        step = self.step(previous)
         return [
             f"+{self.services}",
             str(self.resources),
             f"{self.render:.2f} s",
             f"{per * 1e3:.2f} ms",
             f"{per / (base.render / base.resources):.2f}",
+            "" if step is None else f"{step * 1e3:.2f} ms",
+            "" if step is None or not first_step else f"{step / first_step:.2f}",
             f"{self.render / self.floor:.2f}",
             f"{(self.render + self.check) / self.render:.2f}",
             f"{self.diff * 1e3:.0f} ms",
             f"{self.load:.1f}",
         ]
+
+    def step(self, previous: Row | None) -> float | None:
+        """Render time per resource the services added since ``previous`` cost. Unlike the
+        average it leaves out the base stack, whose resources are smaller than a service's."""
+        if previous is None or self.resources == previous.resources:
+            return None
+        return (self.render - previous.render) / (self.resources - previous.resources)
 
 
 HEADER = [
@@ -128,6 +141,8 @@ HEADER = [
     "render",
     "per resource",
     "vs +0",
+    "added services, per resource",
+    "vs first step",
     "render / floor",
     "check / render",
     "diff (compare)",
@@ -241,8 +256,10 @@ def main() -> None:
             row = measure(project, pack, count)
             rows.append(row)
             # Written after every count: a long series cut short keeps what it measured.
-            scale = _table(HEADER, [r.cells(rows[0]) for r in rows])
-            print(" | ".join(row.cells(rows[0])), flush=True)
+            first_step = rows[1].step(rows[0]) if len(rows) > 1 else None
+            cells = [r.cells(rows[0], rows[i - 1] if i else None, first_step) for i, r in enumerate(rows)]
+            scale = _table(HEADER, cells)
+            print(" | ".join(cells[-1]), flush=True)
             if args.write:
                 _write("scale", scale)
             if row.render > args.budget:

@@ -45,6 +45,11 @@ def test_every_stack_has_a_policy_config_that_fits_the_pack(pack: PolicyPackProc
 
 # --- prod, broken after rendering: what the pack must catch even if config validation missed it ---
 
+# The slow lane (`make test-slow`, .ci/run) runs these: each sends the whole prod stack through the
+# policy pack's process (1-2 s of the pack's CPU each). Every rule has its own cases on small inputs
+# in test_policies.py; test_a_schema_error_fails_the_check keeps a whole-prod check in the fast lane.
+WHOLE_PROD = pytest.mark.slow
+
 
 def _edit(run: Run, kind: str, name: str, change: Any) -> Run:
     """A copy of ``run`` where ``change(inputs)`` edited the registration of ``kind`` ``name``."""
@@ -77,12 +82,14 @@ def _check_prod(pack: PolicyPackProcess, run: Run) -> set[tuple[str, str, str]]:
     return {(d.policy, d.level, d.urn.rsplit("::", 1)[-1]) for d in report.mandatory}
 
 
+@WHOLE_PROD
 def test_prod_with_one_replica_fails_minimum_replicas(pack: PolicyPackProcess) -> None:
     run = _drop(rendered("prod"), "HorizontalPodAutoscaler", "user-service")
     run = _edit(run, "Deployment", "user-service", lambda i: i["spec"].update(replicas=1))
     assert ("minimum-replicas", "mandatory", "user-service-deployment") in _check_prod(pack, run)
 
 
+@WHOLE_PROD
 def test_prod_with_an_image_tagged_latest_fails_pinned_images(pack: PolicyPackProcess) -> None:
     run = _edit(
         rendered("prod"),
@@ -93,6 +100,7 @@ def test_prod_with_an_image_tagged_latest_fails_pinned_images(pack: PolicyPackPr
     assert ("pinned-images", "mandatory", "catalog-service-deployment") in _check_prod(pack, run)
 
 
+@WHOLE_PROD
 def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPackProcess) -> None:
     def plain_secret(inputs: dict[str, Any]) -> None:
         for var in _container(inputs)["env"]:
@@ -104,12 +112,14 @@ def test_prod_with_a_secret_in_plain_env_fails_no_plain_secrets(pack: PolicyPack
     assert ("no-plain-secrets-in-env", "mandatory", "user-service-deployment") in _check_prod(pack, run)
 
 
+@WHOLE_PROD
 def test_prod_without_a_network_policy_fails_coverage(pack: PolicyPackProcess) -> None:
     # The namespace's default deny selects every pod too: only without both is a pod uncovered.
     run = _drop(_drop(rendered("prod"), "NetworkPolicy", "rating-service"), "NetworkPolicy", "default-deny")
     assert ("network-policy-coverage", "mandatory", "rating-service-deployment") in _check_prod(pack, run)
 
 
+@WHOLE_PROD
 def test_prod_without_its_default_deny_fails(pack: PolicyPackProcess) -> None:
     run = _drop(rendered("prod"), "NetworkPolicy", "default-deny")
     assert ("namespace-default-deny", "mandatory", "platform-namespace") in _check_prod(pack, run)
@@ -119,6 +129,7 @@ def _findings_about(findings: set[tuple[str, str, str]], policy: str, subject: s
     return [urn for name, level, urn in findings if (name, level) == (policy, "mandatory") and subject in urn]
 
 
+@WHOLE_PROD
 def test_prod_with_a_circuit_breaker_removed_fails_circuit_breaker(pack: PolicyPackProcess) -> None:
     def remove(inputs: dict[str, Any]) -> None:
         del inputs["spec"]["trafficPolicy"]["outlierDetection"]
@@ -127,6 +138,7 @@ def test_prod_with_a_circuit_breaker_removed_fails_circuit_breaker(pack: PolicyP
     assert _findings_about(_check_prod(pack, run), "circuit-breaker", "rating-service")
 
 
+@WHOLE_PROD
 def test_prod_with_backups_off_fails_database_backups(pack: PolicyPackProcess) -> None:
     def remove(inputs: dict[str, Any]) -> None:
         inputs["spec"].pop("backup", None)
@@ -136,6 +148,7 @@ def test_prod_with_backups_off_fails_database_backups(pack: PolicyPackProcess) -
     assert _findings_about(_check_prod(pack, run), "database-backups", "rating-service-db")
 
 
+@WHOLE_PROD
 def test_prod_without_its_durable_consumer_fails_for_the_consuming_workload(pack: PolicyPackProcess) -> None:
     # The policy reads the program's vinylhound.dev/consumes annotation, not the catalog.
     run = _drop(rendered("prod"), "Consumer", "playlist-service-vinylhound-user")
@@ -143,6 +156,7 @@ def test_prod_without_its_durable_consumer_fails_for_the_consuming_workload(pack
     assert found == {("events-durable-consumers", "mandatory", "playlist-service-deployment")}
 
 
+@WHOLE_PROD
 def test_prod_with_a_single_replica_stream_fails_stream_replicas(pack: PolicyPackProcess) -> None:
     run = _edit(rendered("prod"), "Stream", "vinylhound-user", lambda i: i["spec"].update(replicas=1))
     assert ("events-stream-replicas", "mandatory", "event-bus-stream-vinylhound-user") in _check_prod(

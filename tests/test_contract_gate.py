@@ -46,11 +46,13 @@ def run_with(
     return run_config(stack, raw)
 
 
-@pytest.fixture
-def moved(monkeypatch: pytest.MonkeyPatch) -> Run:
-    """prod with catalog-service serving its album list alike and taking 10 % of it."""
-    serving_alike(monkeypatch, "catalog-service", ALBUMS)
-    return run_with("prod", {"catalog-service": 10})
+@pytest.fixture(scope="module")
+def moved() -> Run:
+    """prod with catalog-service serving its album list alike and taking 10 % of it; rendered once
+    for the module (a run is pure data, and every test here only reads it)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        serving_alike(monkeypatch, "catalog-service", ALBUMS)
+        return run_with("prod", {"catalog-service": 10})
 
 
 def of_type(run: Run, type_: str) -> dict[str, Registration]:
@@ -127,9 +129,11 @@ def test_the_job_runs_in_the_mesh_as_non_root_with_a_read_only_root(moved: Run) 
     assert "--quit-sidecar" in container["command"]
 
 
-def test_a_new_service_image_changes_the_job_so_the_check_runs_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_service_image_changes_the_job_so_the_check_runs_again(
+    moved: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     serving_alike(monkeypatch, "catalog-service", ALBUMS)
-    before = objects(run_with("prod", {"catalog-service": 10}), "Job")["catalog-service-contract-check"]
+    before = objects(moved, "Job")["catalog-service-contract-check"]
     newer = run_with("prod", {"catalog-service": 10}, image={"catalog-service": "1.4.4"})
     after = objects(newer, "Job")["catalog-service-contract-check"]
     annotation = "vinylhound.dev/contract-sha256"

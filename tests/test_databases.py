@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from typing import Any
 
 import pytest
@@ -435,10 +436,16 @@ def test_a_services_schema_job_reads_the_monolith_after_the_monolith_schema_job(
     assert registration(run, "monolith-migration-schema").urn in schema.dependencies
 
 
-def test_with_an_external_monolith_a_services_schema_job_reads_the_external_database() -> None:
+@functools.cache
+def prod_with_external_monolith() -> Run:
+    """prod with its monolith database outside the cluster (rendered once: runs are pure data)."""
     raw = stack_raw("prod")
     raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
-    objects = [manifest(r) for r in run_with(raw).registrations if is_manifest(r)]
+    return run_with(raw)
+
+
+def test_with_an_external_monolith_a_services_schema_job_reads_the_external_database() -> None:
+    objects = manifests_of(prod_with_external_monolith())
     job = of_kind(objects, "Job")["rating-service-db-schema"]
     assert _env_secrets(job)["MONOLITH_URI"] == "monolith-external"
 
@@ -453,9 +460,7 @@ def test_migration_jobs_run_without_a_mesh_sidecar_and_as_non_root() -> None:
 
 
 def test_an_external_monolith_database_replaces_the_monolith_cluster() -> None:
-    raw = stack_raw("prod")
-    raw["databases"]["externalMonolith"] = {"host": "monolith.db.example.net", "secret": "monolith-external"}
-    objects = [manifest(r) for r in run_with(raw).registrations if is_manifest(r)]
+    objects = manifests_of(prod_with_external_monolith())
     assert "monolith-db" not in of_kind(objects, "Cluster")
     deployment = of_kind(objects, "Deployment")["monolith"]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
@@ -528,11 +533,17 @@ def test_each_workload_depends_on_its_database_credentials() -> None:
         assert secret.urn in registration(run, w).dependencies
 
 
-def test_restore_mode_renders_a_cluster_bootstrapped_from_the_named_backup() -> None:
+@functools.cache
+def prod_restoring_catalog() -> Run:
+    """prod with catalog-service's database restored from a named backup (rendered once)."""
     raw = stack_raw("prod")
     raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
     raw["databases"]["unprotected"] = ["catalog-service"]
-    clusters = of_kind([manifest(r) for r in run_with(raw).registrations if is_manifest(r)], "Cluster")
+    return run_with(raw)
+
+
+def test_restore_mode_renders_a_cluster_bootstrapped_from_the_named_backup() -> None:
+    clusters = of_kind(manifests_of(prod_restoring_catalog()), "Cluster")
     assert clusters["catalog-service-db"]["spec"]["bootstrap"] == {
         "recovery": {
             "backup": {"name": "catalog-service-db-20261124"},
@@ -607,10 +618,7 @@ def test_a_new_recovery_source_replaces_the_cluster_deleting_the_old_one_first()
         assert cluster.replace_on_changes == ("spec.bootstrap.recovery",)
         assert cluster.delete_before_replace
     # The path the engine compares exists in what is registered, where the restore puts it.
-    raw = stack_raw("prod")
-    raw["databases"]["restore"] = {"catalog-service": {"backup": "catalog-service-db-20261124"}}
-    raw["databases"]["unprotected"] = ["catalog-service"]
-    inputs = registration(run_with(raw), "catalog-service-db-cluster").inputs
+    inputs = registration(prod_restoring_catalog(), "catalog-service-db-cluster").inputs
     assert inputs["spec"]["bootstrap"]["recovery"]["backup"]["name"] == "catalog-service-db-20261124"
 
 

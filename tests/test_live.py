@@ -35,6 +35,13 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
     return install_fake_pulumi(tmp_path, monkeypatch)
 
 
+# The slow lane (`make test-slow`, .ci/run) runs these: each starts the policy pack's interpreter
+# through the fake CLI, or a whole `vinylhound` command in a subprocess that imports the program
+# (2-6 s of CPU each). The flows without a pack and the refusals stay in the fast lane.
+END_TO_END = pytest.mark.slow
+
+
+@END_TO_END
 def test_preview_passes_the_policy_pack_and_the_stacks_policy_config_to_a_fake_pulumi(
     repo: Path, fake: FakePulumi
 ) -> None:
@@ -46,6 +53,7 @@ def test_preview_passes_the_policy_pack_and_the_stacks_policy_config_to_a_fake_p
     assert summary == "created 1, updated 2, replaced 1, deleted 0, unchanged 30"
 
 
+@END_TO_END
 def test_up_passes_the_message_and_the_stacks_policy_config_to_a_fake_pulumi(
     repo: Path, fake: FakePulumi
 ) -> None:
@@ -75,6 +83,7 @@ def test_a_failing_pulumi_command_becomes_one_line_with_its_last_error(
         live.up(live.open_stack(repo, "dev", create=True), live.Policy(), out=lambda _: None)
 
 
+@END_TO_END
 def test_without_the_pulumi_cli_up_says_so_in_one_line_without_a_traceback(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ops.cli", "up", "dev", "--yes"],
@@ -110,6 +119,7 @@ def test_a_missing_policy_config_is_one_clear_error(repo: Path) -> None:
     assert live.policy_for(repo, "dev", enabled=False) == live.Policy()
 
 
+@END_TO_END
 def test_up_with_yes_still_previews_before_it_deploys(repo: Path, fake: FakePulumi) -> None:
     fake.set_history([])
     lines: list[str] = []
@@ -152,6 +162,7 @@ def test_no_policy_is_allowed_for_the_other_stacks(repo: Path, stack: str) -> No
     assert live.policy_for(repo, stack, enabled=False) == live.Policy()
 
 
+@END_TO_END
 def test_up_prod_with_no_policy_says_why_in_one_line_and_runs_nothing(repo: Path, fake: FakePulumi) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ops.cli", "up", "prod", "--no-policy", "--yes"],
@@ -176,6 +187,7 @@ def _cli(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@END_TO_END
 def test_up_applies_the_plan_its_own_preview_saved(repo: Path, fake: FakePulumi) -> None:
     live.deploy(repo, "dev", live.policy_for(repo, "dev"), message=None, confirm=None, create=True, out=print)
     (preview,) = fake.command("preview")
@@ -227,6 +239,7 @@ def test_the_strict_fake_fails_an_up_whose_saved_plan_no_longer_matches_the_prog
         live.up(stack, live.Policy(), out=lambda _: None, plan=tmp_path / "plan.json")
 
 
+@END_TO_END
 def test_preview_save_plan_then_up_plan_deploys_that_preview_without_another(
     repo: Path, fake: FakePulumi, tmp_path: Path
 ) -> None:
@@ -238,6 +251,7 @@ def test_preview_save_plan_then_up_plan_deploys_that_preview_without_another(
     assert len(fake.command("preview")) == 1 and option(up["argv"], "--plan") == str(saved / "plan.json")
 
 
+@END_TO_END
 def test_up_with_a_plan_saved_before_a_new_commit_is_refused_in_one_line(
     repo: Path, fake: FakePulumi, tmp_path: Path
 ) -> None:
@@ -260,6 +274,7 @@ def test_up_with_a_plan_saved_before_a_new_commit_is_refused_in_one_line(
     assert fake.command("up") == []
 
 
+@END_TO_END
 def test_up_with_a_plan_for_another_stack_is_refused(repo: Path, fake: FakePulumi, tmp_path: Path) -> None:
     saved = tmp_path / "saved-plan"
     assert _cli(repo, "preview", "dev", "--save-plan", str(saved)).returncode == 0
@@ -307,6 +322,7 @@ def test_the_strict_fake_refuses_to_start_a_pack_whose_venv_is_missing(repo: Pat
         live.preview(live.open_stack(repo, "dev", create=True), policy, out=lambda _: None)
 
 
+@END_TO_END
 def test_a_stack_new_to_the_backend_is_created_by_its_first_preview(repo: Path, fake: FakePulumi) -> None:
     done = _cli(repo, "preview", "prod")
     assert done.returncode == 0, done.stderr

@@ -1,12 +1,19 @@
-"""The offline runner cleans up after itself: many runs share one test process."""
+"""The offline runner cleans up after itself (many runs share one test process) and records
+what the engine would see."""
 
 from __future__ import annotations
 
 import gc
+import json
+import math
 import warnings
 
 import pulumi_kubernetes as k8s
+import pytest
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
 
+from ops.mockrun import _RESOURCE_SIG, _SECRET_SIG, _SIG_KEY, _UNKNOWN, MASK, plain, plain_struct
 from tests.conftest import run_program
 
 
@@ -21,3 +28,37 @@ def test_an_offline_run_leaves_no_event_loop_unclosed() -> None:
             assert [r.name for r in run_program(_program)] == ["settings"]
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def _wire_inputs() -> Struct:
+    """Inputs as the SDK sends them: numbers as doubles, an unknown, a secret and a reference."""
+    struct = Struct()
+    struct.update(
+        {
+            "replicas": 3.0,
+            "ratio": 0.5,
+            "enabled": True,
+            "nothing": None,
+            "later": _UNKNOWN,
+            "ports": [{"containerPort": 8080.0, "name": "http"}, 2.0],
+            "metadata": {"name": "settings", "labels": {"b": "2", "a": "1"}},
+            "password": {_SIG_KEY: _SECRET_SIG, "value": {"user": "u", "pass": "p"}},
+            "owner": {_SIG_KEY: _RESOURCE_SIG, "urn": "urn:pulumi:dev::p::t::owner"},
+        }
+    )
+    return struct
+
+
+def test_recorded_inputs_are_what_plain_makes_of_their_json_form() -> None:
+    struct = _wire_inputs()
+    recorded = plain_struct(struct)
+    assert json.dumps(recorded) == json.dumps(plain(json_format.MessageToDict(struct)))
+    assert recorded["password"] == {"pass": MASK, "user": MASK}
+    assert recorded["replicas"] == 3 and isinstance(recorded["replicas"], int)
+
+
+def test_recorded_inputs_refuse_a_number_json_cannot_hold() -> None:
+    struct = Struct()
+    struct.update({"ratio": math.inf})
+    with pytest.raises(ValueError, match="no JSON form"):
+        plain_struct(struct)

@@ -7,21 +7,30 @@ dump: a key the schema does not know (a typo such as ``podMetricEndpoints``) is 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
-from cloudcoil.models.prometheus_operator import v1
 from pydantic import BaseModel
 
 from infra.catalog import workload
 from infra.targets.kubernetes.observability import monitors
 from tests.conftest import KUBE_STACKS, manifests_of, rendered
 
-MODELS: dict[str, type[BaseModel]] = {
-    "PodMonitor": v1.PodMonitor,
-    "ServiceMonitor": v1.ServiceMonitor,
-    "PrometheusRule": v1.PrometheusRule,
-}
+KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
+
+
+@functools.cache
+def models() -> dict[str, type[BaseModel]]:
+    """The operator's models by kind, imported on first use: the package costs about 2 s of CPU,
+    which a test process that runs none of these tests (an xdist worker) need not pay."""
+    from cloudcoil.models.prometheus_operator import v1
+
+    return {
+        "PodMonitor": v1.PodMonitor,
+        "ServiceMonitor": v1.ServiceMonitor,
+        "PrometheusRule": v1.PrometheusRule,
+    }
 
 
 def unknown_keys(given: Any, known: Any, path: str = "") -> list[str]:
@@ -45,7 +54,7 @@ def unknown_keys(given: Any, known: Any, path: str = "") -> list[str]:
 
 def problems(obj: dict[str, Any]) -> list[str]:
     """Schema violations of one object (validation errors and unknown keys)."""
-    model = MODELS[obj["kind"]]
+    model = models()[obj["kind"]]
     try:
         parsed = model.model_validate(obj)
     except Exception as err:
@@ -54,13 +63,13 @@ def problems(obj: dict[str, Any]) -> list[str]:
 
 
 def monitoring_objects(stack: str) -> list[dict[str, Any]]:
-    return [m for m in manifests_of(rendered(stack)) if m["kind"] in MODELS]
+    return [m for m in manifests_of(rendered(stack)) if m["kind"] in KINDS]
 
 
 @pytest.mark.parametrize("stack", KUBE_STACKS)
 def test_every_monitor_and_rule_matches_the_prometheus_operator_schema(stack: str) -> None:
     objects = monitoring_objects(stack)
-    assert {o["kind"] for o in objects} == set(MODELS)
+    assert {o["kind"] for o in objects} == KINDS
     assert {o["metadata"]["name"]: problems(o) for o in objects if problems(o)} == {}
 
 

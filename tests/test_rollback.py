@@ -243,6 +243,12 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakePulumi:
     return install_fake_pulumi(tmp_path, monkeypatch)
 
 
+# The slow lane (`make test-slow`, .ci/run) runs these: each is a whole rollback (a worktree, then
+# preview and up through the fake CLI, which starts the policy pack's interpreter; 2-3 s of CPU).
+# The first flow below and the refusals stay in the fast lane.
+WHOLE_ROLLBACK = pytest.mark.slow
+
+
 def test_rollback_previews_and_deploys_the_target_commit_from_a_worktree_with_a_fake_pulumi(
     two_commits: tuple[Path, str, str], fake: FakePulumi
 ) -> None:
@@ -261,6 +267,7 @@ def test_rollback_previews_and_deploys_the_target_commit_from_a_worktree_with_a_
     assert summary is not None and len(worktrees(repo)) == 1
 
 
+@WHOLE_ROLLBACK
 def test_a_declined_rollback_previews_but_does_not_deploy_with_a_fake_pulumi(
     two_commits: tuple[Path, str, str], fake: FakePulumi
 ) -> None:
@@ -288,6 +295,7 @@ def test_a_refused_rollback_checks_nothing_out_and_runs_no_preview_with_a_fake_p
     assert fake.command("preview") == [] and len(worktrees(repo)) == 1
 
 
+@WHOLE_ROLLBACK
 def test_a_failed_rollback_update_still_removes_the_worktree_with_a_fake_pulumi(
     two_commits: tuple[Path, str, str], fake: FakePulumi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -299,6 +307,7 @@ def test_a_failed_rollback_update_still_removes_the_worktree_with_a_fake_pulumi(
     assert len(worktrees(repo)) == 1
 
 
+@WHOLE_ROLLBACK
 def test_rollback_runs_the_program_with_the_worktree_first_on_pythonpath_with_a_fake_pulumi(
     two_commits: tuple[Path, str, str], fake: FakePulumi
 ) -> None:
@@ -314,6 +323,7 @@ def test_rollback_runs_the_program_with_the_worktree_first_on_pythonpath_with_a_
 # --- the policy pack's virtualenv in the worktree, against the strict fake --------------------------
 
 
+@WHOLE_ROLLBACK
 @pytest.mark.parametrize("stack", ["staging", "prod"])
 def test_rollback_starts_the_mandatory_policy_pack_from_the_worktree_in_staging_and_prod(
     two_commits: tuple[Path, str, str], fake: FakePulumi, stack: str
@@ -368,6 +378,7 @@ def test_a_venv_built_from_the_targets_own_requirements_runs_the_pack_in_prod(
 # --- reading the history --------------------------------------------------------------------------
 
 
+@WHOLE_ROLLBACK
 def test_history_is_read_without_decrypting_secrets_from_the_strict_fake(
     two_commits: tuple[Path, str, str], fake: FakePulumi
 ) -> None:
@@ -379,6 +390,7 @@ def test_history_is_read_without_decrypting_secrets_from_the_strict_fake(
     assert history_calls and all("--show-secrets" not in argv for argv in history_calls)
 
 
+@WHOLE_ROLLBACK
 def test_rollback_finds_a_version_older_than_the_clis_default_page_of_ten(
     two_commits: tuple[Path, str, str], fake: FakePulumi
 ) -> None:

