@@ -38,8 +38,12 @@ from ops.output import Output, dump, is_tty, print_table, say
 from ops.project import Project, ProjectError, find_root
 from ops.render import is_manifest, manifest, run_stack
 from ops.schemas import SchemaResult, validate_objects
+from ops.verdicts import ResultCache
 
 PACK_DIR = "policies"
+#: Objects found valid by earlier runs (see ``ops.verdicts``); ``make clean`` removes it with the
+#: rest of build/.
+CACHE_FILE = "build/valid-objects.json"
 
 
 def config_path(project: Project, stack: str) -> Path:
@@ -62,9 +66,16 @@ def resources_of(run: Run) -> list[Resource]:
     ]
 
 
-def validate_schemas(objects: Iterable[dict[str, Any]]) -> list[SchemaResult]:
-    """Core objects against the Kubernetes schemas, custom resources against their CRDs."""
+def validate_schemas(
+    objects: Iterable[dict[str, Any]], cache: ResultCache | None = None
+) -> list[SchemaResult]:
+    """Core objects against the Kubernetes schemas, custom resources against their CRDs (objects
+    ``cache`` holds as valid are not validated again)."""
     objects = list(objects)
+    return _validate(objects) if cache is None else cache.validate(objects, _validate)
+
+
+def _validate(objects: list[dict[str, Any]]) -> list[SchemaResult]:
     results = validate_objects(objects)
     return [
         validate_custom(obj) if r.status == "unchecked" else r
@@ -145,11 +156,17 @@ class StackReport:
         }
 
 
-def check_run(run: Run, pack: PolicyPackProcess, policy_config: dict[str, Any], source: str) -> StackReport:
+def check_run(
+    run: Run,
+    pack: PolicyPackProcess,
+    policy_config: dict[str, Any],
+    source: str,
+    cache: ResultCache | None = None,
+) -> StackReport:
     """Validate and analyze an already rendered run."""
     started = time.perf_counter()
     report = StackReport(stack=run.stack, resources=len(run.registrations))
-    report.schemas = validate_schemas(manifest(r) for r in run.registrations if is_manifest(r))
+    report.schemas = validate_schemas((manifest(r) for r in run.registrations if is_manifest(r)), cache)
     resolved = resolve_config(pack.policies, policy_config, source)
     pack.configure_stack("vinylhound", run.stack)
     report.diagnostics = sorted(
@@ -159,7 +176,9 @@ def check_run(run: Run, pack: PolicyPackProcess, policy_config: dict[str, Any], 
     return report
 
 
-def check_stack(project: Project, stack: str, pack: PolicyPackProcess) -> StackReport:
+def check_stack(
+    project: Project, stack: str, pack: PolicyPackProcess, cache: ResultCache | None = None
+) -> StackReport:
     """Render ``stack`` offline and check it; config and program errors become report errors."""
     started = time.perf_counter()
     try:
@@ -170,7 +189,7 @@ def check_stack(project: Project, stack: str, pack: PolicyPackProcess) -> StackR
             )
         policy_config = load_config(path)
         run = run_stack(project, stack)
-        report = check_run(run, pack, policy_config, str(path.relative_to(project.root)))
+        report = check_run(run, pack, policy_config, str(path.relative_to(project.root)), cache)
     except ConfigError as err:
         return StackReport(stack=stack, errors=err.lines())
     except (ProjectError, AnalyzerError, ProgramError) as err:
@@ -230,12 +249,14 @@ def check(
             raise ProjectError("name a stack or pass --all")
         if not all_stacks:
             project.stack_path(stacks[0])
+        cache = ResultCache(project.root / CACHE_FILE)
         with PolicyPackProcess(project.root / PACK_DIR) as pack:
             reports = []
             for s in stacks:
                 if all_stacks and is_tty():
                     say(f"checking {s} ...", stderr=True)
-                reports.append(check_stack(project, s, pack))
+                reports.append(check_stack(project, s, pack, cache))
+        cache.save()
     except (ProjectError, AnalyzerError) as err:
         say(str(err), stderr=True)
         raise typer.Exit(1) from None

@@ -10,6 +10,7 @@ Python source of their schemas exists here, and passing them silently would be a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -59,6 +60,26 @@ def _package_alone(name: str) -> ModuleType | None:
     return package
 
 
+@functools.cache
+def _defer_builds() -> None:
+    """Have every cloudcoil model built on its first use rather than when its module runs.
+
+    A version module defines every kind of its group (the Prometheus Operator's v1: Prometheus,
+    Alertmanager, ThanosRuler, ... and a pydantic builder class beside each model), while the
+    platform validates three of its kinds. Pydantic's ``defer_build``, inherited from these bases,
+    postpones building a model's validator until a first validation; the validators built are
+    the same. The bases are cloudcoil's own (``cloudcoil.pydantic``, ``cloudcoil.resources``),
+    configured before any generated module is imported."""
+    import cloudcoil.pydantic
+    import cloudcoil.resources
+
+    for module in (cloudcoil.pydantic, cloudcoil.resources):
+        for value in vars(module).values():
+            ours = isinstance(value, type) and value.__module__ == module.__name__
+            if ours and issubclass(value, BaseModel):
+                value.model_config["defer_build"] = True
+
+
 def model_for(api_version: str, kind: str) -> type[BaseModel] | None:
     """The generated model of ``kind`` in ``api_version``, if a source covers it."""
     group, _, version = api_version.partition("/")
@@ -67,6 +88,7 @@ def model_for(api_version: str, kind: str) -> type[BaseModel] | None:
         return None
     try:
         # Only the version asked for is built (see _package_alone); the usual import otherwise.
+        _defer_builds()
         _package_alone(package)
         module = importlib.import_module(f"{package}.{version}")
     except ImportError:
