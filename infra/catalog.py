@@ -8,6 +8,7 @@ policies) is derived from this module. Adding a service is one entry here plus s
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -165,7 +166,13 @@ class Workload:
 
     def endpoint(self, key: str) -> Endpoint | None:
         """The endpoint ``"METHOD /path"`` if this workload registers it."""
-        return next((e for e in self.endpoints if e.key == key), None)
+        return self._endpoints_by_key.get(key)
+
+    @functools.cached_property
+    def _endpoints_by_key(self) -> dict[str, Endpoint]:
+        # Looked up once per route decision for every workload: an index, not a scan of the
+        # monolith's ~50 endpoints each time (the entry is frozen, so the index never goes stale).
+        return {e.key: e for e in reversed(self.endpoints)}
 
 
 _DB_ENV = ("DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SSLMODE")
