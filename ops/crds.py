@@ -144,6 +144,8 @@ class _VersionSlices:
         """The class ``kind`` (created with the classes it needs), ``None`` if the module has none."""
         if kind not in self._classes:
             return None
+        if kind in self._defined:
+            return getattr(self.module, kind)
         missing = [n for n in classes_needed(self._classes, kind) if n not in self._defined]
         self._run("".join(self._classes[n] for n in missing))
         self._defined.update(missing)

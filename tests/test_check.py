@@ -14,8 +14,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ops.analyzer import PolicyConfigError, PolicyPackProcess, load_config, resolve_config
-from ops.check import check_run, check_stack, config_path, validate_schemas
+from ops.analyzer import (
+    PolicyConfigError,
+    PolicyPackProcess,
+    _struct,
+    analyze_request,
+    analyze_stack_request,
+    load_config,
+    resolve_config,
+)
+from ops.check import check_run, check_stack, config_path, resources_of, validate_schemas
 from ops.cli import app
 from ops.mockrun import Run
 from ops.project import Project
@@ -330,3 +338,12 @@ def test_local_reports_a_port_published_on_every_interface_as_advisory_only(pack
     report = check_run(edited, pack, load_config(config_path(PROJECT, "local")), "local.json")
     found = {(d.policy, d.level, d.urn) for d in report.diagnostics}
     assert found == {("docker-ports-on-loopback", "advisory", first.urn)} and report.passed
+
+
+def test_requests_built_from_converted_properties_are_the_engines_requests() -> None:
+    # PolicyPackProcess.run converts each resource's properties once for Analyze and AnalyzeStack.
+    resources = resources_of(rendered("dev"))
+    converted = {r.urn: _struct(r.properties) for r in resources}
+    once = [analyze_request(r, converted[r.urn]) for r in resources]
+    assert once == [analyze_request(r) for r in resources]
+    assert analyze_stack_request(resources, converted) == analyze_stack_request(resources)
