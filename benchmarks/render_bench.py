@@ -19,11 +19,14 @@ it (a fresh process each, imports and first builds included), with the objects' 
 from the run before (``ops.verdicts``) and without them (a first run, or new schema sources:
 every object validated, every validator it needs built), and inside one process (no verdicts).
 
-Times are CPU seconds (this process's threads, plus the policy pack's process for check), the
-least of three runs (one run from 100 services on), with the load average printed beside them:
-the machine is shared, and other work stretches wall time far more than CPU time. Compare ratios
-and per-resource times, and rerun when the load was high. A count whose render takes more than
-``--budget`` seconds ends the series.
+Times are CPU seconds (this process's threads, plus the policy pack's process for check). The
+machine is shared and its speed drifts by tens of percent from one minute to the next, so every
+ratio is taken between runs made one right after the other, and the median of those pairs is
+reported: ``vs +0`` pairs each render with a render of the base stack (+0) just before it,
+``render / floor`` each render with its floor just after it, ``check / render`` each render with
+its check, and ``check --all`` each fresh ``check --all`` with a fresh render of every stack just
+before it. Every count runs the same number of pairs (``--pairs``, 3), so the ends of a series are
+measured alike. A count whose render takes more than ``--budget`` seconds ends the series.
 
 Run with ``make bench``; ``--write`` replaces the tables in docs/benchmarks.md. A measurement, not
 a test: it prints, it asserts nothing.
@@ -35,6 +38,7 @@ import argparse
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -75,54 +79,52 @@ def _cpu() -> float:
     return used
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """Least CPU time of ``repeats`` calls, and the last result. CPU time rather than wall time:
-    the machine is shared, and other work stretches wall time far more than CPU time."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        started = _cpu()
-        result = fn()
-        best = min(best, _cpu() - started)
-    return best, result
+def _cpu_of(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """CPU seconds one call of ``fn`` took, and its result."""
+    started = _cpu()
+    result = fn()
+    return _cpu() - started, result
 
 
-def _floor(registrations: list[Registration], repeats: int) -> float:
+def _floor(registrations: list[Registration]) -> float:
     def plain_resources() -> None:
         for r in registrations:
             pulumi.CustomResource(r.type, r.name, dict(r.inputs))
 
-    seconds, _ = _timed(
-        lambda: run_offline(plain_resources, project="vinylhound", stack="floor", config={}, secret_keys=[]),
-        repeats,
+    seconds, _ = _cpu_of(
+        lambda: run_offline(plain_resources, project="vinylhound", stack="floor", config={}, secret_keys=[])
     )
     return seconds
 
 
 @dataclass(frozen=True)
 class Row:
-    """One count of synthetic services, measured."""
+    """One count of synthetic services, measured: medians over pairs of adjacent runs."""
 
     services: int
     resources: int
+    #: Median render time, and the median per-resource time against +0's (each render paired
+    #: with a render of the base stack just before it).
     render: float
-    floor: float
-    check: float
+    vs_base: float
+    #: Medians of render / floor and (render + check) / render, pair by pair.
+    floor_ratio: float
+    check_ratio: float
     diff: float
     load: float
 
-    def cells(self, base: Row, previous: Row | None, first_step: float | None) -> list[str]:
-        per = self.render / self.resources
+    def cells(self, previous: Row | None, first_step: float | None) -> list[str]:
         step = self.step(previous)
         return [
             f"+{self.services}",
             str(self.resources),
             f"{self.render:.2f} s",
-            f"{per * 1e3:.2f} ms",
-            f"{per / (base.render / base.resources):.2f}",
+            f"{self.render / self.resources * 1e3:.2f} ms",
+            f"{self.vs_base:.2f}",
             "" if step is None else f"{step * 1e3:.2f} ms",
             "" if step is None or not first_step else f"{step / first_step:.2f}",
-            f"{self.render / self.floor:.2f}",
-            f"{(self.render + self.check) / self.render:.2f}",
+            f"{self.floor_ratio:.2f}",
+            f"{self.check_ratio:.2f}",
             f"{self.diff * 1e3:.0f} ms",
             f"{self.load:.1f}",
         ]
@@ -150,28 +152,55 @@ HEADER = [
 ]
 
 
-def measure(project: Project, pack: PolicyPackProcess, count: int) -> Row:
-    """Render, floor, check and diff for ``count`` synthetic services."""
-    repeats = 3 if count < 100 else 1
+def measure(project: Project, pack: PolicyPackProcess, count: int, pairs: int) -> Row:
+    """Render, floor, check and diff for ``count`` synthetic services, ``pairs`` times."""
+    base = Synthetic(project, STACK, 0)
     synthetic = Synthetic(project, STACK, count)
-    render, run = _timed(synthetic.run, repeats)
-    floor = _floor(run.registrations, repeats)
     path = config_path(project, STACK)
     policy_config = load_config(path)
-    check, report = _timed(lambda: check_run(run, pack, policy_config, str(path)), repeats)
-    if report.errors or report.schema_errors:
-        raise SystemExit(f"+{count}: the synthetic platform does not pass its schemas: {report.verdict()}")
-    base, head = [r.record() for r in run.registrations], changed_records(run)
-    diff, _ = _timed(lambda: compare(STACK, base, head), repeats)
-    return Row(count, len(run.registrations), render, floor, check, diff, os.getloadavg()[0])
+    renders, vs_base, floors, checks = [], [], [], []
+    for _ in range(pairs):
+        base_seconds, base_run = _cpu_of(base.run)
+        seconds, run = _cpu_of(synthetic.run)
+        renders.append(seconds)
+        vs_base.append((seconds / len(run.registrations)) / (base_seconds / len(base_run.registrations)))
+        floors.append(seconds / _floor(run.registrations))
+        check, report = _cpu_of(lambda: check_run(run, pack, policy_config, str(path)))  # noqa: B023
+        if report.errors or report.schema_errors:
+            raise SystemExit(f"+{count}: the synthetic platform fails its check: {report.verdict()}")
+        checks.append((seconds + check) / seconds)
+    base_records, head = [r.record() for r in run.registrations], changed_records(run)
+    diff = min(_cpu_of(lambda: compare(STACK, base_records, head))[0] for _ in range(pairs))
+    return Row(
+        count,
+        len(run.registrations),
+        statistics.median(renders),
+        statistics.median(vs_base),
+        statistics.median(floors),
+        statistics.median(checks),
+        diff,
+        os.getloadavg()[0],
+    )
 
 
-def check_all(project: Project, pack: PolicyPackProcess) -> tuple[float, float, float]:
-    """``check --all`` (one pack, every stack) and rendering every stack: best of three each."""
+def check_all(project: Project, pack: PolicyPackProcess, pairs: int) -> tuple[float, float, float, float]:
+    """``check --all`` (one pack, every stack) after rendering every stack, in this process:
+    median render, median check and the median of their ratios, pair by pair."""
     stacks = project.stacks()
-    render, _ = _timed(lambda: [run_stack(project, s) for s in stacks], 3)
-    check, _ = _timed(lambda: [check_stack(project, s, pack) for s in stacks], 3)
-    return render, check, os.getloadavg()[0]
+    measured = [
+        (
+            _cpu_of(lambda: [run_stack(project, s) for s in stacks])[0],
+            _cpu_of(lambda: [check_stack(project, s, pack) for s in stacks])[0],
+        )
+        for _ in range(pairs)
+    ]
+    return _medians(measured)
+
+
+def _medians(measured: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    renders, checks = zip(*measured, strict=True)
+    ratio = statistics.median(c / r for r, c in measured)
+    return statistics.median(renders), statistics.median(checks), ratio, os.getloadavg()[0]
 
 
 #: Every stack rendered by a fresh process, as ``check --all`` renders them (without its checks).
@@ -192,20 +221,20 @@ def _process_cpu(argv: list[str]) -> float:
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def check_all_cold(cached: bool) -> tuple[float, float, float]:
+def check_all_cold(cached: bool, pairs: int) -> tuple[float, float, float, float]:
     """``vinylhound check --all`` and rendering every stack, each a fresh process as a user runs
-    it (imports, the pack's start included): best of three. ``cached``: the objects' verdicts are
-    those of the run before; otherwise none, so every validator used is built."""
-    render = min(_process_cpu([sys.executable, "-c", RENDER_ALL]) for _ in range(3))
+    it (imports, the pack's start included), one right after the other. ``cached``: the objects'
+    verdicts are those of the run before; otherwise none, so every validator used is built."""
     command = [str(Path(sys.executable).with_name("vinylhound")), "check", "--all", "-o", "json"]
     if cached:
         _process_cpu(command)  # unmeasured: writes the verdicts of the current objects
-    checks = []
-    for _ in range(3):
+    measured = []
+    for _ in range(pairs):
+        render = _process_cpu([sys.executable, "-c", RENDER_ALL])
         if not cached:
             (ROOT / CACHE_FILE).unlink(missing_ok=True)
-        checks.append(_process_cpu(command))
-    return render, min(checks), os.getloadavg()[0]
+        measured.append((render, _process_cpu(command)))
+    return _medians(measured)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -229,20 +258,21 @@ def main() -> None:
         "--counts", type=int, nargs="*", default=list(COUNTS), help="none: only the check --all table"
     )
     parser.add_argument("--budget", type=float, default=120.0, help="stop after a render this long (s)")
+    parser.add_argument("--pairs", type=int, default=3, help="pairs of adjacent runs per measurement")
     parser.add_argument("--write", action="store_true", help="update the tables in docs/benchmarks.md")
     args = parser.parse_args()
     project = Project(ROOT)
     rows: list[Row] = []
     global PACK_PID
-    cached, cold = check_all_cold(cached=True), check_all_cold(cached=False)
+    cached, cold = check_all_cold(True, args.pairs + 2), check_all_cold(False, args.pairs + 2)
     with PolicyPackProcess(ROOT / PACK_DIR) as pack:
         PACK_PID = pack.pid
-        warm = check_all(project, pack)
+        warm = check_all(project, pack, args.pairs + 2)
         everything = _table(
-            ["", "render every stack", "check --all", "ratio", "load"],
+            ["", "render every stack", "check --all", "ratio (median of pairs)", "load"],
             [
-                [label, f"{render:.2f} s", f"{check:.2f} s", f"{check / render:.2f}", f"{load:.1f}"]
-                for label, (render, check, load) in (
+                [label, f"{render:.2f} s", f"{check:.2f} s", f"{ratio:.2f}", f"{load:.1f}"]
+                for label, (render, check, ratio, load) in (
                     ("fresh process, verdicts kept", cached),
                     ("fresh process, first run", cold),
                     ("in one process", warm),
@@ -253,11 +283,11 @@ def main() -> None:
         if args.write:
             _write("all", everything)
         for count in args.counts:
-            row = measure(project, pack, count)
+            row = measure(project, pack, count, args.pairs)
             rows.append(row)
             # Written after every count: a long series cut short keeps what it measured.
             first_step = rows[1].step(rows[0]) if len(rows) > 1 else None
-            cells = [r.cells(rows[0], rows[i - 1] if i else None, first_step) for i, r in enumerate(rows)]
+            cells = [r.cells(rows[i - 1] if i else None, first_step) for i, r in enumerate(rows)]
             scale = _table(HEADER, cells)
             print(" | ".join(cells[-1]), flush=True)
             if args.write:
