@@ -270,8 +270,11 @@ class PolicyPackProcess:
         reader.join(_START_TIMEOUT)
         text = line[0].decode().strip() if line else ""
         if not text.isdigit():
+            # What the pack wrote to stderr is read once it has ended, before its file is closed.
+            self._stop()
+            problem = self._stderr_text() or text or "no port printed"
             self.close()
-            raise AnalyzerError(f"policy pack {self.pack_dir} did not start: {self._stderr_text() or text}")
+            raise AnalyzerError(f"policy pack {self.pack_dir} did not start: {problem}")
         return int(text)
 
     def _stderr_text(self) -> str:
@@ -293,6 +296,12 @@ class PolicyPackProcess:
 
     def close(self) -> None:
         """Close the connection and end the pack's process."""
+        self._stop()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _stop(self) -> None:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -306,9 +315,6 @@ class PolicyPackProcess:
             if self._process.stdout is not None:
                 self._process.stdout.close()
             self._process = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
 
     def __enter__(self) -> PolicyPackProcess:
         return self.start()

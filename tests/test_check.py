@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ops.analyzer import (
+    AnalyzerError,
     PolicyConfigError,
     PolicyPackProcess,
     _struct,
@@ -23,7 +24,15 @@ from ops.analyzer import (
     load_config,
     resolve_config,
 )
-from ops.check import check_run, check_stack, config_path, resources_of, validate_schemas
+from ops.check import (
+    StackReport,
+    check_run,
+    check_stack,
+    check_stacks,
+    config_path,
+    resources_of,
+    validate_schemas,
+)
 from ops.cli import app
 from ops.mockrun import Run
 from ops.project import Project
@@ -347,3 +356,33 @@ def test_requests_built_from_converted_properties_are_the_engines_requests() -> 
     once = [analyze_request(r, converted[r.urn]) for r in resources]
     assert once == [analyze_request(r) for r in resources]
     assert analyze_stack_request(resources, converted) == analyze_stack_request(resources)
+
+
+# --- several stacks, one pack ---------------------------------------------------------------
+
+
+def _facts(report: StackReport) -> tuple[str, list[Any], list[Any], list[str]]:
+    return report.stack, report.diagnostics, report.schemas, report.errors
+
+
+def test_stacks_checked_together_report_what_each_reports_alone(pack: PolicyPackProcess) -> None:
+    # Each stack's analysis overlaps the next stack's render; the reports must not mix.
+    together = check_stacks(PROJECT, ["prod", "local"], pack)
+    alone = [check_stack(PROJECT, "prod", pack), check_stack(PROJECT, "local", pack)]
+    assert [_facts(r) for r in together] == [_facts(r) for r in alone]
+
+
+def test_a_pack_not_yet_running_is_started_by_the_check() -> None:
+    pack = PolicyPackProcess(ROOT / "policies")
+    try:
+        (report,) = check_stacks(PROJECT, ["local"], pack)
+        assert pack.pid is not None and report.passed
+    finally:
+        pack.close()
+
+
+def test_a_pack_that_does_not_start_fails_the_check(tmp_path: Path) -> None:
+    (tmp_path / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (tmp_path / "__main__.py").write_text("raise SystemExit('broken pack')\n")
+    with pytest.raises(AnalyzerError, match="did not start: broken pack"):
+        check_stacks(PROJECT, ["local"], PolicyPackProcess(tmp_path))
