@@ -284,3 +284,16 @@ def test_the_diff_is_commented_whatever_its_exit_status_and_a_separate_job_fails
     assert jobs["diff-status"]["needs"] == "diff"
     (fail,) = jobs["diff-status"]["steps"]
     assert fail["env"] == {"STATUS": "${{ needs.diff.outputs.status }}"} and fail["run"] == 'exit "$STATUS"'
+
+
+def test_the_offline_check_keeps_its_verdicts_between_runs_keyed_by_what_invalidates_them() -> None:
+    check = load("preview.yml")["jobs"]["check"]
+    names = [s.get("name") for s in check["steps"]]
+    cache = step(check, "Restore the verdicts of objects found valid")
+    assert names.index(cache["name"]) < names.index("Check (offline, no credentials)")
+    assert cache["with"]["path"] == "build/valid-objects.json"
+    # ops/verdicts.py ignores a file written by other library versions or validating code.
+    sources = "hashFiles('pyproject.toml', 'ops/schemas.py', 'ops/crds.py')"
+    prefix = "valid-objects-${{ matrix.stack }}-${{ " + sources + " }}-"
+    assert cache["with"]["key"] == prefix + "${{ github.sha }}"
+    assert cache["with"]["restore-keys"].strip() == prefix
