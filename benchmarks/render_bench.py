@@ -25,10 +25,10 @@ ratio is taken between runs made one right after the other, and the median of th
 reported: ``vs +0`` pairs each render with a render of the base stack (+0) just before it,
 ``render / floor`` each render with its floor just after it, ``check / render`` each render with
 its check, and ``check --all`` each fresh ``check --all`` with a fresh render of every stack just
-before it. ``check --all`` is also given as wall time: the pack's process starts and analyses
-each stack while the next one renders, on a second core, so the CPU ratio is the work and the
-wall ratio what a user waits. Every count runs the same number of pairs (``--pairs``, 3), so the
-ends of a series are measured alike. A count whose render takes more than ``--budget`` seconds ends the series.
+before it. ``check --all`` is also given as wall time: the pack's process starts while the first
+stack renders, on a second core, so the CPU ratio is the work and the wall ratio what a user
+waits. Every count runs the same number of pairs (``--pairs``, 3), so the ends of a series are
+measured alike. A count whose render takes more than ``--budget`` seconds ends the series.
 
 Run with ``make bench``; ``--write`` replaces the tables in docs/benchmarks.md. A measurement, not
 a test: it prints, it asserts nothing.

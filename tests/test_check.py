@@ -366,7 +366,7 @@ def _facts(report: StackReport) -> tuple[str, list[Any], list[Any], list[str]]:
 
 
 def test_stacks_checked_together_report_what_each_reports_alone(pack: PolicyPackProcess) -> None:
-    # Each stack's analysis overlaps the next stack's render; the reports must not mix.
+    # One pack, configured stack after stack: the reports must not mix.
     together = check_stacks(PROJECT, ["prod", "local"], pack)
     alone = [check_stack(PROJECT, "prod", pack), check_stack(PROJECT, "local", pack)]
     assert [_facts(r) for r in together] == [_facts(r) for r in alone]
