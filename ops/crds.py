@@ -181,9 +181,11 @@ def model_for(api_version: str, kind: str) -> type[BaseModel] | None:
         # Only the classes the kind needs are created (see _VersionSlices); the whole version
         # module, without its package's __init__ (see _package_alone), where that fails.
         slices = _version_slices(package, version)
-        if slices is not None:
-            model = slices.kind(kind)
-        else:
+        try:
+            model = slices.kind(kind) if slices is not None else None
+        except NameError:
+            slices = None  # a class named in a way the cut did not see: the module, whole
+        if slices is None:
             _package_alone(package)
             model = getattr(importlib.import_module(f"{package}.{version}"), kind, None)
     except ImportError:

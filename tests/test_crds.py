@@ -104,3 +104,12 @@ def test_a_cut_kind_rejects_a_field_its_crd_does_not_define() -> None:
         "invalid",
         "spec.podMetricsEndpoints[0].prot: field not defined by the CRD",
     )
+
+
+def test_a_kind_whose_cut_fails_is_taken_from_the_whole_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    def unseen_name(self: object, kind: str) -> object:
+        raise NameError("name 'Unseen' is not defined")
+
+    monkeypatch.setattr(crds._VersionSlices, "kind", unseen_name)
+    model = crds.model_for("networking.istio.io/v1", "VirtualService")
+    assert model is _generated("networking.istio.io/v1", "VirtualService")
