@@ -13,15 +13,20 @@ from ops import crds
 from ops.render import is_manifest, manifest
 from tests.conftest import rendered
 
-#: Every custom resource kind the platform renders that a maintained schema source covers.
-RENDERED_KINDS = sorted(
-    {
-        (obj["apiVersion"], obj["kind"])
-        for stack in ("dev", "prod")
-        for obj in (manifest(r) for r in rendered(stack).registrations if is_manifest(r))
-        if obj["apiVersion"].partition("/")[0] in crds.SOURCES
-    }
-)
+#: Every custom resource kind the platform renders that a maintained schema source covers. A
+#: list, not a render at collection time (every xdist worker would pay it); the first test keeps
+#: it equal to what the stacks render.
+RENDERED_KINDS = [
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "Gateway"),
+    ("networking.istio.io/v1", "VirtualService"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("security.istio.io/v1", "PeerAuthentication"),
+    ("telemetry.istio.io/v1", "Telemetry"),
+]
 
 
 def _generated(api_version: str, kind: str) -> type[BaseModel]:
@@ -31,13 +36,14 @@ def _generated(api_version: str, kind: str) -> type[BaseModel]:
     return model
 
 
-def test_the_platform_renders_custom_resources_of_every_source() -> None:
-    assert {api_version.partition("/")[0] for api_version, _ in RENDERED_KINDS} == {
-        "networking.istio.io",
-        "security.istio.io",
-        "telemetry.istio.io",
-        "monitoring.coreos.com",
+def test_the_kinds_checked_here_are_the_custom_resources_the_stacks_render() -> None:
+    rendered_kinds = {
+        (obj["apiVersion"], obj["kind"])
+        for stack in ("dev", "prod")
+        for obj in (manifest(r) for r in rendered(stack).registrations if is_manifest(r))
+        if obj["apiVersion"].partition("/")[0] in crds.SOURCES
     }
+    assert sorted(rendered_kinds) == RENDERED_KINDS
 
 
 @pytest.mark.parametrize(("api_version", "kind"), RENDERED_KINDS)
