@@ -10,6 +10,7 @@ asks (``ops.urns``): is it a new URN, or an alias of one?
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import pytest
 import yaml
 
 from components.options import child_opts
+from infra import catalog
 from ops.diff import render_tree
-from ops.gitrepo import has_commit, temporary_worktree
+from ops.gitrepo import git, has_commit, temporary_worktree
+from ops.scale import Synthetic, synthetic_workloads
 from ops.urns import STACK_TYPE, Engine
 from tests.conftest import PROJECT, ROOT, rendered, run_program
 
@@ -116,6 +119,35 @@ def test_every_resource_before_the_renames_keeps_its_identity(
     before_renames: dict[str, Any], renders: dict[str, dict[str, Any]], stack: str
 ) -> None:
     assert lost(before_renames[stack], renders["after"][stack]) == []
+
+
+@pytest.mark.parametrize("commit", [BEFORE_AREAS, BEFORE_RENAMES])
+def test_the_workloads_that_keep_their_old_urns_are_the_catalog_of_then(commit: str, tmp_path: Path) -> None:
+    if not has_commit(ROOT, commit):
+        pytest.skip(f"{commit[:12]} is not in this clone (fetch the full history)")
+    (tmp_path / "catalog.py").write_text(git(ROOT, "show", f"{commit}:infra/catalog.py"))
+    then = {w.name for w in runpy.run_path(str(tmp_path / "catalog.py"))["WORKLOADS"]}
+    assert {n for n in {*then, *catalog.names()} if catalog.predates_components(n)} == then
+
+
+def _own_aliases(registrations: list[Any], workload: str) -> list[dict[str, Any]]:
+    """The aliases this program gave the resources named after ``workload`` (not pulumi-kubernetes'
+    aliases of older API versions of a type, which name a type only; empty fields mean "as now")."""
+    return [
+        alias
+        for r in registrations
+        if workload in r.name
+        for alias in r.aliases
+        if {field for field, value in alias.items() if value} != {"type"}
+    ]
+
+
+def test_a_workload_added_since_the_components_carries_no_alias_of_an_older_urn() -> None:
+    (added,) = synthetic_workloads(1)
+    run = Synthetic(PROJECT, "dev", 1).run()
+    assert [r for r in run.registrations if added.name in r.name]
+    assert _own_aliases(run.registrations, added.name) == []
+    assert _own_aliases(run.registrations, "catalog-service")
 
 
 #: Components a workload (or a platform container) gets in an area keep its name: their own

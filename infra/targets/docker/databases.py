@@ -8,6 +8,7 @@ import pulumi
 
 from components.docker.postgres import PostgresArgs, PostgresDatabase
 from components.options import child_opts
+from infra.catalog import predates_components
 
 TYPE = "vinylhound:databases:LocalDatabases"
 
@@ -22,7 +23,9 @@ class LocalDatabases(pulumi.ComponentResource):
     ) -> None:
         super().__init__(TYPE, name, None, opts)
         self.databases = {
-            workload: PostgresDatabase(db.name, db, child_opts(self, moved_from_root=True))
+            workload: PostgresDatabase(
+                db.name, db, child_opts(self, moved_from_root=predates_components(workload))
+            )
             for workload, db in args.items()
         }
         self.register_outputs({})

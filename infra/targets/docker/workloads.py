@@ -143,6 +143,8 @@ class LocalWorkloads(pulumi.ComponentResource):
                 *(self.containers[w].container for w in args.after.get(spec.name, ())),
             ]
             self.containers[spec.name] = ContainerService(
-                spec.name, spec, child_opts(self, after, moved_from_root=True)
+                spec.name,
+                spec,
+                child_opts(self, after, moved_from_root=catalog.predates_components(spec.name)),
             )
         self.register_outputs({})

@@ -262,7 +262,7 @@ class ContractGate(pulumi.ComponentResource):
                 opts=child_opts(
                     self,
                     after,
-                    renamed_from=f"{service}-{NAME}",
+                    renamed_from=f"{service}-{NAME}" if catalog.predates_components(service) else None,
                     custom_timeouts=pulumi.CustomTimeouts(create=TIMEOUT, update=TIMEOUT),
                 ),
             )

@@ -367,7 +367,9 @@ class Databases(pulumi.ComponentResource):
                 f"{w}-db",
                 db_args,
                 child_opts(
-                    self, [args.namespace, self.operator, *args.monitoring_crds], moved_from_root=True
+                    self,
+                    [args.namespace, self.operator, *args.monitoring_crds],
+                    moved_from_root=catalog.predates_components(w),
                 ),
             )
             for w, db_args in args.databases.items()
@@ -624,9 +626,12 @@ class ServiceMigration(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _opts(self, renamed_from: str, *after: pulumi.Resource, **options: Any) -> pulumi.ResourceOptions:
-        return child_opts(
-            self, [*self._after, *after], moved_from_root=True, renamed_from=renamed_from, **options
-        )
+        """Options of a child called ``renamed_from`` at the stack root before, if its workload
+        was deployed then (``catalog.predates_components``)."""
+        waits_for = [*self._after, *after]
+        if not catalog.predates_components(self._plan.workload):
+            return child_opts(self, waits_for, **options)
+        return child_opts(self, waits_for, moved_from_root=True, renamed_from=renamed_from, **options)
 
     def _job(
         self,

@@ -293,8 +293,11 @@ class Mesh(pulumi.ComponentResource):
     def _named(self, role: str) -> str:
         return f"{self._prefix}-{role}"
 
-    def _after(self, role: str, *after: pulumi.Resource) -> pulumi.ResourceOptions:
-        """Options of the child that was called ``role`` before it was named after the mesh."""
+    def _after(self, role: str, *after: pulumi.Resource, history: bool = True) -> pulumi.ResourceOptions:
+        """Options of the child that was called ``role`` before it was named after the mesh
+        (unless it has no ``history``: declared since, for a workload added since)."""
+        if not history:
+            return child_opts(self, after)
         return child_opts(self, after, moved_from_root=True, renamed_from=role)
 
     def _edge_gateway(self, args: MeshArgs) -> None:
@@ -340,7 +343,12 @@ class Mesh(pulumi.ComponentResource):
                     "metadata": {"name": f"{service}-routes", "namespace": ns, "labels": common},
                     "spec": spec,
                 },
-                self._after(f"{service}-mesh-routes", *installed, *gates),
+                self._after(
+                    f"{service}-mesh-routes",
+                    *installed,
+                    *gates,
+                    history=catalog.predates_components(service),
+                ),
             )
 
     def _mesh_policy(self, args: MeshArgs) -> None:
@@ -364,5 +372,5 @@ class Mesh(pulumi.ComponentResource):
             ServiceTraffic(
                 f"{traffic_args.name}-traffic",
                 traffic_args,
-                child_opts(self, requires, moved_from_root=True),
+                child_opts(self, requires, moved_from_root=catalog.predates_components(traffic_args.name)),
             )

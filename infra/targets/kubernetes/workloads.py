@@ -15,7 +15,7 @@ from components.labels import LabelContext
 from components.options import child_opts
 from components.values import SecretKeyRef
 from infra import env
-from infra.catalog import Workload
+from infra.catalog import Workload, predates_components
 from infra.config import PlatformConfig, Resources, WorkloadConfig
 from infra.stack_secrets import StackSecrets
 from infra.targets.kubernetes import network
@@ -180,7 +180,11 @@ class Workloads(pulumi.ComponentResource):
                 )
             )
         self.services = {
-            spec.name: Microservice(spec.name, spec, opts=child_opts(self, depends, moved_from_root=True))
+            spec.name: Microservice(
+                spec.name,
+                spec,
+                opts=child_opts(self, depends, moved_from_root=predates_components(spec.name)),
+            )
             for spec in args.specs
         }
         self.register_outputs({name: svc.address for name, svc in self.services.items()})

@@ -27,7 +27,7 @@ from components.kubernetes.specs import KubeObject
 from components.labels import LabelContext
 from components.options import child_opts
 from infra import env, pod_security
-from infra.catalog import Workload
+from infra.catalog import Workload, predates_components
 from infra.config import PlatformConfig
 from infra.targets.kubernetes import helm, traffic
 from infra.targets.kubernetes.extras import WorkloadExtras
@@ -188,8 +188,13 @@ class Observability(pulumi.ComponentResource):
         )
         self.register_outputs({"collector": self.collector})
 
-    def _child(self, role: str, *after: pulumi.Resource) -> tuple[str, pulumi.ResourceOptions]:
-        """A child's name (``<component>-<role>``) and options; ``role`` was its name before."""
+    def _child(
+        self, role: str, *after: pulumi.Resource, history: bool = True
+    ) -> tuple[str, pulumi.ResourceOptions]:
+        """A child's name (``<component>-<role>``) and options; ``role`` was its name before, at
+        the stack root, unless it has no ``history`` (a workload's, for a workload added since)."""
+        if not history:
+            return f"{self._prefix}-{role}", child_opts(self, after)
         return f"{self._prefix}-{role}", child_opts(self, after, moved_from_root=True, renamed_from=role)
 
     def _namespace(
@@ -289,23 +294,23 @@ class Observability(pulumi.ComponentResource):
 
         # Custom resources wait for the chart that installs their CRDs; app-namespace ones also
         # for the namespace.
-        def in_app_with_crds(role: str, obj: KubeObject) -> None:
-            name, opts = self._child(role, args.namespace, stack)
+        def in_app_with_crds(role: str, obj: KubeObject, history: bool = True) -> None:
+            name, opts = self._child(role, args.namespace, stack, history=history)
             custom_resource(name, obj, opts)
 
-        def in_monitoring(role: str, obj: KubeObject) -> None:
-            name, opts = self._child(role, monitoring_ns)
+        def in_monitoring(role: str, obj: KubeObject, history: bool = True) -> None:
+            name, opts = self._child(role, monitoring_ns, history=history)
             k8s.core.v1.ConfigMap(name, metadata=obj["metadata"], data=obj["data"], opts=opts)
 
         for signals in args.workloads:
-            workload = signals.name
-            in_app_with_crds(f"{workload}-sidecar-monitor", signals.sidecar_monitor)
+            workload, old = signals.name, predates_components(signals.name)
+            in_app_with_crds(f"{workload}-sidecar-monitor", signals.sidecar_monitor, old)
             if signals.app_monitor is not None:
-                in_app_with_crds(f"{workload}-app-monitor", signals.app_monitor)
-            in_app_with_crds(f"{workload}-alerts", signals.alerts)
+                in_app_with_crds(f"{workload}-app-monitor", signals.app_monitor, old)
+            in_app_with_crds(f"{workload}-alerts", signals.alerts, old)
             if signals.database_alerts is not None:
-                in_app_with_crds(signals.database_alerts["metadata"]["name"], signals.database_alerts)
-            in_monitoring(f"{workload}-dashboard", signals.dashboard)
+                in_app_with_crds(signals.database_alerts["metadata"]["name"], signals.database_alerts, old)
+            in_monitoring(f"{workload}-dashboard", signals.dashboard, old)
         in_monitoring("migration-dashboard", args.migration_dashboard)
         name, opts = self._child("jaeger-monitor", stack, self.jaeger)
         custom_resource(name, monitors.jaeger_service_monitor(common), opts)
