@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components.kubernetes.microservice import Microservice
 from components.kubernetes.specs import AutoscalingSpec, WorkloadSpec
@@ -153,3 +154,27 @@ def test_children_wait_for_what_the_component_depends_on() -> None:
     secret_urn = regs["shared-secret"].urn
     children = [r for r in regs.values() if r.parent == regs["user-service"].urn]
     assert children and all(secret_urn in r.dependencies for r in children)
+
+
+#: The Microservice's objects registered through the generic class, and the typed class of each.
+TYPED = {
+    "deployment": k8s.apps.v1.Deployment,
+    "hpa": k8s.autoscaling.v2.HorizontalPodAutoscaler,
+    "pdb": k8s.policy.v1.PodDisruptionBudget,
+    "netpol": k8s.networking.v1.NetworkPolicy,
+}
+
+
+def test_generic_objects_register_as_their_typed_classes_would_without_version_aliases() -> None:
+    def program() -> None:
+        Microservice("user-service", dataclasses.replace(SPEC, autoscaling=AutoscalingSpec(3, 6)))
+        for role, typed in TYPED.items():
+            generic = regs[f"user-service-{role}"].inputs
+            typed(f"typed-{role}", metadata=generic["metadata"], spec=generic["spec"])
+
+    regs: dict[str, Registration] = registered(dataclasses.replace(SPEC, autoscaling=AutoscalingSpec(3, 6)))
+    both = {r.name: r for r in run_program(program)}
+    for role in TYPED:
+        ours, theirs = both[f"user-service-{role}"], both[f"typed-{role}"]
+        assert (ours.type, ours.inputs) == (theirs.type, theirs.inputs)
+        assert ours.aliases == () and theirs.aliases

@@ -1,6 +1,10 @@
 """Registering a custom resource from its full object (``apiVersion``, ``kind``, ``metadata``,
 ``spec``), so the spec-building functions return whole objects and the registration is one line.
 
+A built-in kind with a ``spec`` registers the same way: the request carries the type token the
+typed class would send (``kubernetes:apps/v1:Deployment``) and the same inputs, without the
+aliases the typed classes add for API versions the platform never used (see the Microservice).
+
 Shared by the components and the Kubernetes target (components never import ``infra``).
 """
 

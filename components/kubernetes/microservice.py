@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubernetes import specs
+from components.kubernetes.custom_resource import custom_resource
 from components.kubernetes.specs import WorkloadSpec
 from components.options import child_opts, waits
 
@@ -39,28 +43,33 @@ class Microservice(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=meta, automount_service_account_token=False, opts=child
         )
-        deployment = k8s.apps.v1.Deployment(
+        # The Deployment, HPA, PDB and NetworkPolicy go through the generic class: the engine and
+        # the provider receive the very request the typed classes send (same type token, same
+        # inputs), without the aliases those add for API versions this platform never deployed
+        # (apps/v1beta1, extensions/v1beta1, ...), which the SDK resolves for every workload on
+        # every run (docs/benchmarks.md). tests/test_microservice.py holds them to that.
+        deployment = custom_resource(
             f"{name}-deployment",
-            metadata=meta,
-            spec=specs.deployment_spec(args),
-            opts=child_opts(self, [*after, account]),
+            _object("apps/v1", "Deployment", meta, specs.deployment_spec(args)),
+            child_opts(self, [*after, account]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta, spec=specs.service_spec(args), opts=child
         )
         hpa = specs.hpa_spec(args)
         if hpa is not None:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            custom_resource(
                 f"{name}-hpa",
-                metadata=meta,
-                spec=hpa,
-                opts=child_opts(self, [*after, deployment]),
+                _object("autoscaling/v2", "HorizontalPodAutoscaler", meta, hpa),
+                child_opts(self, [*after, deployment]),
             )
         pdb = specs.pdb_spec(args)
         if pdb is not None:
-            k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=meta, spec=pdb, opts=child)
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol", metadata=meta, spec=specs.network_policy_spec(args), opts=child
+            custom_resource(f"{name}-pdb", _object("policy/v1", "PodDisruptionBudget", meta, pdb), child)
+        custom_resource(
+            f"{name}-netpol",
+            _object("networking.k8s.io/v1", "NetworkPolicy", meta, specs.network_policy_spec(args)),
+            child,
         )
 
         self.service_name = service.metadata.name
@@ -68,3 +77,7 @@ class Microservice(pulumi.ComponentResource):
             f"http://{args.name}.{args.namespace}.svc.cluster.local:{args.port}"
         )
         self.register_outputs({"service_name": self.service_name, "address": self.address})
+
+
+def _object(api_version: str, kind: str, metadata: Mapping[str, Any], spec: Any) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": metadata, "spec": spec}
