@@ -25,16 +25,17 @@ from ops.project import Project
 TEMPLATE = "catalog-service"
 
 
-def synthetic_workloads(count: int) -> tuple[catalog.Workload, ...]:
-    """``count`` copies of the template service, named ``svc-000`` and on."""
+def synthetic_workloads(count: int, database: bool = False) -> tuple[catalog.Workload, ...]:
+    """``count`` copies of the template service, named ``svc-000`` and on; with ``database``, each
+    owns a new database (no monolith tables) and reads the template's environment."""
     template = catalog.workload(TEMPLATE)
     return tuple(
         dataclasses.replace(
             template,
             name=f"svc-{i:03d}",
             endpoints=(),
-            database=None,
-            env=("PORT",),
+            database=catalog.Database(f"svc_{i:03d}", ()) if database else None,
+            env=template.env if database else ("PORT",),
             description="A synthetic service for scale measurements.",
         )
         for i in range(count)
@@ -62,6 +63,8 @@ class Synthetic:
     project: Project
     stack: str
     count: int
+    #: Each synthetic service owns a new database (``synthetic_workloads``).
+    database: bool = False
 
     def config(self, **overrides: object) -> dict[str, str]:
         """The stack's config values with every synthetic service enabled (``overrides`` go into
@@ -69,14 +72,14 @@ class Synthetic:
         values = dict(self.project.stack_config(self.stack).values)
         platform = json.loads(values[FULL_KEY])
         settings = {**platform["services"][TEMPLATE], **overrides}
-        for w in synthetic_workloads(self.count):
+        for w in synthetic_workloads(self.count, self.database):
             platform["services"][w.name] = settings
         values[FULL_KEY] = json.dumps(platform)
         return values
 
     def run(self, **overrides: object) -> Run:
         """The program run offline over the extended catalog and config."""
-        with extended_catalog(synthetic_workloads(self.count)):
+        with extended_catalog(synthetic_workloads(self.count, self.database)):
             return run_offline(
                 program,
                 project=self.project.name,

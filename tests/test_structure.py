@@ -150,6 +150,13 @@ def test_a_workload_added_since_the_components_carries_no_alias_of_an_older_urn(
     assert _own_aliases(run.registrations, "catalog-service")
 
 
+def test_a_database_added_since_the_components_carries_no_alias_of_an_older_urn() -> None:
+    (added,) = synthetic_workloads(1, database=True)
+    run = Synthetic(PROJECT, "dev", 1, database=True).run()
+    assert [r for r in run.registrations if r.name == f"{added.name}-db"]
+    assert _own_aliases(run.registrations, added.name) == []
+
+
 #: Components a workload (or a platform container) gets in an area keep its name: their own
 #: children are named after them, so renaming them would rename every child too.
 PER_WORKLOAD = {

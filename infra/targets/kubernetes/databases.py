@@ -168,8 +168,10 @@ class DatabasesArgs:
     too). ``databases``: per workload whose cluster is declared here, its args (catalog order).
     ``migrations``: per workload whose schema is applied here, what its migration runs (the
     monolith first: a service's schema is read from the monolith's tables).
-    ``network_policies``: per NetworkPolicy name, its spec. ``read_host_readers``: the workloads
-    that read ``DB_HOST`` and get ``DB_READ_HOST``. ``monitoring_crds``: the release that installs
+    ``network_policies``: per NetworkPolicy name, its spec; ``policies_before_components``: those
+    of them whose workload was deployed before the area components (their Pulumi name then was
+    ``<name>-netpol``). ``read_host_readers``: the workloads that read ``DB_HOST`` and get
+    ``DB_READ_HOST``. ``monitoring_crds``: the release that installs
     the Prometheus Operator CRDs; every PodMonitor depends on it.
     """
 
@@ -182,6 +184,7 @@ class DatabasesArgs:
     databases: Mapping[str, ServiceDatabaseArgs]
     migrations: Mapping[str, MigrationPlan]
     network_policies: Mapping[str, KubeObject]
+    policies_before_components: frozenset[str] = frozenset()
     read_host_readers: frozenset[str] = frozenset()
     monitoring_crds: Sequence[pulumi.Resource] = ()
 
@@ -322,6 +325,12 @@ def databases_args(
         f"{endpoints[name].cluster}-migration": network.migration_job_policy(endpoints[name], monolith)
         for name in migrations
     }
+    before_components = frozenset(
+        policy
+        for name in (*databases, *migrations)
+        if catalog.predates_components(name)
+        for policy in (endpoints[name].cluster, f"{endpoints[name].cluster}-migration")
+    )
     return DatabasesArgs(
         app_namespace=cfg.namespace,
         context=context,
@@ -332,6 +341,7 @@ def databases_args(
         databases=databases,
         migrations=migrations,
         network_policies=policies,
+        policies_before_components=before_components & policies.keys(),
         read_host_readers=frozenset(w.name for w in enabled if "DB_HOST" in w.env),
         monitoring_crds=monitoring_crds,
     )
@@ -397,11 +407,12 @@ class Databases(pulumi.ComponentResource):
             name: m.write_gate for name, m in self.migrations.items() if m.write_gate is not None
         }
         for k8s_name, spec in args.network_policies.items():
+            old_name = f"{k8s_name}-netpol" if k8s_name in args.policies_before_components else None
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{k8s_name}-netpol",
                 metadata={"name": k8s_name, "namespace": args.app_namespace, "labels": args.context.common()},
                 spec=spec,
-                opts=child_opts(self, [args.namespace], renamed_from=f"{k8s_name}-netpol"),
+                opts=child_opts(self, [args.namespace], renamed_from=old_name),
             )
         endpoints, readers = self.endpoints, args.read_host_readers
         self.extras = WorkloadExtras(
