@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,6 +226,12 @@ def analyze_stack_request(
     )
 
 
+#: ``Analyze`` calls a check keeps in flight. One at a time, each of the ~700 calls for the four
+#: stacks cost the pack ~0.8 ms of CPU and the client ~0.5 ms in gRPC's handoffs alone (measured
+#: with an empty call); a window of calls is answered for about a third of that.
+IN_FLIGHT = 16
+
+
 class PolicyPackProcess:
     """A running policy pack and a client of its analyzer service. Use as a context manager."""
 
@@ -356,9 +363,11 @@ class PolicyPackProcess:
         try:
             return getattr(self.stub, method)(request)
         except grpc.RpcError as err:
-            raise AnalyzerError(
-                f"policy pack {method} failed: {err.details()}\n{self._stderr_text()}"
-            ) from None
+            raise self._failed(method, err) from None
+
+    def _failed(self, method: str, err: grpc.RpcError) -> AnalyzerError:
+        details = err.details() if isinstance(err, grpc.Call) else str(err)
+        return AnalyzerError(f"policy pack {method} failed: {details}\n{self._stderr_text()}")
 
     def _read_info(self) -> None:
         from google.protobuf import empty_pb2
@@ -405,13 +414,39 @@ class PolicyPackProcess:
         return self._diagnostics(self._call("AnalyzeStack", request), "")
 
     def run(self, resources: list[Resource], resolved: Mapping[str, ResolvedPolicy]) -> list[Diagnostic]:
-        """Configure, analyze each resource, then the stack; what a preview with the pack does."""
+        """Configure, analyze each resource, then the stack; what a preview with the pack does.
+        The diagnostics come in the order of ``resources``, then the stack's."""
         self.configure(resolved)
         # Each resource's properties are converted once for both calls: the conversion (protobuf's
         # Struct.update, in Python) was most of the cost of building the requests.
         properties = {r.urn: _struct(r.properties) for r in resources}
-        found = [d for r in resources for d in self.analyze(r, properties[r.urn])]
-        return found + self.analyze_stack(resources, properties)
+        return self._analyze_each(resources, properties) + self.analyze_stack(resources, properties)
+
+    def _analyze_each(
+        self, resources: list[Resource], properties: Mapping[str, struct_pb2.Struct]
+    ) -> list[Diagnostic]:
+        """``Analyze`` every resource, up to ``IN_FLIGHT`` calls at a time, as the engine sends
+        them while resources register; answers are read in the order of ``resources``."""
+        found: list[Diagnostic] = []
+        pending: deque[tuple[Resource, Any]] = deque()
+        try:
+            for resource in resources:
+                request = analyze_request(resource, properties[resource.urn])
+                pending.append((resource, self.stub.Analyze.future(request)))
+                if len(pending) >= IN_FLIGHT:
+                    found += self._answer(*pending.popleft())
+            while pending:
+                found += self._answer(*pending.popleft())
+        finally:
+            for _, call in pending:  # what is left after a failed call
+                call.cancel()
+        return found
+
+    def _answer(self, resource: Resource, call: Any) -> list[Diagnostic]:
+        try:
+            return self._diagnostics(call.result(), resource.urn)
+        except grpc.RpcError as err:
+            raise self._failed("Analyze", err) from None
 
 
 @contextlib.contextmanager

@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 
-from ops.analyzer import Diagnostic, PolicyPackProcess, ResolvedPolicy, Resource, load_config, resolve_config
+from ops import analyzer
+from ops.analyzer import (
+    AnalyzerError,
+    Diagnostic,
+    PolicyPackProcess,
+    ResolvedPolicy,
+    Resource,
+    load_config,
+    resolve_config,
+)
+from ops.check import resources_of
+from tests.conftest import rendered
 from tests.policy_baseline import CONSUMED, NAME, NS, baseline, container, env, mutated, without
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -949,3 +960,28 @@ def test_a_namespace_listed_as_privileged_may_enforce_privileged(pack: PolicyPac
     allowed: dict[str, Any] = {"pod-security-admission": {"privilegedNamespaces": [NS]}}
     assert [d for d in analyze(pack, loose, **allowed) if d.policy == "pod-security-admission"] == []
     assert [d for d in analyze(pack, loose) if d.policy == "pod-security-admission"] != []
+
+
+def test_analyze_calls_in_flight_report_what_one_call_at_a_time_reports(
+    pack: PolicyPackProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dev stack judged by prod's config: many resources with findings of their own.
+    resources, config = resources_of(rendered("dev")), config_of(pack, "prod")
+    monkeypatch.setattr(analyzer, "IN_FLIGHT", 1)
+    one_at_a_time = pack.run(resources, config)
+    monkeypatch.undo()
+    in_flight = pack.run(resources, config)
+    reporting = [i for i, r in enumerate(resources) if any(d.urn == r.urn for d in one_at_a_time)]
+    assert reporting[-1] - reporting[0] > analyzer.IN_FLIGHT  # findings across several windows
+    assert in_flight == one_at_a_time
+
+
+def test_an_analyze_call_that_fails_is_reported_as_the_packs_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    resources = list(baseline().values())
+    with PolicyPackProcess(ROOT / "policies") as lost:
+        monkeypatch.setattr(lost, "configure", lambda resolved: None)
+        assert lost._process is not None
+        lost._process.kill()
+        lost._process.wait()
+        with pytest.raises(AnalyzerError, match="policy pack Analyze failed"):
+            lost.run(resources, {})
