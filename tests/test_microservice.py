@@ -166,15 +166,15 @@ TYPED = {
 
 
 def test_generic_objects_register_as_their_typed_classes_would_without_version_aliases() -> None:
-    def program() -> None:
-        Microservice("user-service", dataclasses.replace(SPEC, autoscaling=AutoscalingSpec(3, 6)))
-        for role, typed in TYPED.items():
-            generic = regs[f"user-service-{role}"].inputs
-            typed(f"typed-{role}", metadata=generic["metadata"], spec=generic["spec"])
+    ours = registered(dataclasses.replace(SPEC, autoscaling=AutoscalingSpec(3, 6)))
 
-    regs: dict[str, Registration] = registered(dataclasses.replace(SPEC, autoscaling=AutoscalingSpec(3, 6)))
-    both = {r.name: r for r in run_program(program)}
+    def typed_program() -> None:
+        for role, typed in TYPED.items():
+            inputs = ours[f"user-service-{role}"].inputs
+            typed(f"user-service-{role}", metadata=inputs["metadata"], spec=inputs["spec"])
+
+    theirs = {r.name: r for r in run_program(typed_program)}
     for role in TYPED:
-        ours, theirs = both[f"user-service-{role}"], both[f"typed-{role}"]
-        assert (ours.type, ours.inputs) == (theirs.type, theirs.inputs)
-        assert ours.aliases == () and theirs.aliases
+        generic, typed = ours[f"user-service-{role}"], theirs[f"user-service-{role}"]
+        assert (generic.type, generic.inputs) == (typed.type, typed.inputs)
+        assert generic.aliases == () and typed.aliases
