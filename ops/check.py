@@ -3,7 +3,9 @@
 1. The stack's program runs offline (``ops.render.run_stack``), config validation included.
 2. Every Kubernetes object is validated: core objects against the Kubernetes OpenAPI schemas
    (``ops.schemas``), custom resources against their CRD schemas where a source exists
-   (``ops.crds``; the rest are counted as ``unchecked``).
+   (``ops.crds``; the rest are counted as ``unchecked``). Objects found valid before are not
+   validated again (``ops.verdicts``); on a first run a process of its own validates while the
+   stacks render (``ops.validation``).
 3. ``policies/`` runs as its own process and is spoken to over the analyzer gRPC protocol, with the
    stack's ``policies/config/<stack>.json`` resolved the way the CLI resolves it
    (``ops.analyzer``): ``Analyze`` for every registered resource, ``AnalyzeStack`` once.
@@ -33,12 +35,12 @@ from ops.analyzer import (
     load_config,
     resolve_config,
 )
-from ops.crds import validate_custom
 from ops.mockrun import ProgramError, Run
 from ops.output import Output, dump, is_tty, print_table, say
 from ops.project import Project, ProjectError, find_root
 from ops.render import is_manifest, manifest, run_stack
-from ops.schemas import SchemaResult, validate_objects
+from ops.schemas import SchemaResult
+from ops.validation import InProcess, Pending, ValidationError, ValidationProcess, Validator
 from ops.verdicts import ResultCache
 
 PACK_DIR = "policies"
@@ -72,16 +74,11 @@ def validate_schemas(
 ) -> list[SchemaResult]:
     """Core objects against the Kubernetes schemas, custom resources against their CRDs (objects
     ``cache`` holds as valid are not validated again)."""
-    objects = list(objects)
-    return _validate(objects) if cache is None else cache.validate(objects, _validate)
+    return _submit(list(objects), cache, InProcess())()
 
 
-def _validate(objects: list[dict[str, Any]]) -> list[SchemaResult]:
-    results = validate_objects(objects)
-    return [
-        validate_custom(obj) if r.status == "unchecked" else r
-        for obj, r in zip(objects, results, strict=True)
-    ]
+def _submit(objects: list[dict[str, Any]], cache: ResultCache | None, validator: Validator) -> Pending:
+    return validator.submit(objects) if cache is None else cache.submit(objects, validator)
 
 
 def resource_label(urn: str) -> str:
@@ -166,16 +163,18 @@ def check_run(
 ) -> StackReport:
     """Validate and analyze an already rendered run."""
     started = time.perf_counter()
-    report = _validated(run, cache)
+    report, schemas = _validated(run, cache, InProcess())
+    report.schemas = schemas()
     _analyze(report, run, pack, policy_config, source)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _validated(run: Run, cache: ResultCache | None) -> StackReport:
+def _validated(run: Run, cache: ResultCache | None, validator: Validator) -> tuple[StackReport, Pending]:
+    """The stack's report, and its objects' schema results once ``validator`` has them."""
     report = StackReport(stack=run.stack, resources=len(run.registrations))
-    report.schemas = validate_schemas((manifest(r) for r in run.registrations if is_manifest(r)), cache)
-    return report
+    objects = [manifest(r) for r in run.registrations if is_manifest(r)]
+    return report, _submit(objects, cache, validator)
 
 
 def _analyze(
@@ -201,21 +200,32 @@ def check_stacks(
     pack: PolicyPackProcess,
     cache: ResultCache | None = None,
     progress: Callable[[str], None] | None = None,
+    validator: Validator | None = None,
 ) -> list[StackReport]:
     """Check ``stacks`` in order with one pack, started here unless it runs already: its process
-    starts before the first stack renders and is connected to once that stack is validated, so
-    its interpreter's start (~0.3 s) overlaps the render. Raises ``AnalyzerError`` if the pack
-    does not start."""
+    starts before the first stack renders and is connected to once that stack's objects are
+    handed to ``validator`` (here, by default), so its interpreter's start (~0.3 s) overlaps the
+    render. Schema results are collected once every stack is analysed (a ``ValidationProcess``
+    validates them meanwhile). Raises ``AnalyzerError`` if the pack does not start and
+    ``ValidationError`` if a validation process fails."""
     pack.spawn()
-    reports = []
+    validator = validator or InProcess()
+    checked = []
     for stack in stacks:
         if progress is not None:
             progress(stack)
-        reports.append(_check(project, stack, pack, cache))
-    return reports
+        checked.append(_check(project, stack, pack, cache, validator))
+    for report, schemas in checked:
+        if schemas is not None:
+            started = time.perf_counter()
+            report.schemas = schemas()
+            report.seconds += time.perf_counter() - started
+    return [report for report, _ in checked]
 
 
-def _check(project: Project, stack: str, pack: PolicyPackProcess, cache: ResultCache | None) -> StackReport:
+def _check(
+    project: Project, stack: str, pack: PolicyPackProcess, cache: ResultCache | None, validator: Validator
+) -> tuple[StackReport, Pending | None]:
     started = time.perf_counter()
     try:
         path = config_path(project, stack)
@@ -225,18 +235,27 @@ def _check(project: Project, stack: str, pack: PolicyPackProcess, cache: ResultC
             )
         policy_config = load_config(path)
         run = run_stack(project, stack)
-        report = _validated(run, cache)
     except ConfigError as err:
-        return StackReport(stack=stack, errors=err.lines())
+        return StackReport(stack=stack, errors=err.lines()), None
     except (ProjectError, AnalyzerError, ProgramError) as err:
-        return StackReport(stack=stack, errors=str(err).splitlines())
+        return StackReport(stack=stack, errors=str(err).splitlines()), None
+    report, schemas = _validated(run, cache, validator)
     pack.connect()  # a pack that does not start fails the whole check
     try:
         _analyze(report, run, pack, policy_config, str(path.relative_to(project.root)))
     except AnalyzerError as err:
-        return StackReport(stack=stack, errors=str(err).splitlines())
+        return StackReport(stack=stack, errors=str(err).splitlines()), None
     report.seconds = time.perf_counter() - started
-    return report
+    return report, schemas
+
+
+def _validator(cache: ResultCache, running: contextlib.ExitStack) -> Validator:
+    """Without verdicts kept (a first run, new schema sources) every object is validated and
+    every validator built: a process of its own does that on the second core while the stacks
+    render. With verdicts, the few objects a change touched are validated here."""
+    if cache.valid:
+        return InProcess()
+    return running.enter_context(ValidationProcess())
 
 
 def print_report(report: StackReport) -> None:
@@ -291,11 +310,12 @@ def check(
         if not all_stacks:
             project.stack_path(stacks[0])
         cache = ResultCache(project.root / CACHE_FILE)
-        with contextlib.closing(PolicyPackProcess(project.root / PACK_DIR)) as pack:
-            progress = (lambda s: say(f"checking {s} ...", stderr=True)) if all_stacks and is_tty() else None
-            reports = check_stacks(project, stacks, pack, cache, progress)
+        progress = (lambda s: say(f"checking {s} ...", stderr=True)) if all_stacks and is_tty() else None
+        with contextlib.ExitStack() as running:
+            pack = running.enter_context(contextlib.closing(PolicyPackProcess(project.root / PACK_DIR)))
+            reports = check_stacks(project, stacks, pack, cache, progress, _validator(cache, running))
         cache.save()
-    except (ProjectError, AnalyzerError) as err:
+    except (ProjectError, AnalyzerError, ValidationError) as err:
         say(str(err), stderr=True)
         raise typer.Exit(1) from None
     document = {"stacks": [r.to_json() for r in reports]}

@@ -63,7 +63,7 @@ def _package_alone(name: str) -> ModuleType | None:
 
 
 @functools.cache
-def _defer_builds() -> None:
+def defer_builds() -> None:
     """Have every cloudcoil model built on its first use rather than when its module runs.
 
     A version module defines every kind of its group (the Prometheus Operator's v1: Prometheus,
@@ -177,7 +177,7 @@ def model_for(api_version: str, kind: str) -> type[BaseModel] | None:
     if package is None or not version:
         return None
     try:
-        _defer_builds()
+        defer_builds()
         # Only the classes the kind needs are created (see _VersionSlices); the whole version
         # module, without its package's __init__ (see _package_alone), where that fails.
         slices = _version_slices(package, version)

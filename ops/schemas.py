@@ -54,6 +54,11 @@ def _definitions(schema_dir: str) -> Any:
     return utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_dir)
 
 
+def definitions(version: str = KUBERNETES_VERSION) -> Any:
+    """The definitions every kind's schema refers to (1.4 MB of JSON, read once)."""
+    return _definitions(_schema_dir(version))
+
+
 @functools.cache
 def validator(api_version: str, kind: str, version: str = KUBERNETES_VERSION) -> jsonschema.Validator:
     """The strict validator of one kind, built once: ``kubernetes_validate.validate`` builds the

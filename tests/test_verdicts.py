@@ -15,7 +15,7 @@ import pydantic
 import pytest
 from typer.testing import CliRunner
 
-from ops import check, verdicts
+from ops import validation, verdicts
 from ops.check import CACHE_FILE
 from ops.cli import app
 from ops.schemas import SchemaResult
@@ -44,7 +44,7 @@ SECRET: dict[str, Any] = {
 
 
 #: The validation ``check`` runs on the objects without a verdict (taken before any test patches it).
-VALIDATE = check._validate
+VALIDATE = validation.validate
 
 
 class Recording:
@@ -156,14 +156,15 @@ def test_a_second_check_reports_the_same_validating_only_secrets_and_kinds_witho
     project = _project_with(tmp_path, "dev", lambda config: None)
     shutil.copytree(ROOT / "policies", tmp_path / "policies", dirs_exist_ok=True)
     monkeypatch.chdir(project.root)
+    here = Recording()
+    monkeypatch.setattr(validation, "validate", here)
     first = CliRunner().invoke(app, ["check", "dev", "-o", "json"])
     assert first.exit_code == 0, first.output
     assert (project.root / CACHE_FILE).is_file()
-    recording = Recording()
-    monkeypatch.setattr(check, "_validate", recording)
+    assert here.given == []  # without verdicts, a process of its own validated every object
     second = CliRunner().invoke(app, ["check", "dev", "-o", "json"])
     assert second.exit_code == 0, second.output
     assert json.loads(second.output) == json.loads(first.output)
     (stack,) = json.loads(second.output)["stacks"]
     unchecked = {s["kind"] for s in stack["schemas"] if s["status"] == "unchecked"}
-    assert "Secret" in recording.given and set(recording.given) == {"Secret", *unchecked}
+    assert "Secret" in here.given and set(here.given) == {"Secret", *unchecked}

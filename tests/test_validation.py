@@ -1,0 +1,79 @@
+"""Schema validation in a process of its own judges as validation in this one, batch by batch."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Any
+
+import pytest
+
+from ops.analyzer import PolicyPackProcess
+from ops.check import check_stacks
+from ops.validation import ValidationError, ValidationProcess, validate
+from tests.conftest import PROJECT
+
+RULE: dict[str, Any] = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "DestinationRule",
+    "metadata": {"name": "user-service", "namespace": "vinylhound"},
+    "spec": {"host": "user-service", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 5}}},
+}
+CONFIG: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "settings", "namespace": "vinylhound"},
+    "data": {"LOG_LEVEL": "info"},
+}
+CLUSTER: dict[str, Any] = {
+    "apiVersion": "postgresql.cnpg.io/v1",
+    "kind": "Cluster",
+    "metadata": {"name": "db"},
+}
+
+
+def _typo() -> dict[str, Any]:
+    typo = copy.deepcopy(RULE)
+    typo["spec"]["trafficPolicy"]["outlierDetecton"] = {}
+    return typo
+
+
+def _bad_config() -> dict[str, Any]:
+    bad = copy.deepcopy(CONFIG)
+    bad["data"]["LOG_LEVEL"] = 3
+    return bad
+
+
+def test_each_batch_gets_the_verdicts_validation_here_gives_in_its_order() -> None:
+    batches = [[RULE, _typo(), CLUSTER], [], [_bad_config(), CONFIG]]
+    with ValidationProcess() as process:
+        pending = [process.submit(batch) for batch in batches]
+        apart = [results() for results in pending]
+    assert apart == [validate(batch) for batch in batches]
+    assert [r.status for r in apart[0] + apart[2]] == ["ok", "invalid", "unchecked", "invalid", "ok"]
+
+
+def test_a_failing_process_is_reported_with_its_last_words() -> None:
+    with ValidationProcess() as process:
+        pending = process.submit(["not an object"])  # type: ignore[list-item]
+        with pytest.raises(ValidationError, match=r"failed \(exit 1\): AttributeError: 'str' object"):
+            pending()
+
+
+def test_a_process_that_cannot_start_is_reported() -> None:
+    with (
+        pytest.raises(ValidationError, match="did not start"),
+        ValidationProcess(python=f"{sys.prefix}/nowhere"),
+    ):
+        pass
+
+
+def test_stacks_validated_by_the_process_report_what_validation_here_reports(
+    policy_pack: PolicyPackProcess,
+) -> None:
+    with ValidationProcess() as process:
+        apart = check_stacks(PROJECT, ["prod"], policy_pack, validator=process)
+    (here,) = check_stacks(PROJECT, ["prod"], policy_pack)
+    assert [(r.schemas, r.diagnostics, r.errors) for r in apart] == [
+        (here.schemas, here.diagnostics, here.errors)
+    ]
