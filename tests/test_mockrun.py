@@ -7,11 +7,14 @@ import gc
 import json
 import math
 import warnings
+from typing import Any
 
 import pulumi_kubernetes as k8s
 import pytest
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
+from pulumi.runtime import mocks
+from pulumi.runtime import resource as sdk_resource
 
 from ops.mockrun import _RESOURCE_SIG, _SECRET_SIG, _SIG_KEY, _UNKNOWN, MASK, plain, plain_struct
 from tests.conftest import run_program
@@ -28,6 +31,28 @@ def test_an_offline_run_leaves_no_event_loop_unclosed() -> None:
             assert [r.name for r in run_program(_program)] == ["settings"]
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_an_offline_run_sends_no_source_positions_and_leaves_the_sdk_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frames: list[int] = []
+    register = mocks.MockMonitor.RegisterResource
+
+    def counting(self: mocks.MockMonitor, request: Any) -> Any:
+        frames.append(len(request.stackTrace.frames))
+        return register(self, request)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(mocks.MockMonitor, "RegisterResource", counting)
+    computing = sdk_resource._get_stack_trace
+    assert [r.name for r in run_program(_program)] == ["settings"]
+    assert frames and set(frames) == {0}
+    assert sdk_resource._get_stack_trace is computing
+
+
+def test_the_sdk_still_has_the_source_positions_a_run_skips() -> None:
+    # If an upgrade renames it, runs compute positions again (slower, same output): update mockrun.
+    assert callable(getattr(sdk_resource, "_get_stack_trace", None))
 
 
 def _wire_inputs() -> Struct:
