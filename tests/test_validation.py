@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import copy
+import functools
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from ops import check
 from ops.analyzer import PolicyPackProcess
 from ops.check import check_stacks
+from ops.cli import app
 from ops.validation import ValidationError, ValidationProcess, validate
 from tests.conftest import PROJECT
+from tests.test_check import _project_with
 
 RULE: dict[str, Any] = {
     "apiVersion": "networking.istio.io/v1",
@@ -77,3 +83,16 @@ def test_stacks_validated_by_the_process_report_what_validation_here_reports(
     assert [(r.schemas, r.diagnostics, r.errors) for r in apart] == [
         (here.schemas, here.diagnostics, here.errors)
     ]
+
+
+def test_a_first_check_whose_validation_process_fails_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project_with(tmp_path, "local", lambda config: None)
+    monkeypatch.chdir(project.root)
+    broken = functools.partial(ValidationProcess, python=str(tmp_path / "no-python"))
+    monkeypatch.setattr(check, "ValidationProcess", broken)
+    result = CliRunner().invoke(app, ["check", "local"])
+    assert result.exit_code == 1
+    missing = f"[Errno 2] No such file or directory: '{tmp_path}/no-python'"
+    assert result.output.splitlines() == [f"schema validation process did not start: {missing}"]
