@@ -361,18 +361,23 @@ def run_offline(
     Each call starts from a clean runtime: a new event loop, a new root stack and new mocks, so
     runs in one process never share state.
     """
-    with _no_source_positions():  # the root stack registers in set_mocks
-        return _run(program, project=project, stack=stack, config=config, secret_keys=secret_keys)
+    with _no_source_positions():  # from the root stack on, which registers in set_mocks
+        monitor = _fresh_runtime(project, stack, config, secret_keys)
+        try:
+            with _fewer_collections():
+                _sync_await(run_pulumi_func(program))
+                exports = _resolve_exports()
+        except Exception as err:
+            raise ProgramError(err, sorted(monitor.registrations, key=lambda r: r.urn)) from err
+        finally:
+            _shut_down(monitor)
+    registrations = sorted(monitor.registrations, key=lambda r: r.urn)
+    return Run(stack=stack, registrations=registrations, exports=exports)
 
 
-def _run(
-    program: Callable[[], None],
-    *,
-    project: str,
-    stack: str,
-    config: Mapping[str, str],
-    secret_keys: list[str],
-) -> Run:
+def _fresh_runtime(
+    project: str, stack: str, config: Mapping[str, str], secret_keys: list[str]
+) -> _RecordingMonitor:
     asyncio.set_event_loop(asyncio.new_event_loop())
     settings.ROOT.set(None)
     monitor = _RecordingMonitor()
@@ -380,20 +385,15 @@ def _run(
     pulumi.runtime.set_all_config(dict(config), secret_keys)
     settings.SETTINGS.rpc_manager.clear()
     settings.SETTINGS.outputs.clear()
-    try:
-        with _fewer_collections():
-            _sync_await(run_pulumi_func(program))
-            exports = _resolve_exports()
-    except Exception as err:
-        raise ProgramError(err, sorted(monitor.registrations, key=lambda r: r.urn)) from err
-    finally:
-        # Shut down what the run started before closing its loop: async generators, and the
-        # default executor the SDK sends its RPCs to (waiting for its threads), then the loops
-        # those threads were given.
-        loop = asyncio.get_event_loop()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
-        monitor.close_thread_loops()
-    registrations = sorted(monitor.registrations, key=lambda r: r.urn)
-    return Run(stack=stack, registrations=registrations, exports=exports)
+    return monitor
+
+
+def _shut_down(monitor: _RecordingMonitor) -> None:
+    """Shut down what the run started before closing its loop: async generators, and the default
+    executor the SDK sends its RPCs to (waiting for its threads), then the loops those threads
+    were given."""
+    loop = asyncio.get_event_loop()
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+    monitor.close_thread_loops()

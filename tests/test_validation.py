@@ -18,19 +18,8 @@ from ops.cli import app
 from ops.validation import ValidationError, ValidationProcess, validate
 from tests.conftest import PROJECT
 from tests.test_check import _project_with
+from tests.test_verdicts import CONFIG, RULE
 
-RULE: dict[str, Any] = {
-    "apiVersion": "networking.istio.io/v1",
-    "kind": "DestinationRule",
-    "metadata": {"name": "user-service", "namespace": "vinylhound"},
-    "spec": {"host": "user-service", "trafficPolicy": {"outlierDetection": {"consecutive5xxErrors": 5}}},
-}
-CONFIG: dict[str, Any] = {
-    "apiVersion": "v1",
-    "kind": "ConfigMap",
-    "metadata": {"name": "settings", "namespace": "vinylhound"},
-    "data": {"LOG_LEVEL": "info"},
-}
 CLUSTER: dict[str, Any] = {
     "apiVersion": "postgresql.cnpg.io/v1",
     "kind": "Cluster",
