@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  ?= dev
 
-.PHONY: render test test-all test-slow lint typecheck unit tools bench bench-migration clean
+.PHONY: render test test-all test-slow lint typecheck unit tools bench bench-instructions bench-migration clean
 
 # pip prints what it collects and installs: a first install takes a few minutes, and silence that
 # long reads as a hang.
@@ -51,6 +51,10 @@ tools:
 ## bench: render, check and diff 0-500 synthetic services; rewrites the tables in docs/benchmarks.md.
 bench: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/render_bench.py --write
+
+## bench-instructions: render / floor in instructions (valgrind); rewrites its table in docs/benchmarks.md.
+bench-instructions: $(BIN)/vinylhound
+	$(BIN)/python benchmarks/instructions.py --write
 
 bench-migration: $(BIN)/vinylhound
 	$(BIN)/python benchmarks/migration_bench.py

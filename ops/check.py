@@ -293,8 +293,8 @@ def check(
 ) -> None:
     """Render offline, validate every object's schema, run the policy pack.
 
-    Exit status: 0 every stack passed; 1 a mandatory violation, a schema error or a stack that
-    cannot be rendered; 2 a usage error."""
+    Exit status: 0 every stack passed; 1 a mandatory violation, a schema error, a stack that
+    cannot be rendered, or a policy pack or validation process that fails; 2 a usage error."""
     if stack is not None and all_stacks:
         raise typer.BadParameter(f"name a stack ({stack}) or pass --all, not both", param_hint="'--all'")
     if output is Output.markdown:
