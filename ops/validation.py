@@ -66,6 +66,7 @@ class InProcess:
         self.check = check
 
     def submit(self, objects: list[dict[str, Any]]) -> Pending:
+        # ``validate`` is looked up at each call, so a test can record what it is given.
         results = (self.check or validate)(objects)
         return lambda: results
 
