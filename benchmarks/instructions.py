@@ -15,9 +15,9 @@ A render costs ``render - warm`` instructions and its floor ``floor - warm``. Fr
 service, and +500 is projected as the base plus 500/N steps (instructions per service are constant:
 the two steps of the default counts, +0 to +10 and +10 to +20, are printed to show it).
 
-Needs valgrind (``apt-get install valgrind``); takes ~15 minutes for the default counts (valgrind
-runs Python ~50x slower). ``make bench-instructions``; ``--write`` replaces its table in
-docs/benchmarks.md. A measurement, not a test.
+Needs valgrind (``apt-get install valgrind``); takes ~7 minutes for the default counts on an idle
+2-core machine (valgrind runs Python ~50x slower). ``make bench-instructions``; ``--write``
+replaces its table in docs/benchmarks.md. A measurement, not a test.
 """
 
 from __future__ import annotations
